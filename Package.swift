@@ -1,0 +1,151 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// One list of settings for every Swift target: Swift 6 language mode with strict concurrency.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "berth",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "berth", targets: ["berth"]),
+        .executable(name: "berth-router", targets: ["berth-router"]),
+        .executable(name: "berth-sidecar", targets: ["berth-sidecar"]),
+        .executable(name: "berth-edge", targets: ["berth-edge"]),
+        .library(name: "BerthEdge", targets: ["BerthEdge"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
+    ],
+    targets: [
+        // C libraries, each imported by exactly one Swift module.
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(
+            name: "CBerthProto",
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+
+        // Libraries.
+        .target(
+            name: "BerthBus",
+            dependencies: [
+                "CZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthWire",
+            dependencies: ["CBerthProto"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthRouter",
+            dependencies: [
+                "BerthBus", "BerthWire",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthSidecar",
+            dependencies: [
+                "BerthBus", "BerthWire",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthEdge",
+            dependencies: [
+                "BerthBus", "BerthWire",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthCommandLine",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Executables: parse arguments, build the service, run it.
+        .executableTarget(
+            name: "berth-router",
+            dependencies: ["BerthRouter", "BerthCommandLine"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "berth-sidecar",
+            dependencies: ["BerthSidecar", "BerthCommandLine"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "berth-edge",
+            dependencies: ["BerthEdge", "BerthCommandLine"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "berth",
+            dependencies: ["BerthCommandLine", "BerthWire", "BerthBus"],
+            swiftSettings: swiftSettings
+        ),
+
+        // Tests.
+        .testTarget(
+            name: "BerthWireTests",
+            dependencies: ["BerthWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthBusTests",
+            dependencies: ["BerthBus"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthIntegrationTests",
+            dependencies: [
+                "BerthBus", "BerthWire",
+                "berth-router", "berth-sidecar", "berth-edge", "berth",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            exclude: ["Apps"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

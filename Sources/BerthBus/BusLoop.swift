@@ -1,0 +1,150 @@
+import CZeroMQ
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What runs on a `BusLoop`'s thread: it owns the sockets and all the state that goes with them.
+public protocol BusLoopBody: AnyObject, SendableMetatype {
+    /// The sockets to watch for incoming messages; read again before every poll.
+    var sockets: [Socket] { get }
+    /// A whole message arrived on `sockets[index]`.
+    func received(_ frames: [Frame], on index: Int)
+    /// Receiving on `sockets[index]` failed; the loop goes on.
+    func receiveFailed(_ error: BusError, on index: Int)
+    /// Called after every wake-up. Returns when it wants to be called next, or `nil` for no timer.
+    func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant?
+    /// The loop is about to stop: last words (e.g. DISCONNECT) go out here.
+    func stopping()
+}
+
+extension BusLoopBody {
+    public func receiveFailed(_ error: BusError, on index: Int) {}
+    public func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? { nil }
+    public func stopping() {}
+}
+
+/// One thread that owns a set of ZeroMQ sockets and polls them, and takes work from Swift concurrency.
+///
+/// Sockets are not thread-safe, so they never leave this thread: other threads hand it closures through
+/// `execute`, which wakes the poll through an eventfd. The body is made on the thread itself.
+public final class BusLoop<Body: BusLoopBody>: Sendable {
+    private struct Pending: ~Copyable {
+        var work: [@Sendable (Body) -> Void] = []
+        var stopRequested = false
+        var running = false
+    }
+
+    private let name: String
+    private let makeBody: @Sendable () throws -> Body
+    private let pending = Mutex(Pending())
+    private let wakeFD: Int32
+    /// Messages taken from one socket before the loop looks at the others.
+    private let receiveBatch = 256
+
+    public init(name: String, makeBody: @escaping @Sendable () throws -> Body) {
+        self.name = name
+        self.makeBody = makeBody
+        self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+    }
+
+    deinit {
+        close(wakeFD)
+    }
+
+    /// Runs `work` on the loop's thread, soon. Returns false when the loop has stopped (the work is dropped).
+    @discardableResult
+    public func execute(_ work: @escaping @Sendable (Body) -> Void) -> Bool {
+        let wake: Bool? = pending.withLock { pending in
+            guard !pending.stopRequested else { return nil }
+            pending.work.append(work)
+            return pending.work.count == 1
+        }
+        guard let wake else { return false }
+        if wake { signal() }
+        return true
+    }
+
+    /// Asks the loop to stop after the work already handed to it.
+    public func stop() {
+        pending.withLock { $0.stopRequested = true }
+        signal()
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Starts the thread and returns when it has stopped: after `stop()`, or when the calling task is cancelled.
+    /// - Throws: what `makeBody` threw (a bind that failed, say).
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let thread = Thread { [self] in
+                    do {
+                        let body = try makeBody()
+                        loop(body)
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+                thread.name = name
+                thread.start()
+            }
+        } onCancel: {
+            stop()
+        }
+    }
+
+    private func loop(_ body: Body) {
+        var items: [zmq_pollitem_t] = []
+        var next = body.tick(now: .now)
+        while true {
+            let sockets = body.sockets
+            items.removeAll(keepingCapacity: true)
+            for socket in sockets {
+                items.append(zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
+            }
+            items.append(zmq_pollitem_t(socket: nil, fd: wakeFD, events: Int16(ZMQ_POLLIN), revents: 0))
+
+            var timeout: Int = -1
+            if let next {
+                let left = ContinuousClock.now.duration(to: next)
+                timeout = max(0, Int((left.components.seconds * 1_000) + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000))
+            }
+            let ready = zmq_poll(&items, Int32(items.count), timeout)
+            if ready < 0 && zmq_errno() != EINTR { break }
+
+            if items[items.count - 1].revents != 0 {
+                var counter: UInt64 = 0
+                _ = read(wakeFD, &counter, 8)
+            }
+            let (work, stopRequested) = pending.withLock { pending in
+                let work = pending.work
+                pending.work.removeAll(keepingCapacity: true)
+                return (work, pending.stopRequested)
+            }
+            for item in work { item(body) }
+            if stopRequested {
+                body.stopping()
+                return
+            }
+
+            for (index, socket) in sockets.enumerated() where items[index].revents & Int16(ZMQ_POLLIN) != 0 {
+                for _ in 0..<receiveBatch {
+                    do {
+                        guard let frames = try socket.receive() else { break }
+                        body.received(frames, on: index)
+                    } catch {
+                        body.receiveFailed(error, on: index)
+                    }
+                }
+            }
+            next = body.tick(now: .now)
+        }
+    }
+}

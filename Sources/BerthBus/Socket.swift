@@ -1,0 +1,160 @@
+import CZeroMQ
+
+/// The ZeroMQ socket types Berth uses.
+public enum SocketType: Sendable {
+    case router, dealer, pub, sub, xpub, xsub, pair
+
+    var rawValue: Int32 {
+        switch self {
+        case .router: ZMQ_ROUTER
+        case .dealer: ZMQ_DEALER
+        case .pub: ZMQ_PUB
+        case .sub: ZMQ_SUB
+        case .xpub: ZMQ_XPUB
+        case .xsub: ZMQ_XSUB
+        case .pair: ZMQ_PAIR
+        }
+    }
+}
+
+/// The socket options that matter, with the values the libzmq community learned to set on purpose.
+public struct SocketOptions: Sendable {
+    /// Milliseconds to keep unsent messages after close; 0 so that exit is never delayed.
+    public var linger: Int32 = 0
+    /// Largest frame accepted from a peer, in bytes; a peer that sends more is disconnected. -1: no limit.
+    public var maxMessageSize: Int64 = 64 << 20
+    /// Messages queued per peer before sends would block (and non-blocking sends fail).
+    public var sendHighWaterMark: Int32 = 10_000
+    public var receiveHighWaterMark: Int32 = 10_000
+    /// DEALER: queue messages only to completed connections, so a send fails fast when the peer is gone.
+    public var immediate: Bool = false
+    /// ROUTER: a send to an unknown peer fails with EHOSTUNREACH instead of vanishing.
+    public var routerMandatory: Bool = false
+    /// ROUTER: a new connection with a known identity takes over that identity.
+    public var routerHandover: Bool = false
+    /// Identity a DEALER presents to a ROUTER.
+    public var routingID: [UInt8]? = nil
+    /// Milliseconds between reconnect attempts (first, and the backoff ceiling).
+    public var reconnectInterval: Int32 = 100
+    public var reconnectIntervalMax: Int32 = 1_000
+    /// SUB: topic prefixes to subscribe to (empty string: everything).
+    public var subscriptions: [String] = []
+    /// XPUB: block instead of dropping when a subscriber is slow. Berth never wants that on the request path.
+    public var xpubNoDrop: Bool = false
+
+    public init() {}
+}
+
+/// A libzmq socket. Not thread-safe: a socket belongs to the one thread that made it (a `BusLoop`'s thread).
+public final class Socket {
+    let handle: UnsafeMutableRawPointer
+    public let type: SocketType
+    /// Messages with more frames than this are drained and rejected.
+    public static let maxFrames = 1_024
+
+    public init(_ type: SocketType, options: SocketOptions = SocketOptions(), context: Context = .shared) throws(BusError) {
+        guard let handle = zmq_socket(context.handle, type.rawValue) else {
+            throw BusError.last("create \(type) socket")
+        }
+        self.handle = handle
+        self.type = type
+        do {
+            try apply(options)
+        } catch {
+            zmq_close(handle)
+            throw error
+        }
+    }
+
+    deinit {
+        zmq_close(handle)
+    }
+
+    private func apply(_ options: SocketOptions) throws(BusError) {
+        try set(ZMQ_LINGER, options.linger)
+        try set(ZMQ_MAXMSGSIZE, options.maxMessageSize)
+        try set(ZMQ_SNDHWM, options.sendHighWaterMark)
+        try set(ZMQ_RCVHWM, options.receiveHighWaterMark)
+        try set(ZMQ_RECONNECT_IVL, options.reconnectInterval)
+        try set(ZMQ_RECONNECT_IVL_MAX, options.reconnectIntervalMax)
+        if options.immediate { try set(ZMQ_IMMEDIATE, Int32(1)) }
+        if options.routerMandatory { try set(ZMQ_ROUTER_MANDATORY, Int32(1)) }
+        if options.routerHandover { try set(ZMQ_ROUTER_HANDOVER, Int32(1)) }
+        if options.xpubNoDrop { try set(ZMQ_XPUB_NODROP, Int32(1)) }
+        if let id = options.routingID { try set(ZMQ_ROUTING_ID, id) }
+        for topic in options.subscriptions { try set(ZMQ_SUBSCRIBE, Array(topic.utf8)) }
+    }
+
+    public func set(_ option: Int32, _ value: Int32) throws(BusError) {
+        var value = value
+        guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size) == 0 else {
+            throw BusError.last("set socket option \(option) to \(value)")
+        }
+    }
+
+    public func set(_ option: Int32, _ value: Int64) throws(BusError) {
+        var value = value
+        guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int64>.size) == 0 else {
+            throw BusError.last("set socket option \(option) to \(value)")
+        }
+    }
+
+    public func set(_ option: Int32, _ value: [UInt8]) throws(BusError) {
+        let result = value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        guard result == 0 else { throw BusError.last("set socket option \(option)") }
+    }
+
+    public func bind(_ endpoint: String) throws(BusError) {
+        guard zmq_bind(handle, endpoint) == 0 else { throw BusError.last("bind \(endpoint)") }
+    }
+
+    public func connect(_ endpoint: String) throws(BusError) {
+        guard zmq_connect(handle, endpoint) == 0 else { throw BusError.last("connect \(endpoint)") }
+    }
+
+    /// The endpoint the socket bound last, with the port the OS chose for `tcp://host:*`.
+    public var lastEndpoint: String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var size = buffer.count
+        zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size)
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    /// Sends `frames` as one message without blocking.
+    /// - Returns: false when the message cannot be queued now (high-water mark reached, or no peer with IMMEDIATE).
+    /// - Throws: on any other failure, e.g. EHOSTUNREACH for an unknown ROUTER peer.
+    @discardableResult
+    public func send(_ frames: [Frame]) throws(BusError) -> Bool {
+        for (index, frame) in frames.enumerated() {
+            let more = index < frames.count - 1
+            if zmq_msg_send(frame.message, handle, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0 {
+                let errno = zmq_errno()
+                // libzmq queues a multipart message atomically once the first frame is accepted,
+                // so a failure can only happen on the first frame.
+                if errno == EAGAIN && index == 0 { return false }
+                throw BusError(code: .zmq(errno), operation: "send on \(type) socket", message: String(cString: zmq_strerror(errno)))
+            }
+        }
+        return true
+    }
+
+    /// Receives one whole message without blocking; `nil` when none is waiting.
+    /// - Throws: `BusError` with `.tooManyFrames` when the message had more than `maxFrames` frames (the rest is drained).
+    public func receive() throws(BusError) -> [Frame]? {
+        var frames: [Frame] = []
+        while true {
+            let frame = Frame()
+            if zmq_msg_recv(frame.message, handle, frames.isEmpty ? ZMQ_DONTWAIT : 0) < 0 {
+                let errno = zmq_errno()
+                if errno == EAGAIN && frames.isEmpty { return nil }
+                if errno == EINTR { continue }
+                throw BusError(code: .zmq(errno), operation: "receive on \(type) socket", message: String(cString: zmq_strerror(errno)))
+            }
+            let more = zmq_msg_more(frame.message) != 0
+            if frames.count < Socket.maxFrames { frames.append(frame) } else if !more {
+                throw BusError(code: .tooManyFrames, operation: "receive on \(type) socket", message: "message had more than \(Socket.maxFrames) frames; dropped")
+            }
+            if !more { return frames }
+        }
+    }
+}

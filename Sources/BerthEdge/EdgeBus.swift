@@ -1,0 +1,150 @@
+import BerthBus
+import BerthWire
+import Logging
+
+/// The answer to one request sent over the bus.
+struct MeshAnswer: Sendable {
+    var response: Response
+    var body: [Frame]
+}
+
+/// The edge's side of the bus: a DEALER to the router and a PUB for events, on the edge's bus thread.
+///
+/// It matches answers to waiting requests by id, heartbeats the router, and when the router goes quiet it answers
+/// every waiting request at once and connects again: nothing waits on a router that is gone.
+final class EdgeBus: BusLoopBody {
+    private struct Waiting {
+        let continuation: CheckedContinuation<MeshAnswer, Never>
+        /// The router answers 504 at the deadline; this is the edge's own backstop, a little later.
+        let backstop: ContinuousClock.Instant
+    }
+
+    private let configuration: EdgeConfiguration
+    private let logger: Logger
+    private var dealer: Socket
+    private let publisher: Socket
+    private(set) var sockets: [Socket]
+    private var waiting: [UInt64: Waiting] = [:]
+    private var lastHeard: ContinuousClock.Instant = .now
+    private var nextHeartbeat: ContinuousClock.Instant = .now
+    private var nextSweep: ContinuousClock.Instant = .now
+    private(set) var eventsDropped = 0
+
+    init(configuration: EdgeConfiguration, logger: Logger) throws(BusError) {
+        self.configuration = configuration
+        self.logger = logger
+        dealer = try Self.connectDealer(configuration)
+        publisher = try Socket(.pub)
+        try publisher.connect(configuration.events)
+        sockets = [dealer]
+    }
+
+    private static func connectDealer(_ configuration: EdgeConfiguration) throws(BusError) -> Socket {
+        var options = SocketOptions()
+        options.immediate = true
+        let socket = try Socket(.dealer, options: options)
+        try socket.connect(configuration.router)
+        return socket
+    }
+
+    /// Sends a request; `continuation` is resumed exactly once, with the answer or with why there is none.
+    func send(_ request: Request, body: [Frame], continuation: CheckedContinuation<MeshAnswer, Never>) {
+        var frames = [Frame(Envelope.request(request).encoded())]
+        frames.append(contentsOf: body)
+        do {
+            guard try dealer.send(frames) else {
+                continuation.resume(returning: Self.failure(request.id, .routerUnreachable, "the router at \(configuration.router) is not connected"))
+                return
+            }
+        } catch {
+            continuation.resume(returning: Self.failure(request.id, .routerUnreachable, "cannot send to the router: \(error.message)"))
+            return
+        }
+        let timeout = Duration.milliseconds(Int64(request.timeoutMilliseconds))
+        waiting[request.id] = Waiting(continuation: continuation, backstop: .now + timeout + configuration.heartbeatInterval)
+    }
+
+    /// The client went away: stop waiting. The router's answer, if it comes, is dropped.
+    func cancel(_ id: UInt64) {
+        waiting.removeValue(forKey: id)?.continuation.resume(returning: Self.failure(id, .internal, "the client went away"))
+    }
+
+    func publish(topic: String, event: Event) {
+        do {
+            if try !publisher.send([Frame(topic), Frame(event.encoded())]) { eventsDropped += 1 }
+        } catch {
+            eventsDropped += 1
+        }
+    }
+
+    static func failure(_ id: UInt64, _ code: ErrorCode, _ message: String) -> MeshAnswer {
+        MeshAnswer(response: Response(id: id, status: 0, error: MeshError(code: code, message: message, component: code == .routerUnreachable ? "router" : "edge")), body: [])
+    }
+
+    // MARK: From the router
+
+    func received(_ frames: [Frame], on index: Int) {
+        lastHeard = .now
+        guard let first = frames.first else { return }
+        let envelope: Envelope
+        do {
+            envelope = try first.withUnsafeBytes { bytes throws(WireError) in try Envelope(decoding: bytes) }
+        } catch {
+            logger.warning("rejected malformed envelope from router", metadata: ["berth.error": "\(error)"])
+            return
+        }
+        switch envelope {
+        case .response(let response):
+            guard let entry = waiting.removeValue(forKey: response.id) else { return }
+            entry.continuation.resume(returning: MeshAnswer(response: response, body: Array(frames.dropFirst())))
+        case .heartbeat, .disconnect:
+            break
+        case .ready, .request:
+            logger.warning("rejected message: the router sends responses and heartbeats to edges")
+        }
+    }
+
+    func receiveFailed(_ error: BusError, on index: Int) {
+        logger.warning("rejected message from router", metadata: ["berth.error": "\(error)"])
+    }
+
+    // MARK: Timers
+
+    func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        if now >= nextHeartbeat {
+            nextHeartbeat = now + configuration.heartbeatInterval
+            _ = try? dealer.send([Frame(Envelope.heartbeat(Heartbeat(inFlight: UInt32(waiting.count))).encoded())])
+        }
+        if lastHeard.duration(to: now) > configuration.heartbeatInterval * configuration.heartbeatLiveness {
+            if !waiting.isEmpty {
+                logger.warning("lost the router; answering waiting requests", metadata: ["berth.waiting": "\(waiting.count)"])
+            }
+            failAll(.routerUnreachable, "lost the router at \(configuration.router) (no heartbeat for \(configuration.heartbeatLiveness) intervals)")
+            do {
+                dealer = try Self.connectDealer(configuration)
+                sockets = [dealer]
+            } catch {
+                logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])
+            }
+            lastHeard = now
+        }
+        if now >= nextSweep {
+            nextSweep = now + .milliseconds(50)
+            for (id, entry) in waiting where entry.backstop < now {
+                waiting[id] = nil
+                entry.continuation.resume(returning: Self.failure(id, .deadlineExceeded, "no answer from the router before the deadline"))
+            }
+        }
+        return min(nextHeartbeat, nextSweep)
+    }
+
+    private func failAll(_ code: ErrorCode, _ message: String) {
+        let all = waiting
+        waiting.removeAll()
+        for (id, entry) in all { entry.continuation.resume(returning: Self.failure(id, code, message)) }
+    }
+
+    func stopping() {
+        failAll(.routerUnreachable, "the edge is shutting down")
+    }
+}

@@ -1,0 +1,24 @@
+/// Everything `berth-edge` can be told, with a default for each.
+public struct EdgeConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8787
+    /// The router's frontend endpoint.
+    public var router = "tcp://127.0.0.1:7700"
+    /// The router's events-in endpoint, where traffic events are published.
+    public var events = "tcp://127.0.0.1:7702"
+    /// This edge's name in traffic events.
+    public var name = "edge"
+    /// Deadline for a request that does not set `x-berth-timeout-ms`.
+    public var timeout: Duration = .seconds(30)
+    /// Largest request body accepted; more is answered with 413.
+    public var maxBodyBytes = 32 << 20
+    public var heartbeatInterval: Duration = .seconds(1)
+    public var heartbeatLiveness = 3
+
+    public init() {}
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down.
+    var milliseconds: Int64 { components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000 }
+}

@@ -1,0 +1,79 @@
+import BerthWire
+
+/// A declarative route: requests whose path starts with `prefix` go to `className` (a named instance, or any).
+public struct Route: Sendable, Hashable, CustomStringConvertible {
+    public var prefix: String
+    public var className: String
+    public var instanceName: String?
+
+    public init(prefix: String, className: String, instanceName: String? = nil) {
+        self.prefix = prefix
+        self.className = className
+        self.instanceName = instanceName
+    }
+
+    /// Parses `PREFIX=CLASS[@NAME]`, e.g. `/b/=ContainerB@b`.
+    public init(parsing text: String) throws(RouteError) {
+        guard let equals = text.firstIndex(of: "=") else {
+            throw RouteError(route: text, message: "expected PREFIX=CLASS[@NAME]")
+        }
+        let prefix = String(text[..<equals])
+        var destination = String(text[text.index(after: equals)...])
+        var name: String?
+        if let at = destination.firstIndex(of: "@") {
+            name = String(destination[destination.index(after: at)...])
+            destination = String(destination[..<at])
+            guard !(name!.isEmpty) else { throw RouteError(route: text, message: "the instance name after @ is empty") }
+        }
+        guard prefix.hasPrefix("/") else { throw RouteError(route: text, message: "the prefix must start with /") }
+        guard !destination.isEmpty else { throw RouteError(route: text, message: "the container class is empty") }
+        self.init(prefix: prefix, className: destination, instanceName: name)
+    }
+
+    public var description: String { "\(prefix)=\(className)\(instanceName.map { "@\($0)" } ?? "")" }
+
+    /// The path the app sees: the prefix taken off, keeping a leading slash.
+    func strip(_ path: String) -> String {
+        let rest = path.dropFirst(prefix.count)
+        return rest.hasPrefix("/") ? String(rest) : "/" + rest
+    }
+
+    func matches(_ path: String) -> Bool {
+        if path.hasPrefix(prefix) { return true }
+        // `/a/` also takes `/a`.
+        return prefix.hasSuffix("/") && path == prefix.dropLast()
+    }
+}
+
+public struct RouteError: Error, CustomStringConvertible, Sendable {
+    public var route: String
+    public var message: String
+    public var description: String { "invalid route '\(route)': \(message)" }
+}
+
+/// The Worker behind declarative routes: the longest matching prefix wins, the prefix is stripped, and the
+/// request goes on unchanged. A route that names no instance takes the name from `x-berth-instance`, if sent.
+public struct RoutesWorker: Worker {
+    public let routes: [Route]
+
+    public init(routes: [Route]) {
+        self.routes = routes.sorted { $0.prefix.count > $1.prefix.count }
+    }
+
+    public func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse {
+        guard let route = routes.first(where: { $0.matches(request.path) }) else {
+            let known = routes.map(\.prefix).joined(separator: ", ")
+            return .failure(MeshError(code: .badRequest, message: "no route for \(request.path) (routes: \(known.isEmpty ? "none" : known))", component: "edge"), status: 404)
+        }
+        var forwarded = request
+        forwarded.path = route.strip(request.path)
+        // A route without a name takes one from the request, so clients can be sticky without a Worker.
+        var name = route.instanceName
+        if let index = forwarded.headers.firstIndex(where: { $0.name.caseInsensitiveEquals(Failures.instanceHeader) }) {
+            name = name ?? forwarded.headers[index].value
+            forwarded.headers.remove(at: index)
+        }
+        let container = name.map { env.container(route.className, named: $0) } ?? env.container(route.className)
+        return await container.fetch(forwarded)
+    }
+}

@@ -1,0 +1,20 @@
+import BerthBus
+import Logging
+import ServiceLifecycle
+
+/// `berth-router` as a service: the broker and directory of the mesh, on its own bus thread.
+public struct RouterService: Service {
+    private let loop: BusLoop<RouterCore>
+
+    public init(configuration: RouterConfiguration, logger: Logger) {
+        loop = BusLoop(name: "berth-router") {
+            try RouterCore(configuration: configuration, logger: logger)
+        }
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await loop.run()
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import BerthBus
+import BerthWire
+import Logging
+
+/// A request from the router, with its body frames, handed from the bus thread to Swift concurrency.
+struct IncomingRequest: Sendable {
+    var request: Request
+    var body: [Frame]
+}
+
+/// The sidecar's side of the bus: a DEALER to the router and a PUB for events, on the sidecar's bus thread.
+///
+/// It registers with READY, heartbeats, and when the router goes quiet for `heartbeatLiveness` intervals, or
+/// says it does not know us, it connects again and registers again: a restarted router gets us back by itself.
+final class SidecarBus: BusLoopBody {
+    private let configuration: SidecarConfiguration
+    private let logger: Logger
+    private let requests: AsyncStream<IncomingRequest>.Continuation
+    private var dealer: Socket
+    private let publisher: Socket
+    private(set) var sockets: [Socket]
+    private var lastHeard: ContinuousClock.Instant = .now
+    private var nextHeartbeat: ContinuousClock.Instant = .now
+    /// Requests handed out and not yet answered.
+    private var inFlight = 0
+    /// Set by SIGTERM: no new work is taken, and the request stream ends when the last answer is out.
+    private var drainDeadline: ContinuousClock.Instant?
+    private var draining: Bool { drainDeadline != nil }
+    /// Events the PUB socket would not take (high-water mark).
+    private(set) var eventsDropped = 0
+
+    init(configuration: SidecarConfiguration, logger: Logger, requests: AsyncStream<IncomingRequest>.Continuation) throws(BusError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.requests = requests
+        dealer = try Self.connectDealer(configuration)
+        var publisherOptions = SocketOptions()
+        publisherOptions.sendHighWaterMark = 10_000
+        publisher = try Socket(.pub, options: publisherOptions)
+        try publisher.connect(configuration.events)
+        sockets = [dealer]
+        sendReady()
+    }
+
+    private static func connectDealer(_ configuration: SidecarConfiguration) throws(BusError) -> Socket {
+        var options = SocketOptions()
+        options.immediate = true
+        let socket = try Socket(.dealer, options: options)
+        try socket.connect(configuration.router)
+        return socket
+    }
+
+    private func sendReady() {
+        let ready = Ready(
+            className: configuration.className, instanceID: configuration.instanceID, ports: configuration.ports,
+            capacity: UInt32(configuration.capacity),
+            heartbeatMilliseconds: UInt32(configuration.heartbeatInterval.components.seconds * 1_000 + configuration.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
+        )
+        send([Frame(Envelope.ready(ready).encoded())])
+    }
+
+    private func send(_ frames: [Frame]) {
+        do {
+            if try !dealer.send(frames) {
+                logger.debug("router not connected; message not sent")
+            }
+        } catch {
+            logger.warning("send to router failed", metadata: ["berth.error": "\(error)"])
+        }
+    }
+
+    // MARK: From the router
+
+    func received(_ frames: [Frame], on index: Int) {
+        lastHeard = .now
+        guard let first = frames.first else { return }
+        let envelope: Envelope
+        do {
+            envelope = try first.withUnsafeBytes { bytes throws(WireError) in try Envelope(decoding: bytes) }
+        } catch {
+            logger.warning("rejected malformed envelope from router", metadata: ["berth.error": "\(error)", "berth.frames": "\(frames.count)"])
+            return
+        }
+        switch envelope {
+        case .request(let request):
+            inFlight += 1
+            requests.yield(IncomingRequest(request: request, body: Array(frames.dropFirst())))
+        case .heartbeat:
+            break
+        case .disconnect(let disconnect):
+            logger.info("router asked us to register again", metadata: ["berth.reason": "\(disconnect.reason)"])
+            if !draining { sendReady() }
+        case .ready, .response:
+            logger.warning("rejected message: the router sends requests, heartbeats and disconnects only")
+        }
+    }
+
+    func receiveFailed(_ error: BusError, on index: Int) {
+        logger.warning("rejected message from router", metadata: ["berth.error": "\(error)"])
+    }
+
+    // MARK: To the router
+
+    func respond(_ response: Response, body: [Frame]) {
+        inFlight -= 1
+        var frames = [Frame(Envelope.response(response).encoded())]
+        frames.append(contentsOf: body)
+        send(frames)
+        finishIfDrained(now: .now)
+    }
+
+    func publish(topic: String, event: Event) {
+        do {
+            if try !publisher.send([Frame(topic), Frame(event.encoded())]) { eventsDropped += 1 }
+        } catch {
+            eventsDropped += 1
+        }
+    }
+
+    /// Stops taking new requests: the router stops sending here and keeps what is in flight until it is answered.
+    func drain() {
+        guard !draining else { return }
+        logger.info("draining", metadata: ["berth.in_flight": "\(inFlight)"])
+        drainDeadline = .now + configuration.drainTimeout
+        send([Frame(Envelope.disconnect(Disconnect(reason: "draining")).encoded())])
+        finishIfDrained(now: .now)
+    }
+
+    private func finishIfDrained(now: ContinuousClock.Instant) {
+        guard let drainDeadline else { return }
+        if inFlight == 0 || now >= drainDeadline {
+            if inFlight > 0 { logger.warning("drain timeout passed; abandoning requests", metadata: ["berth.in_flight": "\(inFlight)"]) }
+            requests.finish()
+        }
+    }
+
+    // MARK: Timers
+
+    func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        finishIfDrained(now: now)
+        if now >= nextHeartbeat {
+            nextHeartbeat = now + configuration.heartbeatInterval
+            // Heartbeats go on while draining: the router keeps our requests only while we look alive.
+            send([Frame(Envelope.heartbeat(Heartbeat(inFlight: UInt32(inFlight))).encoded())])
+        }
+        if !draining && lastHeard.duration(to: now) > configuration.heartbeatInterval * configuration.heartbeatLiveness {
+            logger.warning("lost the router; connecting again", metadata: ["berth.router": "\(configuration.router)"])
+            do {
+                dealer = try Self.connectDealer(configuration)
+                sockets = [dealer]
+                sendReady()
+            } catch {
+                logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])
+            }
+            lastHeard = now
+        }
+        return nextHeartbeat
+    }
+
+    func stopping() {
+        send([Frame(Envelope.disconnect(Disconnect(reason: "sidecar stopping")).encoded())])
+    }
+}

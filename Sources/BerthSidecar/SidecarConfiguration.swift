@@ -1,0 +1,34 @@
+import BerthWire
+
+/// Everything `berth-sidecar` can be told, with a default for each.
+public struct SidecarConfiguration: Sendable {
+    /// The router's backend endpoint.
+    public var router = "tcp://127.0.0.1:7701"
+    /// The router's events-in endpoint, where traffic events are published.
+    public var events = "tcp://127.0.0.1:7702"
+    /// The container class this instance belongs to.
+    public var className = "ContainerA"
+    /// This instance's id, unique within its class.
+    public var instanceID = "a-0"
+    /// The host the app listens on.
+    public var appHost = "127.0.0.1"
+    /// The app's configured port: requests that name no port go here.
+    public var port = 8080
+    /// Other ports the app listens on, which requests may name.
+    public var extraPorts: [Int] = []
+    /// Requests handled at once; the router queues the rest.
+    public var capacity = 64
+    public var heartbeatInterval: Duration = .seconds(1)
+    public var heartbeatLiveness = 3
+    /// Largest response body taken from the app; a larger one is answered with 502.
+    public var maxBodyBytes = 64 << 20
+    /// How long to wait for the app's TCP connection to open.
+    public var connectTimeout: Duration = .seconds(2)
+    /// How long SIGTERM waits for in-flight requests before the sidecar exits anyway.
+    public var drainTimeout: Duration = .seconds(10)
+
+    public init() {}
+
+    var ports: [UInt32] { ([port] + extraPorts).map { UInt32($0) } }
+    var endpoint: Endpoint { Endpoint(className: className, instanceID: instanceID, port: UInt32(port)) }
+}

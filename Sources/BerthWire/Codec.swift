@@ -1,0 +1,521 @@
+internal import CBerthProto
+
+// Encoding and decoding through libprotobuf-c. Nothing of protobuf-c leaves this file.
+//
+// protobuf-c works on C strings: a string is cut at its first NUL byte on both encode and decode.
+
+extension Envelope {
+    /// The protobuf encoding of this envelope: the one `Envelope` frame of a bus message.
+    public func encoded() -> [UInt8] {
+        withArena { arena in
+            let message = arena.message(Berth__Envelope.self, berth__envelope__init)
+            switch self {
+            case .ready(let ready):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_READY
+                message.pointee.ready = arena.encode(ready)
+            case .heartbeat(let heartbeat):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_HEARTBEAT
+                let c = arena.message(Berth__Heartbeat.self, berth__heartbeat__init)
+                c.pointee.in_flight = heartbeat.inFlight
+                message.pointee.heartbeat = c
+            case .disconnect(let disconnect):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_DISCONNECT
+                let c = arena.message(Berth__Disconnect.self, berth__disconnect__init)
+                arena.copy(disconnect.reason, to: &c.pointee.reason)
+                message.pointee.disconnect = c
+            case .request(let request):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_REQUEST
+                message.pointee.request = arena.encode(request)
+            case .response(let response):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_RESPONSE
+                message.pointee.response = arena.encode(response)
+            }
+            return pack(berth__envelope__get_packed_size(message)) { berth__envelope__pack(message, $0) }
+        }
+    }
+
+    /// Decodes and validates one `Envelope` frame.
+    ///
+    /// Throws when the bytes are not an `Envelope`, no kind is set, a string is not UTF-8, or a rule of
+    /// `berth.proto` is broken (a `Request` without target, method or absolute path; a `Response` status
+    /// outside 100...599; a `Ready` with an unsupported version, no class or instance, or zero capacity).
+    public init(decoding bytes: UnsafeRawBufferPointer) throws(WireError) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else {
+            throw WireError(code: .empty, message: "Envelope has no kind set (0 bytes)")
+        }
+        guard let message = berth__envelope__unpack(nil, bytes.count, base.assumingMemoryBound(to: UInt8.self)) else {
+            throw .malformed("Envelope", bytes.count)
+        }
+        defer { berth__envelope__free_unpacked(message, nil) }
+        let c = message.pointee
+        switch c.kind_case {
+        case BERTH__ENVELOPE__KIND_READY:
+            self = .ready(try Ready(try present(c.ready, "Envelope.ready")))
+        case BERTH__ENVELOPE__KIND_HEARTBEAT:
+            self = .heartbeat(Heartbeat(inFlight: try present(c.heartbeat, "Envelope.heartbeat").pointee.in_flight))
+        case BERTH__ENVELOPE__KIND_DISCONNECT:
+            let reason = try present(c.disconnect, "Envelope.disconnect").pointee.reason
+            self = .disconnect(Disconnect(reason: try string(reason, "Disconnect.reason")))
+        case BERTH__ENVELOPE__KIND_REQUEST:
+            self = .request(try Request(try present(c.request, "Envelope.request")))
+        case BERTH__ENVELOPE__KIND_RESPONSE:
+            self = .response(try Response(try present(c.response, "Envelope.response")))
+        default:
+            throw WireError(code: .empty, message: "Envelope has no kind set")
+        }
+    }
+
+    /// Decodes and validates one `Envelope` frame; see ``init(decoding:)-(UnsafeRawBufferPointer)``.
+    public init(decoding bytes: [UInt8]) throws(WireError) {
+        self = try bytes.withUnsafeBytes { raw in Result { () throws(WireError) in try Envelope(decoding: raw) } }.get()
+    }
+}
+
+extension Event {
+    /// The protobuf encoding of this event: the frame after the topic on the event stream.
+    public func encoded() -> [UInt8] {
+        withArena { arena in
+            let message = arena.message(Berth__Event.self, berth__event__init)
+            switch self {
+            case .traffic(let traffic):
+                message.pointee.kind_case = BERTH__EVENT__KIND_TRAFFIC
+                message.pointee.traffic = arena.encode(traffic)
+            case .lifecycle(let lifecycle):
+                message.pointee.kind_case = BERTH__EVENT__KIND_LIFECYCLE
+                message.pointee.lifecycle = arena.encode(lifecycle)
+            case .log(let log):
+                message.pointee.kind_case = BERTH__EVENT__KIND_LOG
+                message.pointee.log = arena.encode(log)
+            }
+            return pack(berth__event__get_packed_size(message)) { berth__event__pack(message, $0) }
+        }
+    }
+
+    /// Decodes one `Event` frame. Unknown enum values decode as the enum's zero value
+    /// (`ErrorCode.internal` for error codes); strings must be UTF-8.
+    public init(decoding bytes: UnsafeRawBufferPointer) throws(WireError) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else {
+            throw WireError(code: .empty, message: "Event has no kind set (0 bytes)")
+        }
+        guard let message = berth__event__unpack(nil, bytes.count, base.assumingMemoryBound(to: UInt8.self)) else {
+            throw .malformed("Event", bytes.count)
+        }
+        defer { berth__event__free_unpacked(message, nil) }
+        let c = message.pointee
+        switch c.kind_case {
+        case BERTH__EVENT__KIND_TRAFFIC:
+            self = .traffic(try TrafficEvent(try present(c.traffic, "Event.traffic")))
+        case BERTH__EVENT__KIND_LIFECYCLE:
+            self = .lifecycle(try LifecycleEvent(try present(c.lifecycle, "Event.lifecycle")))
+        case BERTH__EVENT__KIND_LOG:
+            self = .log(try LogLine(try present(c.log, "Event.log")))
+        default:
+            throw WireError(code: .empty, message: "Event has no kind set")
+        }
+    }
+
+    /// Decodes one `Event` frame; see ``init(decoding:)-(UnsafeRawBufferPointer)``.
+    public init(decoding bytes: [UInt8]) throws(WireError) {
+        self = try bytes.withUnsafeBytes { raw in Result { () throws(WireError) in try Event(decoding: raw) } }.get()
+    }
+}
+
+// MARK: - Encoding
+
+/// Packs into an array of exactly `size` bytes.
+private func pack(_ size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) -> [UInt8] {
+    [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+        count = buffer.baseAddress.map(body) ?? 0
+    }
+}
+
+/// Runs `body` with an arena whose first kilobyte is on the stack, so a typical message is encoded
+/// without a heap allocation besides the result.
+private func withArena<Result>(_ body: (inout Arena) -> Result) -> Result {
+    withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 16) { stack in
+        var arena = Arena(stack)
+        return body(&arena)
+    }
+}
+
+/// A bump allocator for the C structs and C strings of one message being packed.
+///
+/// Everything it hands out lives until the arena ends, which is after `pack` returns. Chunks that do not fit
+/// in the first buffer come from the heap; each starts with a pointer to the previous one, so `deinit` can free them.
+private struct Arena: ~Copyable {
+    private var cursor: UnsafeMutableRawPointer
+    private var end: UnsafeMutableRawPointer
+    private var heapChunks: UnsafeMutableRawPointer?
+
+    private static let chunkHeader = 16
+    private static let chunkSize = 4096
+
+    init(_ first: UnsafeMutableRawBufferPointer) {
+        cursor = first.baseAddress!
+        end = first.baseAddress! + first.count
+    }
+
+    deinit {
+        var chunk = heapChunks
+        while let current = chunk {
+            chunk = current.load(as: UnsafeMutableRawPointer?.self)
+            current.deallocate()
+        }
+    }
+
+    mutating func allocate<T>(_: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
+        let byteCount = MemoryLayout<T>.stride * count
+        let alignment = MemoryLayout<T>.alignment
+        var start = cursor.alignedUp(toMultipleOf: alignment)
+        if start.distance(to: end) < byteCount {
+            let size = max(Self.chunkSize, Self.chunkHeader + byteCount + alignment)
+            let chunk = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+            chunk.storeBytes(of: heapChunks, as: UnsafeMutableRawPointer?.self)
+            heapChunks = chunk
+            end = chunk + size
+            start = (chunk + Self.chunkHeader).alignedUp(toMultipleOf: alignment)
+        }
+        cursor = start + byteCount
+        return start.bindMemory(to: T.self, capacity: count)
+    }
+
+    /// A C message struct, set to its defaults (string fields point at `protobuf_c_empty_string`).
+    mutating func message<T>(_ type: T.Type, _ initialize: (UnsafeMutablePointer<T>?) -> Void) -> UnsafeMutablePointer<T> {
+        let pointer = allocate(type)
+        initialize(pointer)
+        return pointer
+    }
+
+    /// Points `field` at a NUL-terminated copy of `string`; an empty string keeps the default `""`.
+    mutating func copy(_ string: String, to field: inout UnsafeMutablePointer<CChar>?) {
+        guard !string.isEmpty else { return }
+        var string = string
+        field = string.withUTF8 { utf8 in
+            let pointer = allocate(CChar.self, count: utf8.count + 1)
+            UnsafeMutableRawPointer(pointer).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)
+            pointer[utf8.count] = 0
+            return pointer
+        }
+    }
+
+    mutating func encode(_ headers: [Header]) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<Berth__Header>?>?) {
+        guard !headers.isEmpty else { return (0, nil) }
+        let list = allocate(UnsafeMutablePointer<Berth__Header>?.self, count: headers.count)
+        let structs = allocate(Berth__Header.self, count: headers.count)
+        for (index, header) in headers.enumerated() {
+            let c = structs + index
+            berth__header__init(c)
+            copy(header.name, to: &c.pointee.name)
+            copy(header.value, to: &c.pointee.value)
+            list[index] = c
+        }
+        return (headers.count, list)
+    }
+
+    mutating func encode(_ endpoint: Endpoint) -> UnsafeMutablePointer<Berth__Endpoint> {
+        let c = message(Berth__Endpoint.self, berth__endpoint__init)
+        copy(endpoint.className, to: &c.pointee.class_name)
+        copy(endpoint.instanceID, to: &c.pointee.instance_id)
+        c.pointee.port = endpoint.port
+        return c
+    }
+
+    /// A required-in-Swift endpoint: the default `Endpoint()` is left out of the encoding and decodes back as it.
+    mutating func encodeUnlessDefault(_ endpoint: Endpoint) -> UnsafeMutablePointer<Berth__Endpoint>? {
+        endpoint == Endpoint() ? nil : encode(endpoint)
+    }
+
+    mutating func encode(_ error: MeshError) -> UnsafeMutablePointer<Berth__Error> {
+        let c = message(Berth__Error.self, berth__error__init)
+        c.pointee.code = Berth__ErrorCode(rawValue: .init(truncatingIfNeeded: error.code.rawValue))
+        copy(error.message, to: &c.pointee.message)
+        copy(error.component, to: &c.pointee.component)
+        return c
+    }
+
+    mutating func encode(_ ready: Ready) -> UnsafeMutablePointer<Berth__Ready> {
+        let c = message(Berth__Ready.self, berth__ready__init)
+        c.pointee.protocol_version = ready.protocolVersion
+        copy(ready.className, to: &c.pointee.class_name)
+        copy(ready.instanceID, to: &c.pointee.instance_id)
+        if !ready.ports.isEmpty {
+            let ports = allocate(UInt32.self, count: ready.ports.count)
+            _ = UnsafeMutableBufferPointer(start: ports, count: ready.ports.count).initialize(from: ready.ports)
+            c.pointee.n_ports = ready.ports.count
+            c.pointee.ports = ports
+        }
+        c.pointee.capacity = ready.capacity
+        c.pointee.heartbeat_ms = ready.heartbeatMilliseconds
+        return c
+    }
+
+    mutating func encode(_ request: Request) -> UnsafeMutablePointer<Berth__Request> {
+        let c = message(Berth__Request.self, berth__request__init)
+        c.pointee.id = request.id
+        let target = message(Berth__Target.self, berth__target__init)
+        copy(request.target.className, to: &target.pointee.class_name)
+        copy(request.target.instanceName ?? "", to: &target.pointee.instance_name)
+        c.pointee.target = target
+        c.pointee.port = request.port
+        copy(request.method, to: &c.pointee.method)
+        copy(request.path, to: &c.pointee.path)
+        copy(request.query, to: &c.pointee.query)
+        (c.pointee.n_headers, c.pointee.headers) = encode(request.headers)
+        c.pointee.timeout_ms = request.timeoutMilliseconds
+        copy(request.traceID, to: &c.pointee.trace_id)
+        c.pointee.attempt = request.attempt
+        c.pointee.source = encodeUnlessDefault(request.source)
+        return c
+    }
+
+    mutating func encode(_ response: Response) -> UnsafeMutablePointer<Berth__Response> {
+        let c = message(Berth__Response.self, berth__response__init)
+        c.pointee.id = response.id
+        c.pointee.status = response.status
+        (c.pointee.n_headers, c.pointee.headers) = encode(response.headers)
+        if let error = response.error { c.pointee.error = encode(error) }
+        if let servedBy = response.servedBy { c.pointee.served_by = encode(servedBy) }
+        return c
+    }
+
+    mutating func encode(_ event: TrafficEvent) -> UnsafeMutablePointer<Berth__TrafficEvent> {
+        let c = message(Berth__TrafficEvent.self, berth__traffic_event__init)
+        c.pointee.time_us = event.timeMicroseconds
+        c.pointee.request_id = event.requestID
+        copy(event.traceID, to: &c.pointee.trace_id)
+        c.pointee.source = encodeUnlessDefault(event.source)
+        c.pointee.destination = encodeUnlessDefault(event.destination)
+        copy(event.method, to: &c.pointee.method)
+        copy(event.path, to: &c.pointee.path)
+        c.pointee.status = event.status
+        c.pointee.bytes_in = event.bytesIn
+        c.pointee.bytes_out = event.bytesOut
+        c.pointee.latency_us = event.latencyMicroseconds
+        c.pointee.kind = Berth__TrafficKind(rawValue: .init(truncatingIfNeeded: event.kind.rawValue))
+        if let error = event.error { c.pointee.error = encode(error) }
+        return c
+    }
+
+    mutating func encode(_ event: LifecycleEvent) -> UnsafeMutablePointer<Berth__LifecycleEvent> {
+        let c = message(Berth__LifecycleEvent.self, berth__lifecycle_event__init)
+        c.pointee.time_us = event.timeMicroseconds
+        c.pointee.container = encodeUnlessDefault(event.container)
+        c.pointee.state = Berth__LifecycleState(rawValue: .init(truncatingIfNeeded: event.state.rawValue))
+        c.pointee.exit_code = event.exitCode
+        c.pointee.restarts = event.restarts
+        c.pointee.pid = event.pid
+        copy(event.message, to: &c.pointee.message)
+        return c
+    }
+
+    mutating func encode(_ line: LogLine) -> UnsafeMutablePointer<Berth__LogLine> {
+        let c = message(Berth__LogLine.self, berth__log_line__init)
+        c.pointee.time_us = line.timeMicroseconds
+        c.pointee.container = encodeUnlessDefault(line.container)
+        c.pointee.stream = Berth__LogStream(rawValue: .init(truncatingIfNeeded: line.stream.rawValue))
+        copy(line.line, to: &c.pointee.line)
+        return c
+    }
+}
+
+// MARK: - Decoding
+
+extension WireError {
+    fileprivate static func malformed(_ message: StaticString, _ count: Int) -> WireError {
+        WireError(code: .malformed, message: "malformed \(message): protobuf-c could not unpack \(count) bytes")
+    }
+
+    fileprivate static func missing(_ field: String) -> WireError {
+        WireError(code: .missingField, message: "\(field) is empty")
+    }
+}
+
+/// A oneof member that protobuf-c reports as set; it is never NULL then, but a NULL must not crash either.
+private func present<T>(_ pointer: UnsafeMutablePointer<T>?, _ field: StaticString) throws(WireError) -> UnsafePointer<T> {
+    guard let pointer else { throw WireError(code: .malformed, message: "malformed \(field): set but absent") }
+    return UnsafePointer(pointer)
+}
+
+/// A decoded string field; protobuf-c does not check UTF-8, so it is checked here.
+private func string(_ pointer: UnsafePointer<CChar>?, _ field: @autoclosure () -> String) throws(WireError) -> String {
+    guard let pointer else { return "" }
+    guard let string = String(validatingCString: pointer) else {
+        throw WireError(code: .invalidValue, message: "\(field()) is not valid UTF-8")
+    }
+    return string
+}
+
+/// The start of an untrusted value, for an error message.
+private func quoted(_ value: String) -> String {
+    value.utf8.count <= 64 ? "\"\(value)\"" : "\"\(value.prefix(64))…\""
+}
+
+private func decodeHeaders(
+    _ count: Int,
+    _ list: UnsafeMutablePointer<UnsafeMutablePointer<Berth__Header>?>?,
+    _ message: StaticString
+) throws(WireError) -> [Header] {
+    guard count > 0, let list else { return [] }
+    var headers: [Header] = []
+    headers.reserveCapacity(count)
+    for index in 0..<count {
+        guard let c = list[index] else { continue }
+        headers.append(
+            Header(
+                try string(c.pointee.name, "\(message).headers[\(index)].name"),
+                try string(c.pointee.value, "\(message).headers[\(index)].value")
+            )
+        )
+    }
+    return headers
+}
+
+extension Endpoint {
+    /// An absent endpoint decodes as `Endpoint()`.
+    fileprivate init(_ c: UnsafePointer<Berth__Endpoint>?, _ field: StaticString) throws(WireError) {
+        guard let c else {
+            self.init()
+            return
+        }
+        self.init(
+            className: try string(c.pointee.class_name, "\(field).class_name"),
+            instanceID: try string(c.pointee.instance_id, "\(field).instance_id"),
+            port: c.pointee.port
+        )
+    }
+}
+
+extension MeshError {
+    /// An unknown error code decodes as `.internal`: the receiver must still answer with an error.
+    fileprivate init(_ c: UnsafePointer<Berth__Error>, _ field: StaticString) throws(WireError) {
+        self.init(
+            code: ErrorCode(rawValue: .init(truncatingIfNeeded: c.pointee.code.rawValue)) ?? .internal,
+            message: try string(c.pointee.message, "\(field).message"),
+            component: try string(c.pointee.component, "\(field).component")
+        )
+    }
+}
+
+extension Ready {
+    fileprivate init(_ c: UnsafePointer<Berth__Ready>) throws(WireError) {
+        let version = c.pointee.protocol_version
+        guard version == Ready.currentProtocolVersion else {
+            throw WireError(
+                code: .unsupportedVersion,
+                message: "Ready.protocol_version \(version) is not supported (this build speaks \(Ready.currentProtocolVersion))"
+            )
+        }
+        let className = try string(c.pointee.class_name, "Ready.class_name")
+        guard !className.isEmpty else { throw .missing("Ready.class_name") }
+        let instanceID = try string(c.pointee.instance_id, "Ready.instance_id")
+        guard !instanceID.isEmpty else { throw .missing("Ready.instance_id") }
+        guard c.pointee.capacity >= 1 else {
+            throw WireError(code: .invalidValue, message: "Ready.capacity is 0 (must be at least 1)")
+        }
+        let ports = c.pointee.n_ports > 0 && c.pointee.ports != nil
+            ? Array(UnsafeBufferPointer(start: c.pointee.ports, count: c.pointee.n_ports)) : []
+        self.init(
+            protocolVersion: version,
+            className: className,
+            instanceID: instanceID,
+            ports: ports,
+            capacity: c.pointee.capacity,
+            heartbeatMilliseconds: c.pointee.heartbeat_ms
+        )
+    }
+}
+
+extension Request {
+    fileprivate init(_ c: UnsafePointer<Berth__Request>) throws(WireError) {
+        guard let target = c.pointee.target else {
+            throw WireError(code: .missingField, message: "Request has no target")
+        }
+        let className = try string(target.pointee.class_name, "Request.target.class_name")
+        guard !className.isEmpty else { throw .missing("Request.target.class_name") }
+        let instanceName = try string(target.pointee.instance_name, "Request.target.instance_name")
+        let method = try string(c.pointee.method, "Request.method")
+        guard !method.isEmpty else { throw .missing("Request.method") }
+        let path = try string(c.pointee.path, "Request.path")
+        guard !path.isEmpty else { throw .missing("Request.path") }
+        guard path.utf8.first == UInt8(ascii: "/") else {
+            throw WireError(code: .invalidValue, message: "Request.path \(quoted(path)) does not start with \"/\"")
+        }
+        self.init(
+            id: c.pointee.id,
+            target: Target(className: className, instanceName: instanceName.isEmpty ? nil : instanceName),
+            port: c.pointee.port,
+            method: method,
+            path: path,
+            query: try string(c.pointee.query, "Request.query"),
+            headers: try decodeHeaders(c.pointee.n_headers, c.pointee.headers, "Request"),
+            timeoutMilliseconds: c.pointee.timeout_ms,
+            traceID: try string(c.pointee.trace_id, "Request.trace_id"),
+            attempt: c.pointee.attempt,
+            source: try Endpoint(c.pointee.source, "Request.source")
+        )
+    }
+}
+
+extension Response {
+    fileprivate init(_ c: UnsafePointer<Berth__Response>) throws(WireError) {
+        let status = c.pointee.status
+        // A response Berth made itself (error set) carries status 0: the edge alone maps errors to statuses.
+        guard (100...599).contains(status) || (status == 0 && c.pointee.error != nil) else {
+            throw WireError(code: .invalidValue, message: "Response.status \(status) is outside 100...599")
+        }
+        self.init(
+            id: c.pointee.id,
+            status: status,
+            headers: try decodeHeaders(c.pointee.n_headers, c.pointee.headers, "Response"),
+            error: try c.pointee.error.map { error throws(WireError) in try MeshError(error, "Response.error") },
+            servedBy: try c.pointee.served_by.map { endpoint throws(WireError) in
+                try Endpoint(endpoint, "Response.served_by")
+            }
+        )
+    }
+}
+
+extension TrafficEvent {
+    fileprivate init(_ c: UnsafePointer<Berth__TrafficEvent>) throws(WireError) {
+        self.init(
+            timeMicroseconds: c.pointee.time_us,
+            requestID: c.pointee.request_id,
+            traceID: try string(c.pointee.trace_id, "TrafficEvent.trace_id"),
+            source: try Endpoint(c.pointee.source, "TrafficEvent.source"),
+            destination: try Endpoint(c.pointee.destination, "TrafficEvent.destination"),
+            method: try string(c.pointee.method, "TrafficEvent.method"),
+            path: try string(c.pointee.path, "TrafficEvent.path"),
+            status: c.pointee.status,
+            bytesIn: c.pointee.bytes_in,
+            bytesOut: c.pointee.bytes_out,
+            latencyMicroseconds: c.pointee.latency_us,
+            kind: TrafficKind(rawValue: .init(truncatingIfNeeded: c.pointee.kind.rawValue)) ?? .unspecified,
+            error: try c.pointee.error.map { error throws(WireError) in try MeshError(error, "TrafficEvent.error") }
+        )
+    }
+}
+
+extension LifecycleEvent {
+    fileprivate init(_ c: UnsafePointer<Berth__LifecycleEvent>) throws(WireError) {
+        self.init(
+            timeMicroseconds: c.pointee.time_us,
+            container: try Endpoint(c.pointee.container, "LifecycleEvent.container"),
+            state: LifecycleState(rawValue: .init(truncatingIfNeeded: c.pointee.state.rawValue)) ?? .unspecified,
+            exitCode: c.pointee.exit_code,
+            restarts: c.pointee.restarts,
+            pid: c.pointee.pid,
+            message: try string(c.pointee.message, "LifecycleEvent.message")
+        )
+    }
+}
+
+extension LogLine {
+    fileprivate init(_ c: UnsafePointer<Berth__LogLine>) throws(WireError) {
+        self.init(
+            timeMicroseconds: c.pointee.time_us,
+            container: try Endpoint(c.pointee.container, "LogLine.container"),
+            stream: LogStream(rawValue: .init(truncatingIfNeeded: c.pointee.stream.rawValue)) ?? .stdout,
+            line: try string(c.pointee.line, "LogLine.line")
+        )
+    }
+}

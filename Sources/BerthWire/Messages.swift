@@ -1,0 +1,301 @@
+/// Swift values for the messages of `Proto/berth.proto`.
+///
+/// These are the only types the rest of Berth sees; the protobuf-c structs never leave this module.
+
+/// One HTTP header, in the order it was sent. Repeated names are repeated headers.
+public struct Header: Sendable, Hashable {
+    public var name: String
+    public var value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// Which container instance a request is for.
+public struct Target: Sendable, Hashable {
+    /// The container class, e.g. `ContainerA`.
+    public var className: String
+    /// A sticky name, or `nil` for any instance (least loaded).
+    public var instanceName: String?
+
+    public init(className: String, instanceName: String? = nil) {
+        self.className = className
+        self.instanceName = instanceName
+    }
+}
+
+/// A place in the mesh: a container instance and port, or the edge.
+public struct Endpoint: Sendable, Hashable {
+    public var className: String
+    public var instanceID: String
+    public var port: UInt32
+
+    public init(className: String = "", instanceID: String = "", port: UInt32 = 0) {
+        self.className = className
+        self.instanceID = instanceID
+        self.port = port
+    }
+}
+
+public struct Ready: Sendable, Hashable {
+    public static let currentProtocolVersion: UInt32 = 1
+
+    public var protocolVersion: UInt32
+    public var className: String
+    public var instanceID: String
+    /// The app's configured port first, then the other ports it listens on.
+    public var ports: [UInt32]
+    public var capacity: UInt32
+    public var heartbeatMilliseconds: UInt32
+
+    public init(
+        protocolVersion: UInt32 = Ready.currentProtocolVersion,
+        className: String,
+        instanceID: String,
+        ports: [UInt32],
+        capacity: UInt32,
+        heartbeatMilliseconds: UInt32
+    ) {
+        self.protocolVersion = protocolVersion
+        self.className = className
+        self.instanceID = instanceID
+        self.ports = ports
+        self.capacity = capacity
+        self.heartbeatMilliseconds = heartbeatMilliseconds
+    }
+}
+
+public struct Heartbeat: Sendable, Hashable {
+    public var inFlight: UInt32
+
+    public init(inFlight: UInt32 = 0) {
+        self.inFlight = inFlight
+    }
+}
+
+public struct Disconnect: Sendable, Hashable {
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+}
+
+/// An HTTP request travelling over the bus. The body travels in its own frames, never in here.
+public struct Request: Sendable, Hashable {
+    public var id: UInt64
+    public var target: Target
+    /// 0: the container's configured port.
+    public var port: UInt32
+    public var method: String
+    public var path: String
+    /// Without the `?`; empty when there is none.
+    public var query: String
+    public var headers: [Header]
+    /// Time left to answer when sent, in milliseconds; 0 means no deadline.
+    public var timeoutMilliseconds: UInt32
+    public var traceID: String
+    public var attempt: UInt32
+    public var source: Endpoint
+
+    public init(
+        id: UInt64,
+        target: Target,
+        port: UInt32 = 0,
+        method: String,
+        path: String,
+        query: String = "",
+        headers: [Header] = [],
+        timeoutMilliseconds: UInt32 = 0,
+        traceID: String = "",
+        attempt: UInt32 = 0,
+        source: Endpoint = Endpoint()
+    ) {
+        self.id = id
+        self.target = target
+        self.port = port
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.traceID = traceID
+        self.attempt = attempt
+        self.source = source
+    }
+}
+
+/// Why Berth, not the app, answered a request. Maps one to one onto `berth.ErrorCode`.
+public enum ErrorCode: Int32, Sendable, Hashable, CaseIterable {
+    case none = 0
+    case appUnreachable = 1
+    case appFailed = 2
+    case noInstance = 3
+    case saturated = 4
+    case deadlineExceeded = 5
+    case tooLarge = 6
+    case badRequest = 7
+    case instanceLost = 8
+    case routerUnreachable = 9
+    case `internal` = 10
+}
+
+/// A failure inside the mesh, carried to the client.
+public struct MeshError: Sendable, Hashable {
+    public var code: ErrorCode
+    /// One line that says what failed and why.
+    public var message: String
+    /// `edge`, `router`, `sidecar` or `app`.
+    public var component: String
+
+    public init(code: ErrorCode, message: String, component: String) {
+        self.code = code
+        self.message = message
+        self.component = component
+    }
+}
+
+public struct Response: Sendable, Hashable {
+    public var id: UInt64
+    public var status: UInt32
+    public var headers: [Header]
+    public var error: MeshError?
+    public var servedBy: Endpoint?
+
+    public init(id: UInt64, status: UInt32, headers: [Header] = [], error: MeshError? = nil, servedBy: Endpoint? = nil) {
+        self.id = id
+        self.status = status
+        self.headers = headers
+        self.error = error
+        self.servedBy = servedBy
+    }
+}
+
+/// The one frame of protobuf in every bus message.
+public enum Envelope: Sendable, Hashable {
+    case ready(Ready)
+    case heartbeat(Heartbeat)
+    case disconnect(Disconnect)
+    case request(Request)
+    case response(Response)
+}
+
+// MARK: - Events
+
+public enum TrafficKind: Int32, Sendable, Hashable {
+    case unspecified = 0
+    case edge = 1
+    case sidecar = 2
+}
+
+public struct TrafficEvent: Sendable, Hashable {
+    public var timeMicroseconds: UInt64
+    public var requestID: UInt64
+    public var traceID: String
+    public var source: Endpoint
+    public var destination: Endpoint
+    public var method: String
+    public var path: String
+    public var status: UInt32
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+    public var latencyMicroseconds: UInt64
+    public var kind: TrafficKind
+    public var error: MeshError?
+
+    public init(
+        timeMicroseconds: UInt64,
+        requestID: UInt64,
+        traceID: String = "",
+        source: Endpoint,
+        destination: Endpoint,
+        method: String,
+        path: String,
+        status: UInt32,
+        bytesIn: UInt64,
+        bytesOut: UInt64,
+        latencyMicroseconds: UInt64,
+        kind: TrafficKind,
+        error: MeshError? = nil
+    ) {
+        self.timeMicroseconds = timeMicroseconds
+        self.requestID = requestID
+        self.traceID = traceID
+        self.source = source
+        self.destination = destination
+        self.method = method
+        self.path = path
+        self.status = status
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.latencyMicroseconds = latencyMicroseconds
+        self.kind = kind
+        self.error = error
+    }
+}
+
+public enum LifecycleState: Int32, Sendable, Hashable {
+    case unspecified = 0
+    case starting = 1
+    case healthy = 2
+    case stopping = 3
+    case sleeping = 4
+    case exited = 5
+    case restarting = 6
+}
+
+public struct LifecycleEvent: Sendable, Hashable {
+    public var timeMicroseconds: UInt64
+    public var container: Endpoint
+    public var state: LifecycleState
+    public var exitCode: Int32
+    public var restarts: UInt32
+    public var pid: UInt32
+    public var message: String
+
+    public init(
+        timeMicroseconds: UInt64,
+        container: Endpoint,
+        state: LifecycleState,
+        exitCode: Int32 = 0,
+        restarts: UInt32 = 0,
+        pid: UInt32 = 0,
+        message: String = ""
+    ) {
+        self.timeMicroseconds = timeMicroseconds
+        self.container = container
+        self.state = state
+        self.exitCode = exitCode
+        self.restarts = restarts
+        self.pid = pid
+        self.message = message
+    }
+}
+
+public enum LogStream: Int32, Sendable, Hashable {
+    case stdout = 0
+    case stderr = 1
+}
+
+public struct LogLine: Sendable, Hashable {
+    public var timeMicroseconds: UInt64
+    public var container: Endpoint
+    public var stream: LogStream
+    public var line: String
+
+    public init(timeMicroseconds: UInt64, container: Endpoint, stream: LogStream, line: String) {
+        self.timeMicroseconds = timeMicroseconds
+        self.container = container
+        self.stream = stream
+        self.line = line
+    }
+}
+
+/// One message of the event stream (after its topic frame).
+public enum Event: Sendable, Hashable {
+    case traffic(TrafficEvent)
+    case lifecycle(LifecycleEvent)
+    case log(LogLine)
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import BerthCommandLine
+import BerthRouter
+
+@main
+struct BerthRouterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth-router",
+        abstract: "The broker and directory of a Berth mesh: knows every live sidecar and routes each request to one."
+    )
+
+    @Option(help: "ROUTER endpoint edges connect to.") var frontend = "tcp://127.0.0.1:7700"
+    @Option(help: "ROUTER endpoint sidecars connect to.") var backend = "tcp://127.0.0.1:7701"
+    @Option(help: "XSUB endpoint event publishers connect to.") var eventsIn = "tcp://127.0.0.1:7702"
+    @Option(help: "XPUB endpoint event subscribers connect to.") var eventsOut = "tcp://127.0.0.1:7703"
+    @Option(help: "Heartbeat interval; a peer silent for 3 intervals is dead.") var heartbeat = DurationArgument(.seconds(1))
+    @Option(help: "Requests that may wait per container class when all instances are busy.") var queueLimit = 1_024
+    @Option(help: "Deadline for requests that carry none.") var timeout = DurationArgument(.seconds(30))
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let logger = common.bootstrapLogging(label: "berth-router")
+        var configuration = RouterConfiguration()
+        configuration.frontend = frontend
+        configuration.backend = backend
+        configuration.eventsIn = eventsIn
+        configuration.eventsOut = eventsOut
+        configuration.heartbeatInterval = heartbeat.duration
+        configuration.queueLimit = queueLimit
+        configuration.defaultTimeout = timeout.duration
+        try await runUntilSignalled(RouterService(configuration: configuration, logger: logger), logger: logger)
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""A test app: answers every request with what it received, or with what the request asks for.
+
+GET /echo...        -> 200, JSON: method, path, query, headers (in order), body length and sha256
+/status/NNN         -> that status, with a small body (none for 204/304)
+/redirect           -> 301 with Location
+/bytes/N            -> N bytes of a fixed pattern
+/slow/MS            -> answers after MS milliseconds
+/instance           -> the instance name from $BERTH_INSTANCE (or the port)
+/log?line=TEXT      -> prints TEXT on stdout, answers 200
+"""
+import hashlib, json, os, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit, parse_qs
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def body(self):
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if status not in (204, 304):
+            self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and status not in (204, 304):
+            self.wfile.write(body)
+
+    def handle_any(self):
+        received = self.body()
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if parts[0] == "status" and len(parts) > 1:
+            status = int(parts[1])
+            self.send(status, b"status %d\n" % status, [("content-type", "text/plain"), ("x-odd", "a, b;c=\"d\"")])
+        elif parts[0] == "redirect":
+            self.send(301, b"moved\n", [("location", "/echo"), ("content-type", "text/plain")])
+        elif parts[0] == "bytes" and len(parts) > 1:
+            n = int(parts[1])
+            pattern = bytes(range(256))
+            self.send(200, (pattern * (n // 256 + 1))[:n], [("content-type", "application/octet-stream")])
+        elif parts[0] == "slow" and len(parts) > 1:
+            time.sleep(int(parts[1]) / 1000)
+            self.send(200, b"slow\n", [("content-type", "text/plain")])
+        elif parts[0] == "instance":
+            name = os.environ.get("BERTH_INSTANCE") or os.environ.get("APP_NAME") or str(self.server.server_port)
+            self.send(200, name.encode(), [("content-type", "text/plain")])
+        elif parts[0] == "log":
+            print(parse_qs(url.query).get("line", [""])[0], flush=True)
+            self.send(200, b"logged\n", [("content-type", "text/plain")])
+        else:
+            answer = {
+                "method": self.command,
+                "path": url.path,
+                "query": url.query,
+                "headers": [[k.lower(), v] for k, v in self.headers.items()
+                            if k.lower() not in ("host", "connection", "content-length")],
+                "bodyLength": len(received),
+                "bodySHA256": hashlib.sha256(received).hexdigest(),
+            }
+            self.send(200, json.dumps(answer, sort_keys=True).encode(),
+                      [("content-type", "application/json"), ("x-repeated", "one"), ("x-repeated", "two")])
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("PORT", "8080"))
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.request_queue_size = 128
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    print(f"listening on {port}", flush=True)
+    server.serve_forever()

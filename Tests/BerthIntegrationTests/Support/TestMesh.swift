@@ -1,0 +1,162 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A real mesh for one test: a router, sidecars, apps and an edge, each its own process on free ports.
+/// Everything it started is killed when it is stopped (tests call `stop()` in a `defer`).
+final class TestMesh: @unchecked Sendable {
+    struct Instance {
+        var className: String
+        var id: String
+        var appPort: Int
+        var app: ChildProcess?
+        var sidecar: ChildProcess?
+    }
+
+    let frontend: String
+    let backend: String
+    let eventsIn: String
+    let eventsOut: String
+    let edgePort: Int
+    let heartbeat = "300ms"
+    private(set) var router: ChildProcess?
+    private(set) var edge: ChildProcess?
+    private(set) var instances: [Instance] = []
+    let client: HTTPClient
+
+    init() {
+        func endpoint() -> String { "tcp://127.0.0.1:\(freePort())" }
+        frontend = endpoint()
+        backend = endpoint()
+        eventsIn = endpoint()
+        eventsOut = endpoint()
+        edgePort = freePort()
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
+        configuration.httpVersion = .http1Only
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func startRouter() throws {
+        router = try ChildProcess(name: "router", executable: Paths.executable("berth-router"), arguments: [
+            "--frontend", frontend, "--backend", backend, "--events-in", eventsIn, "--events-out", eventsOut,
+            "--heartbeat", heartbeat, "--log-level", "debug",
+        ])
+    }
+
+    func killRouter() {
+        router?.stop()
+    }
+
+    func startEdge(routes: [String]) throws {
+        edge = try ChildProcess(name: "edge", executable: Paths.executable("berth-edge"), arguments: [
+            "--listen", "127.0.0.1:\(edgePort)", "--router", frontend, "--events", eventsIn, "--heartbeat", heartbeat,
+            "--log-level", "debug",
+        ] + routes.flatMap { ["--route", $0] })
+        try awaitPort(edgePort)
+    }
+
+    /// Starts an echo app (unless `app` is false) and its sidecar; waits until the app listens.
+    @discardableResult
+    func addInstance(className: String, id: String, app: Bool = true, capacity: Int = 64) throws -> Int {
+        let port = freePort()
+        var instance = Instance(className: className, id: id, appPort: port)
+        if app {
+            instance.app = try ChildProcess(name: "app-\(id)", executable: URL(fileURLWithPath: "/usr/bin/env"),
+                                            arguments: ["python3", Paths.echoApp.path, String(port)],
+                                            environment: ["BERTH_INSTANCE": id])
+            try awaitPort(port)
+        }
+        instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity)
+        instances.append(instance)
+        return instances.count - 1
+    }
+
+    func startSidecar(className: String, id: String, port: Int, capacity: Int = 64) throws -> ChildProcess {
+        try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
+            "--router", backend, "--events", eventsIn, "--class", className, "--instance", id, "--port", String(port),
+            "--capacity", String(capacity), "--heartbeat", heartbeat, "--log-level", "debug",
+        ])
+    }
+
+    func instance(_ id: String) -> Instance? { instances.first { $0.id == id } }
+
+    /// Polls `url` on the edge until `accept` says yes (or the timeout passes).
+    @discardableResult
+    func waitUntil(_ path: String, timeout: Duration = .seconds(10), accept: (HTTPClientResponse, String) -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let (response, body) = try? await get(path), accept(response, body) { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    func get(_ path: String, headers: [(String, String)] = []) async throws -> (HTTPClientResponse, String) {
+        let (response, body) = try await send(path, method: .GET, headers: headers)
+        return (response, String(buffer: body))
+    }
+
+    func send(_ path: String, method: HTTPMethod, headers: [(String, String)] = [], body: ByteBuffer? = nil, port: Int? = nil) async throws -> (HTTPClientResponse, ByteBuffer) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port ?? edgePort)\(path)")
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(body) }
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        return (response, bytes)
+    }
+
+    /// Logs of every process, for a failing test's message.
+    var logs: String {
+        ([router, edge] + instances.flatMap { [$0.sidecar, $0.app] }).compactMap { $0 }
+            .map { "--- \($0.name)\n\($0.output.suffix(3_000))" }.joined(separator: "\n")
+    }
+
+    func stop() async {
+        edge?.stop()
+        for instance in instances {
+            instance.sidecar?.stop()
+            instance.app?.stop()
+        }
+        router?.stop()
+        try? await client.shutdown()
+    }
+}
+
+struct PortTimeout: Error, CustomStringConvertible {
+    let port: Int
+    var description: String { "nothing listened on 127.0.0.1:\(port) within 10 s" }
+}
+
+/// Waits until something accepts TCP connections on `port`.
+func awaitPort(_ port: Int, timeout: Duration = .seconds(10)) throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if result == 0 { return }
+        usleep(20_000)
+    }
+    throw PortTimeout(port: port)
+}
+
+/// Runs `body` with a fresh mesh and stops every process of it afterwards, whether `body` passed or threw.
+func withMesh<T>(_ body: (TestMesh) async throws -> T) async throws -> T {
+    let mesh = TestMesh()
+    do {
+        let result = try await body(mesh)
+        await mesh.stop()
+        return result
+    } catch {
+        await mesh.stop()
+        throw error
+    }
+}

@@ -1,0 +1,80 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// What a client sees through the edge is what it sees from the app directly.
+@Suite(.serialized)
+struct TransparencyTests {
+    /// One exchange as a client sees it, less what differs by nature (the Date header).
+    struct Seen: Equatable, CustomStringConvertible {
+        var status: UInt
+        var headers: [String]
+        var body: [UInt8]
+
+        var description: String { "\(status) \(headers) body \(body.count) bytes" }
+    }
+
+    static func seen(_ response: HTTPClientResponse, _ body: ByteBuffer) -> Seen {
+        Seen(
+            status: response.status.code,
+            headers: response.headers.filter { $0.name.lowercased() != "date" }.map { "\($0.name.lowercased()): \($0.value)" },
+            body: Array(body.readableBytesView)
+        )
+    }
+
+    static func randomBytes(_ count: Int) -> ByteBuffer {
+        var generator = SystemRandomNumberGenerator()
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        for _ in 0..<(count / 8) { buffer.writeInteger(generator.next() as UInt64) }
+        while buffer.readableBytes < count { buffer.writeInteger(UInt8.random(in: 0...255)) }
+        return buffer
+    }
+
+    @Test func requestsAndResponsesCrossTheMeshUnchanged() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            let index = try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            let appPort = mesh.instances[index].appPort
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok }, "mesh never came up:\n\(mesh.logs)")
+
+            let headers = [("X-Multi", "1"), ("X-Multi", "2"), ("X-Odd", "a, b;c=\"d\" \u{7e}"), ("X-Mixed-Case", "Value With Spaces")]
+            var cases: [(path: String, method: HTTPMethod, body: ByteBuffer?)] = []
+            for method in [HTTPMethod.GET, .HEAD, .POST, .PUT, .DELETE, .PATCH] {
+                cases.append(("/echo?a=1&b=two%20words&a=3&empty=", method, method == .GET || method == .HEAD ? nil : ByteBuffer(string: "{\"k\":1}")))
+            }
+            cases.append(("/echo", .POST, ByteBuffer()))
+            cases.append(("/echo", .POST, Self.randomBytes(1_024)))
+            cases.append(("/echo", .PUT, Self.randomBytes(8 << 20)))
+            cases.append(("/bytes/1024", .GET, nil))
+            cases.append(("/bytes/8388608", .GET, nil))
+            for status in [200, 201, 204, 404, 500] { cases.append(("/status/\(status)", .GET, nil)) }
+            cases.append(("/redirect", .GET, nil))
+
+            for (path, method, body) in cases {
+                let (directResponse, directBody) = try await mesh.send(path, method: method, headers: headers, body: body, port: appPort)
+                let (meshResponse, meshBody) = try await mesh.send("/a" + path, method: method, headers: headers, body: body)
+                let direct = Self.seen(directResponse, directBody)
+                let throughMesh = Self.seen(meshResponse, meshBody)
+                #expect(direct == throughMesh, "\(method) \(path) with \(body?.readableBytes ?? 0)-byte body:\n direct \(direct)\n mesh   \(throughMesh)")
+            }
+        }
+    }
+
+    @Test func theRoutePrefixIsStrippedAndTheInstanceHeaderIsNotForwarded() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerB", id: "b-0")
+            try mesh.startEdge(routes: ["/b/=ContainerB", "/b/deep/=ContainerB@b-0"])
+            #expect(try await mesh.waitUntil("/b/instance") { response, _ in response.status == .ok })
+
+            let (_, plain) = try await mesh.get("/b/echo", headers: [("x-berth-instance", "b-0"), ("x-berth-timeout-ms", "5000")])
+            #expect(plain.contains("\"path\": \"/echo\""), "\(plain)")
+            #expect(!plain.contains("x-berth"), "Berth's own headers reached the app: \(plain)")
+            let (_, deep) = try await mesh.get("/b/deep/echo")
+            #expect(deep.contains("\"path\": \"/echo\""), "the longest prefix should win: \(deep)")
+        }
+    }
+}
