@@ -92,6 +92,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "CBerthSpawn"
+        ),
+        .target(
+            name: "BerthProcess",
+            dependencies: ["CBerthSpawn", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthCompose",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthTap",
+            dependencies: ["BerthBus", "BerthWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BerthCommandLine",
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -120,7 +138,19 @@ let package = Package(
         ),
         .executableTarget(
             name: "berth",
-            dependencies: ["BerthCommandLine", "BerthWire", "BerthBus"],
+            dependencies: ["BerthCommandLine", "BerthWire", "BerthBus", "BerthCompose", "BerthTap", "BerthProcess"],
+            swiftSettings: swiftSettings
+        ),
+
+        // The original demo: container A in Swift, container B in Python (Compose/apps/), and the seed's Worker.
+        .executableTarget(
+            name: "demo-container-a",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "demo-edge",
+            dependencies: ["BerthEdge", "BerthCommandLine"],
             swiftSettings: swiftSettings
         ),
 
@@ -128,6 +158,16 @@ let package = Package(
         .testTarget(
             name: "BerthWireTests",
             dependencies: ["BerthWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthComposeTests",
+            dependencies: ["BerthCompose"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthTapTests",
+            dependencies: ["BerthTap", "BerthBus", "BerthWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

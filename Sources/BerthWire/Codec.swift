@@ -65,7 +65,7 @@ extension Envelope {
         }
     }
 
-    /// Decodes and validates one `Envelope` frame; see ``init(decoding:)-(UnsafeRawBufferPointer)``.
+    /// Decodes and validates one `Envelope` frame; the same rules as decoding from a buffer.
     public init(decoding bytes: [UInt8]) throws(WireError) {
         self = try bytes.withUnsafeBytes { raw in Result { () throws(WireError) in try Envelope(decoding: raw) } }.get()
     }
@@ -114,7 +114,7 @@ extension Event {
         }
     }
 
-    /// Decodes one `Event` frame; see ``init(decoding:)-(UnsafeRawBufferPointer)``.
+    /// Decodes one `Event` frame; the same rules as decoding from a buffer.
     public init(decoding bytes: [UInt8]) throws(WireError) {
         self = try bytes.withUnsafeBytes { raw in Result { () throws(WireError) in try Event(decoding: raw) } }.get()
     }

@@ -1,0 +1,1 @@
+#include "berth_spawn.h"

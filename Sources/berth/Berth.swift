@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Berth: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth",
+        abstract: "Run and watch a Berth mesh.",
+        subcommands: [Tap.self]
+    )
+}

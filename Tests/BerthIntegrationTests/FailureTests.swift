@@ -1,0 +1,122 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// Every request gets an answer that says which part failed and why; none hangs.
+@Suite(.serialized)
+struct FailureTests {
+    @Test func appNotListeningIs502AndNoInstanceIs503() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0", app: false)
+            try mesh.startEdge(routes: ["/a/=ContainerA", "/c/=ContainerC"])
+            #expect(try await mesh.waitUntil("/a/x") { response, _ in response.status == .badGateway }, "\(mesh.logs)")
+
+            let (refused, refusedBody) = try await mesh.get("/a/x")
+            #expect(refused.status == .badGateway)
+            #expect(refused.headers["x-berth-error"] == ["app-unreachable"])
+            #expect(refusedBody.contains("not listening on port"), "\(refusedBody)")
+
+            let (none, noneBody) = try await mesh.get("/c/x")
+            #expect(none.status == .serviceUnavailable)
+            #expect(none.headers["retry-after"] == ["1"])
+            #expect(noneBody.contains("no live instance of container class ContainerC"), "\(noneBody)")
+        }
+    }
+
+    @Test func appSlowerThanTheDeadlineIs504() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            let started = ContinuousClock.now
+            let (response, body) = try await mesh.get("/a/slow/5000", headers: [("x-berth-timeout-ms", "500")])
+            #expect(response.status == .gatewayTimeout, "\(body)")
+            #expect(response.headers["x-berth-error"] == ["deadline-exceeded"])
+            #expect(started.duration(to: .now) < .seconds(4), "the answer should come at the deadline, not when the app finishes")
+        }
+    }
+
+    @Test func sidecarKilledMidRequestIsAnsweredWithinTheHeartbeatWindow() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            // POST is not idempotent: it is not retried, so the client learns the instance was lost.
+            async let answer = mesh.send("/a/slow/20000", method: .POST, body: ByteBuffer(string: "x"))
+            try await Task.sleep(for: .milliseconds(500))
+            let killed = ContinuousClock.now
+            mesh.instance("a-0")?.sidecar?.signal(SIGKILL)
+            let (response, body) = try await answer
+            #expect(response.status == .badGateway, "\(String(buffer: body))")
+            #expect(response.headers["x-berth-error"] == ["instance-lost"])
+            // Heartbeat 300 ms × 3, plus the router's sweep: well within 3 s.
+            #expect(killed.duration(to: .now) < .seconds(3))
+        }
+    }
+
+    @Test func idempotentRequestOfAKilledSidecarIsRetriedOnAnotherInstance() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.addInstance(className: "ContainerA", id: "a-1")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            for id in ["a-0", "a-1"] {
+                #expect(try await mesh.waitUntil("/a/instance", accept: { _, body in body == id }), "\(id) never came up")
+            }
+
+            async let answer = mesh.get("/a/slow/1500", headers: [("x-berth-instance", "a-0")])
+            try await Task.sleep(for: .milliseconds(300))
+            mesh.instance("a-0")?.sidecar?.signal(SIGKILL)
+            let (response, body) = try await answer
+            #expect(response.status == .ok, "GET should have been retried on a-1: \(body)\n\(mesh.logs)")
+            #expect(body == "slow\n")
+        }
+    }
+
+    @Test func aRestartedRouterGetsItsSidecarsAndEdgesBack() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            mesh.killRouter()
+            let (down, downBody) = try await mesh.get("/a/instance")
+            #expect(down.status == .serviceUnavailable, "with the router gone: \(downBody)")
+
+            try mesh.startRouter()
+            let back = try await mesh.waitUntil("/a/instance", timeout: .seconds(10)) { response, body in
+                response.status == .ok && body == "a-0"
+            }
+            #expect(back, "requests should succeed again without restarting anything else:\n\(mesh.logs)")
+        }
+    }
+
+    @Test func sigtermDrainsInFlightRequestsThenExitsZero() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            async let throughSidecar = mesh.send("/a/slow/800", method: .POST, body: ByteBuffer(string: "x"))
+            try await Task.sleep(for: .milliseconds(200))
+            mesh.instance("a-0")?.sidecar?.signal(SIGTERM)
+            let (response, _) = try await throughSidecar
+            #expect(response.status == .ok, "the request in flight should finish")
+            #expect(await mesh.instance("a-0")?.sidecar?.waitForExit(timeout: .seconds(5)) == 0)
+
+            mesh.edge?.signal(SIGTERM)
+            #expect(await mesh.edge?.waitForExit(timeout: .seconds(5)) == 0)
+            mesh.router?.signal(SIGTERM)
+            #expect(await mesh.router?.waitForExit(timeout: .seconds(5)) == 0)
+        }
+    }
+}
