@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "BerthSidecar",
             dependencies: [
-                "BerthBus", "BerthWire",
+                "BerthBus", "BerthWire", "BerthProcess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

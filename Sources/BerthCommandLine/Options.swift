@@ -104,3 +104,17 @@ public enum ProcessEnvironment {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Signal names as people write them: `SIGTERM`, `TERM`, or a number.
+public enum SignalName {
+    static let names: [String: Int32] = [
+        "HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15,
+    ]
+
+    public static func number(_ text: String) -> Int32? {
+        if let number = Int32(text), (1...64).contains(number) { return number }
+        var name = text.uppercased()
+        if name.hasPrefix("SIG") { name.removeFirst(3) }
+        return names[name]
+    }
+}

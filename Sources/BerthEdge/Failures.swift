@@ -12,7 +12,7 @@ public enum Failures {
     public static func status(for code: ErrorCode) -> Int {
         switch code {
         case .appUnreachable, .appFailed, .instanceLost: 502
-        case .noInstance, .saturated, .routerUnreachable: 503
+        case .noInstance, .saturated, .routerUnreachable, .appUnavailable: 503
         case .deadlineExceeded: 504
         case .tooLarge: 413
         case .badRequest: 400
@@ -33,6 +33,7 @@ public enum Failures {
         case .instanceLost: "instance-lost"
         case .routerUnreachable: "router-unreachable"
         case .internal: "internal"
+        case .appUnavailable: "app-unavailable"
         }
     }
 

@@ -81,8 +81,21 @@ struct AppForwarder: Sendable {
         }
     }
 
-    private func failure(_ request: Request, _ code: ErrorCode, _ message: String, _ bytesIn: Int) -> Outcome {
-        let component = code == .badRequest ? "sidecar" : "app"
+    /// True when the app accepts connections on its port and, when `path` is given, answers it with 2xx.
+    func probe(path: String?, timeout: Duration) async -> Bool {
+        guard portIsOpen(host: configuration.appHost, port: configuration.port) else { return false }
+        guard let path else { return true }
+        do {
+            let response = try await client.execute(HTTPClientRequest(url: "http://\(configuration.appHost):\(configuration.port)\(path)"), timeout: .init(timeout))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            return (200..<300).contains(response.status.code)
+        } catch {
+            return false
+        }
+    }
+
+    func failure(_ request: Request, _ code: ErrorCode, _ message: String, _ bytesIn: Int) -> Outcome {
+        let component = code == .badRequest || code == .appUnavailable ? "sidecar" : "app"
         return Outcome(
             response: Response(id: request.id, status: 0, error: MeshError(code: code, message: message, component: component), servedBy: configuration.endpoint),
             body: [], bytesIn: bytesIn
@@ -120,4 +133,18 @@ enum HopByHop {
     static func contains(_ name: String) -> Bool {
         names.contains(name.lowercased())
     }
+}
+
+/// Whether something accepts TCP connections on `host:port` (an IPv4 address): on loopback the answer is immediate.
+func portIsOpen(host: String, port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
 }

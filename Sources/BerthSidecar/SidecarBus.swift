@@ -21,6 +21,10 @@ final class SidecarBus: BusLoopBody {
     private(set) var sockets: [Socket]
     private var lastHeard: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
+    /// Until the router answers, READY is repeated often: with IMMEDIATE, a READY sent before the connection
+    /// completes is dropped.
+    private var registered = false
+    private var nextReady: ContinuousClock.Instant = .now
     /// Requests handed out and not yet answered.
     private var inFlight = 0
     /// Set by SIGTERM: no new work is taken, and the request stream ends when the last answer is out.
@@ -73,6 +77,7 @@ final class SidecarBus: BusLoopBody {
 
     func received(_ frames: [Frame], on index: Int) {
         lastHeard = .now
+        registered = true
         guard let first = frames.first else { return }
         let envelope: Envelope
         do {
@@ -89,7 +94,10 @@ final class SidecarBus: BusLoopBody {
             break
         case .disconnect(let disconnect):
             logger.info("router asked us to register again", metadata: ["berth.reason": "\(disconnect.reason)"])
-            if !draining { sendReady() }
+            if !draining {
+                registered = false
+                sendReady()
+            }
         case .ready, .response:
             logger.warning("rejected message: the router sends requests, heartbeats and disconnects only")
         }
@@ -138,6 +146,10 @@ final class SidecarBus: BusLoopBody {
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         finishIfDrained(now: now)
+        if !registered && !draining && now >= nextReady {
+            nextReady = now + .milliseconds(50)
+            sendReady()
+        }
         if now >= nextHeartbeat {
             nextHeartbeat = now + configuration.heartbeatInterval
             // Heartbeats go on while draining: the router keeps our requests only while we look alive.
@@ -148,13 +160,13 @@ final class SidecarBus: BusLoopBody {
             do {
                 dealer = try Self.connectDealer(configuration)
                 sockets = [dealer]
-                sendReady()
+                registered = false
             } catch {
                 logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])
             }
             lastHeard = now
         }
-        return nextHeartbeat
+        return registered || draining ? nextHeartbeat : min(nextHeartbeat, nextReady)
     }
 
     func stopping() {

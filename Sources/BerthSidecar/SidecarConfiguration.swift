@@ -27,6 +27,9 @@ public struct SidecarConfiguration: Sendable {
     /// How long SIGTERM waits for in-flight requests before the sidecar exits anyway.
     public var drainTimeout: Duration = .seconds(10)
 
+    /// The app this sidecar starts and owns; nil when the app is run by someone else.
+    public var app: AppConfiguration?
+
     public init() {}
 
     var ports: [UInt32] { ([port] + extraPorts).map { UInt32($0) } }

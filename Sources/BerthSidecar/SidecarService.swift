@@ -25,15 +25,32 @@ public struct SidecarService: Service {
             try SidecarBus(configuration: configuration, logger: logger, requests: continuation)
         }
         let forwarder = AppForwarder(configuration: configuration)
+        let supervisor = configuration.app.map { app in
+            AppSupervisor(
+                app: app, sidecar: configuration, logger: logger,
+                probe: { path in await forwarder.probe(path: path, timeout: app.readinessTimeout) },
+                events: { event in
+                    let topic = switch event {
+                    case .lifecycle: "lifecycle.\(configuration.className).\(configuration.instanceID)"
+                    case .log: "log.\(configuration.className).\(configuration.instanceID)"
+                    case .traffic: "traffic.\(configuration.className).\(configuration.instanceID)"
+                    }
+                    bus.execute { $0.publish(topic: topic, event: event) }
+                }
+            )
+        }
         logger.info("sidecar started", metadata: ["berth.router": "\(configuration.router)", "berth.port": "\(configuration.port)"])
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await bus.run() }
+            if let supervisor {
+                group.addTask { await supervisor.run() }
+            }
             group.addTask {
                 await withGracefulShutdownHandler {
                     await withDiscardingTaskGroup { requestsGroup in
                         for await incoming in requests {
-                            requestsGroup.addTask { await handle(incoming, forwarder: forwarder, bus: bus) }
+                            requestsGroup.addTask { await handle(incoming, forwarder: forwarder, supervisor: supervisor, bus: bus) }
                         }
                         // The stream ends once the drain is over; whatever still runs then is past the drain timeout.
                         requestsGroup.cancelAll()
@@ -41,15 +58,24 @@ public struct SidecarService: Service {
                 } onGracefulShutdown: {
                     bus.execute { $0.drain() }
                 }
+                await supervisor?.shutdown()
                 await forwarder.shutdown()
                 bus.stop()
             }
         }
     }
 
-    private func handle(_ incoming: IncomingRequest, forwarder: AppForwarder, bus: BusLoop<SidecarBus>) async {
+    private func handle(_ incoming: IncomingRequest, forwarder: AppForwarder, supervisor: AppSupervisor?, bus: BusLoop<SidecarBus>) async {
         let started = ContinuousClock.now
-        let outcome = await forwarder.forward(incoming)
+        let outcome: AppForwarder.Outcome
+        do {
+            try await supervisor?.begin()
+            outcome = await forwarder.forward(incoming)
+            await supervisor?.finish()
+        } catch {
+            let message = (error as? AppUnavailable)?.message ?? "\(error)"
+            outcome = forwarder.failure(incoming.request, .appUnavailable, message, incoming.body.byteCount)
+        }
         let latency = started.duration(to: .now)
         let request = incoming.request
         let response = outcome.response

@@ -140,6 +140,7 @@ public enum ErrorCode: Int32, Sendable, Hashable, CaseIterable {
     case instanceLost = 8
     case routerUnreachable = 9
     case `internal` = 10
+    case appUnavailable = 11
 }
 
 /// A failure inside the mesh, carried to the client.

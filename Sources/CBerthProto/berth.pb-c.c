@@ -1845,7 +1845,7 @@ const ProtobufCMessageDescriptor berth__event__descriptor =
   (ProtobufCMessageInit) berth__event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue berth__error_code__enum_values_by_number[11] =
+static const ProtobufCEnumValue berth__error_code__enum_values_by_number[12] =
 {
   { "ERROR_CODE_NONE", "BERTH__ERROR_CODE__ERROR_CODE_NONE", 0 },
   { "ERROR_CODE_APP_UNREACHABLE", "BERTH__ERROR_CODE__ERROR_CODE_APP_UNREACHABLE", 1 },
@@ -1858,13 +1858,15 @@ static const ProtobufCEnumValue berth__error_code__enum_values_by_number[11] =
   { "ERROR_CODE_INSTANCE_LOST", "BERTH__ERROR_CODE__ERROR_CODE_INSTANCE_LOST", 8 },
   { "ERROR_CODE_ROUTER_UNREACHABLE", "BERTH__ERROR_CODE__ERROR_CODE_ROUTER_UNREACHABLE", 9 },
   { "ERROR_CODE_INTERNAL", "BERTH__ERROR_CODE__ERROR_CODE_INTERNAL", 10 },
+  { "ERROR_CODE_APP_UNAVAILABLE", "BERTH__ERROR_CODE__ERROR_CODE_APP_UNAVAILABLE", 11 },
 };
 static const ProtobufCIntRange berth__error_code__value_ranges[] = {
-{0, 0},{0, 11}
+{0, 0},{0, 12}
 };
-static const ProtobufCEnumValueIndex berth__error_code__enum_values_by_name[11] =
+static const ProtobufCEnumValueIndex berth__error_code__enum_values_by_name[12] =
 {
   { "ERROR_CODE_APP_FAILED", 2 },
+  { "ERROR_CODE_APP_UNAVAILABLE", 11 },
   { "ERROR_CODE_APP_UNREACHABLE", 1 },
   { "ERROR_CODE_BAD_REQUEST", 7 },
   { "ERROR_CODE_DEADLINE_EXCEEDED", 5 },
@@ -1883,9 +1885,9 @@ const ProtobufCEnumDescriptor berth__error_code__descriptor =
   "ErrorCode",
   "Berth__ErrorCode",
   "berth",
-  11,
+  12,
   berth__error_code__enum_values_by_number,
-  11,
+  12,
   berth__error_code__enum_values_by_name,
   1,
   berth__error_code__value_ranges,

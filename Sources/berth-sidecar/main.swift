@@ -19,11 +19,29 @@ struct BerthSidecarCommand: AsyncParsableCommand {
     @Option(help: "Requests handled at once.") var capacity = 64
     @Option(help: "Heartbeat interval.") var heartbeat = DurationArgument(.seconds(1))
     @Option(help: "How long SIGTERM waits for requests in flight.") var drainTimeout = DurationArgument(.seconds(10))
+    @Option(name: .customLong("env"), help: "KEY=VALUE for the app's environment (repeatable).") var environment: [String] = []
+    @Option(help: "Folder the app runs in.") var workdir: String?
+    @Option(help: "Stop the app after this long without requests; the next request starts it again.") var sleepAfter: DurationArgument?
+    @Option(help: "A path that must answer 2xx before the app counts as healthy.") var readinessPath: String?
+    @Option(help: "How long the app may take to become healthy.") var startTimeout = DurationArgument(.seconds(30))
+    @Option(help: "always, on-failure or no.") var restart = "on-failure"
+    @Option(help: "First restart delay; it doubles on each failure in a row.") var restartBackoff = DurationArgument(.milliseconds(250))
+    @Option(help: "Longest restart delay.") var restartBackoffMax = DurationArgument(.seconds(10))
+    @Option(help: "Signal that stops the app (number or name, e.g. SIGTERM).") var stopSignal = "SIGTERM"
+    @Option(help: "How long the app gets to stop before SIGKILL.") var stopGracePeriod = DurationArgument(.seconds(10))
+    @Argument(parsing: .postTerminator, help: "The app to start and own: -- PROGRAM ARGS...") var command: [String] = []
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         guard (1...65_535).contains(port) else { throw ValidationError("--port \(port) is not a TCP port (1-65535)") }
         guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
+        guard AppConfiguration.RestartPolicy(rawValue: restart) != nil else {
+            throw ValidationError("--restart '\(restart)' is not one of always, on-failure, no")
+        }
+        guard SignalName.number(stopSignal) != nil else { throw ValidationError("--stop-signal '\(stopSignal)' is not a signal") }
+        for pair in environment where !pair.contains("=") {
+            throw ValidationError("--env '\(pair)' is not KEY=VALUE")
+        }
     }
 
     func run() async throws {
@@ -39,6 +57,23 @@ struct BerthSidecarCommand: AsyncParsableCommand {
         configuration.capacity = capacity
         configuration.heartbeatInterval = heartbeat.duration
         configuration.drainTimeout = drainTimeout.duration
+        if !command.isEmpty {
+            var app = AppConfiguration(command: command)
+            for pair in environment {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                app.environment[String(parts[0])] = String(parts[1])
+            }
+            app.workingDirectory = workdir
+            app.sleepAfter = sleepAfter?.duration
+            app.readinessPath = readinessPath
+            app.startTimeout = startTimeout.duration
+            app.restart = AppConfiguration.RestartPolicy(rawValue: restart)!
+            app.restartBackoffInitial = restartBackoff.duration
+            app.restartBackoffMax = restartBackoffMax.duration
+            app.stopSignal = SignalName.number(stopSignal)!
+            app.stopGracePeriod = stopGracePeriod.duration
+            configuration.app = app
+        }
         try await runUntilSignalled(SidecarService(configuration: configuration, logger: logger), logger: logger)
     }
 }

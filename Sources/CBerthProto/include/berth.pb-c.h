@@ -74,7 +74,11 @@ typedef enum _Berth__ErrorCode {
   /*
    * A bug or a resource limit inside Berth (HTTP 500).
    */
-  BERTH__ERROR_CODE__ERROR_CODE_INTERNAL = 10
+  BERTH__ERROR_CODE__ERROR_CODE_INTERNAL = 10,
+  /*
+   * The app is starting, restarting after a crash, or could not be started (HTTP 503).
+   */
+  BERTH__ERROR_CODE__ERROR_CODE_APP_UNAVAILABLE = 11
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BERTH__ERROR_CODE)
 } Berth__ErrorCode;
 typedef enum _Berth__TrafficKind {

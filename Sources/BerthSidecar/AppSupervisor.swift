@@ -1,0 +1,274 @@
+import BerthProcess
+import BerthWire
+import Foundation
+import Logging
+
+/// Why a request cannot reach the app right now.
+struct AppUnavailable: Error {
+    var message: String
+}
+
+/// Owns the app process: starts it, waits for its port, restarts it with backoff, stops it after `sleepAfter`
+/// without requests and starts it again on the next one. Concurrent requests share one cold start, and the app is
+/// never stopped while a request is in flight.
+///
+/// States: `stopped → starting → healthy → stopping → stopped` (or `sleeping` when stopped for idleness),
+/// and `exited(code)` when it ends by itself, followed by a restart when the policy allows.
+actor AppSupervisor {
+    enum State: Equatable, CustomStringConvertible {
+        case stopped
+        case starting
+        case healthy
+        case stopping
+        case sleeping
+        case exited(ExitStatus)
+        /// Waiting out the backoff before the next start.
+        case backingOff(until: ContinuousClock.Instant, after: ExitStatus)
+
+        var description: String {
+            switch self {
+            case .stopped: "stopped"
+            case .starting: "starting"
+            case .healthy: "healthy"
+            case .stopping: "stopping"
+            case .sleeping: "sleeping"
+            case .exited(let status): "exited (\(status))"
+            case .backingOff(_, let status): "restarting (\(status))"
+            }
+        }
+    }
+
+    private let app: AppConfiguration
+    private let sidecar: SidecarConfiguration
+    private let logger: Logger
+    private let probe: @Sendable (String?) async -> Bool
+    private let events: @Sendable (Event) -> Void
+
+    private(set) var state: State = .stopped
+    private var process: ChildProcess?
+    private var generation = 0
+    private(set) var restarts = 0
+    private var consecutiveFailures = 0
+    private var inFlight = 0
+    private var lastActivity = ContinuousClock.now
+    private var waiters: [CheckedContinuation<Void, any Error>] = []
+    private var shuttingDown = false
+
+    init(
+        app: AppConfiguration, sidecar: SidecarConfiguration, logger: Logger,
+        probe: @escaping @Sendable (String?) async -> Bool, events: @escaping @Sendable (Event) -> Void
+    ) {
+        self.app = app
+        self.sidecar = sidecar
+        self.logger = logger
+        self.probe = probe
+        self.events = events
+    }
+
+    var pid: Int32? { process?.pid }
+
+    // MARK: Requests
+
+    /// Marks a request as started, starting the app first when it is not running. Pair with `finish()`.
+    func begin() async throws {
+        inFlight += 1
+        lastActivity = .now
+        do {
+            try await ensureHealthy()
+        } catch {
+            inFlight -= 1
+            throw error
+        }
+    }
+
+    func finish() {
+        inFlight -= 1
+        lastActivity = .now
+    }
+
+    private func ensureHealthy() async throws {
+        switch state {
+        case .healthy:
+            return
+        case .backingOff(let until, let status):
+            let left = ContinuousClock.now.duration(to: until)
+            throw AppUnavailable(message: "the app \(status); restart \(restarts) in \(left.formatted(.units(allowed: [.milliseconds], width: .narrow)))")
+        case .exited(let status):
+            throw AppUnavailable(message: "the app \(status) and its restart policy is '\(app.restart.rawValue)'")
+        case .stopped, .sleeping:
+            startInBackground(cold: true)
+        case .starting, .stopping:
+            break
+        }
+        try await withCheckedThrowingContinuation { waiters.append($0) }
+    }
+
+    private func wake(with error: (any Error)?) {
+        let waiting = waiters
+        waiters.removeAll()
+        for waiter in waiting {
+            if let error { waiter.resume(throwing: error) } else { waiter.resume() }
+        }
+    }
+
+    // MARK: Starting and stopping
+
+    /// Runs until shutdown: starts the app, then watches for idleness. Returns after the app is stopped.
+    func run() async {
+        startInBackground(cold: false)
+        while !Task.isCancelled && !shuttingDown {
+            try? await Task.sleep(for: .milliseconds(250))
+            await sleepIfIdle()
+        }
+    }
+
+    private func startInBackground(cold: Bool) {
+        guard state != .starting, !shuttingDown else { return }
+        state = .starting
+        generation += 1
+        let generation = generation
+        Task { await self.start(generation: generation, cold: cold) }
+    }
+
+    private func start(generation: Int, cold: Bool) async {
+        var environment = app.environment
+        environment["PORT"] = String(sidecar.port)
+        environment["BERTH_CLASS"] = sidecar.className
+        environment["BERTH_INSTANCE"] = sidecar.instanceID
+        environment["BERTH_PORT"] = String(sidecar.port)
+        var spec = ProcessSpec(command: app.command)
+        spec.environment = environment
+        spec.workingDirectory = app.workingDirectory
+        spec.parentDeathSignal = SIGKILL
+        publish(.starting, message: cold ? "cold start" : "starting")
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(spec)
+        } catch {
+            logger.error("cannot start the app", metadata: ["berth.error": "\(error)"])
+            ended(.exited(127), generation: generation, reason: "\(error)")
+            return
+        }
+        process = child
+        logger.info("app started", metadata: ["berth.pid": "\(child.pid)", "berth.command": "\(app.command.joined(separator: " "))"])
+        Task { await self.pump(child) }
+        Task {
+            let status = await child.wait()
+            await self.ended(status, generation: generation, reason: nil)
+        }
+
+        let deadline = ContinuousClock.now + app.startTimeout
+        while ContinuousClock.now < deadline {
+            guard self.generation == generation, state == .starting, child.status == nil else { return }
+            if await probe(app.readinessPath) {
+                state = .healthy
+                publish(.healthy, message: "listening on \(sidecar.port)")
+                logger.info("app healthy", metadata: ["berth.port": "\(sidecar.port)"])
+                wake(with: nil)
+                return
+            }
+            try? await Task.sleep(for: app.readinessInterval)
+        }
+        guard self.generation == generation, state == .starting else { return }
+        logger.error("app did not become ready in time", metadata: ["berth.timeout": "\(app.startTimeout)"])
+        wake(with: AppUnavailable(message: "the app did not open port \(sidecar.port)\(app.readinessPath.map { " and answer \($0)" } ?? "") within \(app.startTimeout)"))
+        child.signal(SIGKILL)
+    }
+
+    /// The app's output goes to the sidecar's own output, and onto the bus as log events.
+    private nonisolated func pump(_ child: ChildProcess) async {
+        for await line in child.output {
+            switch line.stream {
+            case .stdout: print(line.text)
+            case .stderr: FileHandle.standardError.write(Data((line.text + "\n").utf8))
+            }
+            let event = LogLine(timeMicroseconds: Self.nowMicroseconds(), container: sidecar.endpoint,
+                                stream: line.stream == .stdout ? .stdout : .stderr, line: line.text)
+            events(.log(event))
+        }
+    }
+
+    private func ended(_ status: ExitStatus, generation: Int, reason: String?) {
+        guard self.generation == generation else { return }
+        process = nil
+        if state == .stopping || shuttingDown {
+            return
+        }
+        let wasHealthy = state == .healthy
+        logger.warning("app exited", metadata: ["berth.status": "\(status)"])
+        publish(.exited, exitCode: status.code, message: reason ?? "\(status)")
+        if wasHealthy { consecutiveFailures = 0 }
+        consecutiveFailures += 1
+        let restart = switch app.restart {
+        case .always: true
+        case .onFailure: status != .exited(0)
+        case .no: false
+        }
+        guard restart else {
+            state = .exited(status)
+            wake(with: AppUnavailable(message: "the app \(status) and its restart policy is '\(app.restart.rawValue)'"))
+            return
+        }
+        let backoff = min(app.restartBackoffMax, app.restartBackoffInitial * (1 << min(consecutiveFailures - 1, 20)))
+        let until = ContinuousClock.now + backoff
+        state = .backingOff(until: until, after: status)
+        wake(with: AppUnavailable(message: "the app \(status); restarting in \(backoff)"))
+        restarts += 1
+        let generation = self.generation
+        Task {
+            try? await Task.sleep(until: until)
+            await self.restartAfterBackoff(generation: generation)
+        }
+    }
+
+    private func restartAfterBackoff(generation: Int) {
+        guard self.generation == generation, case .backingOff = state, !shuttingDown else { return }
+        publish(.restarting, message: "restart \(restarts)")
+        state = .stopped
+        startInBackground(cold: false)
+    }
+
+    private func sleepIfIdle() async {
+        guard let sleepAfter = app.sleepAfter, state == .healthy, inFlight == 0,
+              lastActivity.duration(to: .now) >= sleepAfter
+        else { return }
+        logger.info("app idle; stopping it until the next request", metadata: ["berth.sleep_after": "\(sleepAfter)"])
+        await stopProcess()
+        if state == .stopped {
+            state = .sleeping
+            publish(.sleeping, message: "idle for \(sleepAfter)")
+        }
+    }
+
+    private func stopProcess() async {
+        guard let child = process else {
+            state = .stopped
+            return
+        }
+        state = .stopping
+        generation += 1
+        publish(.stopping)
+        let status = await child.stop(signal: app.stopSignal, grace: app.stopGracePeriod)
+        process = nil
+        state = .stopped
+        publish(.exited, exitCode: status.code, message: "stopped (\(status))")
+    }
+
+    /// Stops the app for good (SIGTERM drain of the sidecar).
+    func shutdown() async {
+        shuttingDown = true
+        wake(with: AppUnavailable(message: "the sidecar is shutting down"))
+        await stopProcess()
+    }
+
+    // MARK: Events
+
+    private func publish(_ state: LifecycleState, exitCode: Int32 = 0, message: String = "") {
+        events(.lifecycle(LifecycleEvent(
+            timeMicroseconds: Self.nowMicroseconds(), container: sidecar.endpoint, state: state, exitCode: exitCode,
+            restarts: UInt32(restarts), pid: UInt32(process?.pid ?? 0), message: message
+        )))
+    }
+
+    static func nowMicroseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000) }
+}
