@@ -81,7 +81,8 @@ let package = Package(
         .target(
             name: "BerthEdge",
             dependencies: [
-                "BerthBus", "BerthWire",
+                "BerthBus", "BerthWire", "BerthCommandLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -107,6 +108,15 @@ let package = Package(
         .target(
             name: "BerthTap",
             dependencies: ["BerthBus", "BerthWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthSupervisor",
+            dependencies: [
+                "BerthCompose", "BerthProcess", "BerthTap", "BerthWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -138,7 +148,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "berth",
-            dependencies: ["BerthCommandLine", "BerthWire", "BerthBus", "BerthCompose", "BerthTap", "BerthProcess"],
+            dependencies: [
+                "BerthCommandLine", "BerthWire", "BerthBus", "BerthCompose", "BerthTap", "BerthProcess", "BerthSupervisor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
 

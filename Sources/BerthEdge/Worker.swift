@@ -1,4 +1,5 @@
-import BerthWire
+// Workers use the wire's Header, Target, Endpoint and MeshError without importing BerthWire themselves.
+@_exported import BerthWire
 import NIOCore
 
 /// A request as the edge received it, or as a Worker builds it for a container.

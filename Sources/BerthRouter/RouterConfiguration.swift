@@ -1,4 +1,7 @@
 /// Everything `berth-router` can be told, with a default for each.
+///
+/// Each endpoint may be a comma-separated list, e.g. `tcp://127.0.0.1:7701,ipc:///run/berth/backend`: sidecars in
+/// their own network namespace reach the router over `ipc://`, which crosses namespaces through the filesystem.
 public struct RouterConfiguration: Sendable {
     /// ROUTER socket that edges connect to.
     public var frontend = "tcp://127.0.0.1:7700"

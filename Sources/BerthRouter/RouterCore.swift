@@ -33,10 +33,10 @@ final class RouterCore: BusLoopBody {
         eventOptions.maxMessageSize = 1 << 20
         let eventsIn = try Socket(.xsub, options: eventOptions)
         let eventsOut = try Socket(.xpub, options: eventOptions)
-        try frontend.bind(configuration.frontend)
-        try backend.bind(configuration.backend)
-        try eventsIn.bind(configuration.eventsIn)
-        try eventsOut.bind(configuration.eventsOut)
+        for (socket, endpoints) in [(frontend, configuration.frontend), (backend, configuration.backend),
+                                    (eventsIn, configuration.eventsIn), (eventsOut, configuration.eventsOut)] {
+            for endpoint in endpoints.split(separator: ",") { try socket.bind(String(endpoint)) }
+        }
         sockets = [frontend, backend, eventsIn, eventsOut]
         logger.info("router listening", metadata: [
             "berth.frontend": "\(frontend.lastEndpoint)", "berth.backend": "\(backend.lastEndpoint)",

@@ -1,0 +1,46 @@
+import ArgumentParser
+import BerthCommandLine
+import Logging
+
+/// The command line of an edge, for `berth-edge` and for your own Worker executable alike:
+///
+/// ```swift
+/// @main struct MyEdge: AsyncParsableCommand {
+///     @OptionGroup var edge: EdgeOptions
+///     func run() async throws {
+///         let (configuration, _, logger) = try edge.resolve(label: "my-edge")
+///         try await runUntilSignalled(EdgeService(configuration: configuration, worker: MyWorker(), logger: logger), logger: logger)
+///     }
+/// }
+/// ```
+public struct EdgeOptions: ParsableArguments {
+    @Option(help: "Address to listen on.") public var listen = HostPort(argument: "127.0.0.1:8787")!
+    @Option(help: "The router's frontend endpoint.") public var router = "tcp://127.0.0.1:7700"
+    @Option(help: "The router's events-in endpoint.") public var events = "tcp://127.0.0.1:7702"
+    @Option(help: "PREFIX=CLASS[@NAME]: requests under PREFIX go to CLASS (the instance NAME maps to, or any); the prefix is stripped. Repeatable.")
+    public var route: [String] = []
+    @Option(help: "Deadline for a request without x-berth-timeout-ms.") public var timeout = DurationArgument(.seconds(30))
+    @Option(help: "Largest request body in bytes; larger gets 413.") public var maxBody = 32 << 20
+    @Option(help: "Heartbeat interval.") public var heartbeat = DurationArgument(.seconds(1))
+    @Option(help: "This edge's name in traffic events.") public var name = "edge"
+    @OptionGroup public var common: CommonOptions
+
+    public init() {}
+
+    /// The configuration, the parsed routes, and the process's logger (logging is set up here, once).
+    public func resolve(label: String) throws -> (EdgeConfiguration, [Route], Logger) {
+        let routes = try route.map { text in
+            do { return try Route(parsing: text) } catch { throw ValidationError("\(error)") }
+        }
+        var configuration = EdgeConfiguration()
+        configuration.host = listen.host
+        configuration.port = listen.port
+        configuration.router = router
+        configuration.events = events
+        configuration.timeout = timeout.duration
+        configuration.maxBodyBytes = maxBody
+        configuration.heartbeatInterval = heartbeat.duration
+        configuration.name = name
+        return (configuration, routes, common.bootstrapLogging(label: label))
+    }
+}

@@ -1,0 +1,150 @@
+import BerthCompose
+import Foundation
+
+/// How instances of one class can all use the same port.
+public enum Isolation: String, Sendable, Codable {
+    /// Each sidecar and its app get their own network namespace: every instance listens on the configured port,
+    /// as containers do. Needs root (or user namespaces) and `unshare`.
+    case networkNamespace = "netns"
+    /// Instance i listens on the configured port + i and learns it from `$PORT`.
+    case portPerInstance = "port"
+
+    /// Network namespaces when this process may make them, ports otherwise.
+    public static func detect() -> Isolation {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), geteuid() == 0 else { return .portPerInstance }
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        probe.arguments = ["--net", "--", "/bin/true"]
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { return .portPerInstance }
+        probe.waitUntilExit()
+        return probe.terminationStatus == 0 ? .networkNamespace : .portPerInstance
+    }
+}
+
+/// Where the Berth executables are: beside the running `berth`, unless told otherwise.
+public struct Executables: Sendable {
+    public var router: String
+    public var sidecar: String
+    public var edge: String
+
+    public init(directory: String) {
+        router = directory + "/berth-router"
+        sidecar = directory + "/berth-sidecar"
+        edge = directory + "/berth-edge"
+    }
+
+    /// The folder of the running executable.
+    public static func besideThisProgram() -> Executables {
+        let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        return Executables(directory: path)
+    }
+}
+
+/// Every process of a mesh, in start order, with its command line: the compose file made concrete.
+public struct MeshPlan: Sendable {
+    public enum Kind: String, Sendable, Codable { case router, sidecar, edge }
+
+    public struct Service: Sendable {
+        /// `router`, `edge`, or `CLASS/INSTANCE`.
+        public var name: String
+        public var kind: Kind
+        public var command: [String]
+        /// For sidecars: the container class, instance id and the port its app listens on.
+        public var className: String?
+        public var instanceID: String?
+        public var appPort: Int?
+        public var stopGracePeriod: Duration
+    }
+
+    public var name: String
+    public var isolation: Isolation
+    /// Folder for the mesh's state, logs and ipc endpoints.
+    public var runtimeDirectory: String
+    public var services: [Service]
+    /// Where subscribers (berth tap, berth ps) reach the event stream.
+    public var eventsOut: String
+
+    public init(compose: ComposeFile, executables: Executables, isolation: Isolation, runtimeDirectory: String, logLevel: String = "info") {
+        name = compose.name
+        self.isolation = isolation
+        self.runtimeDirectory = runtimeDirectory
+        eventsOut = compose.router.eventsOut
+        let router = compose.router
+        let heartbeat = Self.text(router.heartbeat)
+
+        // Sidecars in their own network namespace cannot reach 127.0.0.1 of this one: they use ipc:// endpoints,
+        // which the router binds beside its tcp:// ones.
+        let backendIPC = "ipc://\(runtimeDirectory)/backend.ipc"
+        let eventsIPC = "ipc://\(runtimeDirectory)/events-in.ipc"
+        let namespaced = isolation == .networkNamespace
+        var services: [Service] = []
+        services.append(Service(
+            name: "router", kind: .router,
+            command: [executables.router,
+                      "--frontend", router.frontend,
+                      "--backend", namespaced ? "\(router.backend),\(backendIPC)" : router.backend,
+                      "--events-in", namespaced ? "\(router.eventsIn),\(eventsIPC)" : router.eventsIn,
+                      "--events-out", router.eventsOut,
+                      "--heartbeat", heartbeat, "--log-level", logLevel],
+            stopGracePeriod: .seconds(5)
+        ))
+
+        for container in compose.containers {
+            for index in 0..<container.instances {
+                let instance = "\(Self.instancePrefix(container.name))-\(index)"
+                let offset = namespaced ? 0 : index
+                var command = [executables.sidecar,
+                               "--router", namespaced ? backendIPC : router.backend,
+                               "--events", namespaced ? eventsIPC : router.eventsIn,
+                               "--class", container.name, "--instance", instance,
+                               "--port", String(container.port + offset),
+                               "--capacity", String(container.capacity), "--heartbeat", heartbeat,
+                               "--start-timeout", Self.text(container.startTimeout),
+                               "--restart", container.restart.rawValue,
+                               "--restart-backoff", Self.text(container.restartBackoff.initial),
+                               "--restart-backoff-max", Self.text(container.restartBackoff.max),
+                               "--stop-signal", String(container.stopSignal),
+                               "--stop-grace-period", Self.text(container.stopGracePeriod),
+                               "--log-level", logLevel]
+                for port in container.ports { command += ["--extra-port", String(port + offset)] }
+                if let sleepAfter = container.sleepAfter { command += ["--sleep-after", Self.text(sleepAfter)] }
+                if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
+                if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
+                for variable in container.environment { command += ["--env", "\(variable.name)=\(variable.value)"] }
+                command += ["--"] + container.command
+                if namespaced {
+                    command = ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""] + command
+                }
+                services.append(Service(
+                    name: "\(container.name)/\(instance)", kind: .sidecar, command: command,
+                    className: container.name, instanceID: instance, appPort: container.port + offset,
+                    stopGracePeriod: container.stopGracePeriod + .seconds(2)
+                ))
+            }
+        }
+
+        let edge = compose.edge
+        var edgeCommand = (edge.command ?? [executables.edge]) + [
+            "--listen", "\(edge.host):\(edge.port)", "--router", router.frontend, "--events", router.eventsIn,
+            "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat, "--log-level", logLevel,
+        ]
+        for route in edge.routes { edgeCommand += ["--route", route.argument] }
+        services.append(Service(name: "edge", kind: .edge, command: edgeCommand, stopGracePeriod: .seconds(10)))
+        self.services = services
+    }
+
+    /// `ContainerA` → `a`, `web` → `web`: short instance ids such as `a-0`, as in the demo.
+    public static func instancePrefix(_ className: String) -> String {
+        if className.hasPrefix("Container"), className.count > "Container".count {
+            return className.dropFirst("Container".count).lowercased()
+        }
+        return className.lowercased()
+    }
+
+    /// A duration as the command lines take it, in milliseconds.
+    static func text(_ duration: Duration) -> String {
+        let components = duration.components
+        return "\(components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000)ms"
+    }
+}

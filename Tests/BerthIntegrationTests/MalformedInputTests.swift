@@ -1,0 +1,102 @@
+import BerthBus
+import BerthWire
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// Garbage sent straight to the router's and a sidecar's sockets is rejected and logged; the process keeps serving.
+@Suite(.serialized)
+struct MalformedInputTests {
+    static let garbage: [[Frame]] = [
+        [Frame([0xff, 0xfe, 0x00, 0x13, 0x37])],
+        [Frame(Array(Envelope.request(Request(id: 1, target: Target(className: "ContainerA"), method: "GET", path: "/")).encoded().prefix(7)))],
+        [Frame([])],
+        [Frame(Envelope.heartbeat(Heartbeat()).encoded()), Frame([1, 2, 3])],
+        [Frame(Envelope.request(Request(id: 2, target: Target(className: ""), method: "GET", path: "/")).encoded())],
+        [Frame(Envelope.request(Request(id: 3, target: Target(className: "A"), method: "GET", path: "no-slash")).encoded())],
+        [Frame(Envelope.response(Response(id: 99, status: 200)).encoded())],
+        [Frame(Envelope.ready(Ready(className: "A", instanceID: "x", ports: [1], capacity: 0, heartbeatMilliseconds: 1)).encoded())],
+        (0..<50).map { _ in Frame((0..<64).map { _ in UInt8.random(in: 0...255) }) },
+    ]
+
+    @Test func theRouterRejectsMalformedFramesOnBothSidesAndKeepsServing() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            for endpoint in [mesh.frontend, mesh.backend] {
+                let attacker = try Socket(.dealer)
+                try attacker.connect(endpoint)
+                for message in Self.garbage { _ = try attacker.send(message) }
+                for _ in 0..<200 { _ = try attacker.send([Frame((0..<Int.random(in: 1...300)).map { _ in UInt8.random(in: 0...255) })]) }
+            }
+            // Each side is still served after the garbage: the mesh answers, and the router said what it rejected.
+            for _ in 0..<20 {
+                let (response, body) = try await mesh.get("/a/instance")
+                #expect(response.status == .ok, "\(body)")
+            }
+            #expect(mesh.router?.isRunning == true)
+            let log = mesh.router?.output ?? ""
+            #expect(log.contains("rejected malformed envelope"), "the router should log what it rejected:\n\(log.suffix(2_000))")
+            #expect(log.contains("malformed Envelope") || log.contains("has no kind"), "\(log.suffix(2_000))")
+        }
+    }
+
+    /// The test plays the router: a real ROUTER socket that a real sidecar registers with.
+    @Test func aSidecarRejectsMalformedFramesAndKeepsServing() async throws {
+        let appPort = freePort()
+        let app = try ChildProcess(name: "app", executable: URL(fileURLWithPath: "/usr/bin/env"),
+                                   arguments: ["python3", Paths.echoApp.path, String(appPort)])
+        defer { app.stop() }
+        try awaitPort(appPort)
+        let backend = "tcp://127.0.0.1:\(freePort())"
+        var options = SocketOptions()
+        options.routerMandatory = true
+        let router = try Socket(.router, options: options)
+        try router.bind(backend)
+        let sidecar = try ChildProcess(name: "sidecar", executable: Paths.executable("berth-sidecar"), arguments: [
+            "--router", backend, "--events", "tcp://127.0.0.1:\(freePort())", "--class", "ContainerA", "--instance", "a-0",
+            "--port", String(appPort), "--heartbeat", "300ms", "--log-level", "debug",
+        ])
+        defer { sidecar.stop() }
+
+        func receive(timeout: Duration = .seconds(5), until accept: ([Frame]) -> Bool) async throws -> [Frame]? {
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                if let frames = try router.receive() {
+                    if accept(frames) { return frames }
+                } else {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            return nil
+        }
+        func envelope(_ frames: [Frame]) -> Envelope? {
+            frames.count >= 2 ? try? frames[1].withUnsafeBytes { try Envelope(decoding: $0) } : nil
+        }
+
+        let ready = try await receive { frames in
+            if case .ready = envelope(frames) { return true } else { return false }
+        }
+        let identity = try #require(ready?[0].bytes, "the sidecar never sent READY:\n\(sidecar.output)")
+
+        for message in Self.garbage {
+            _ = try router.send([Frame(identity)] + message)
+        }
+        let request = Request(id: 42, target: Target(className: "ContainerA"), method: "POST", path: "/echo", query: "x=1",
+                              headers: [Header("content-type", "text/plain")], timeoutMilliseconds: 5_000)
+        _ = try router.send([Frame(identity), Frame(Envelope.request(request).encoded()), Frame("hello")])
+        let answer = try await receive { frames in
+            if case .response(let response) = envelope(frames), response.id == 42 { return true } else { return false }
+        }
+        let frames = try #require(answer, "the sidecar stopped serving after garbage:\n\(sidecar.output)")
+        guard case .response(let response) = envelope(frames) else { Issue.record("not a response"); return }
+        #expect(response.status == 200)
+        let body = String(decoding: frames.dropFirst(2).flatMap(\.bytes), as: UTF8.self)
+        #expect(body.contains("\"bodyLength\": 5"), "\(body)")
+        #expect(sidecar.isRunning)
+        #expect(sidecar.output.contains("rejected malformed envelope"), "\(sidecar.output.suffix(2_000))")
+    }
+}
