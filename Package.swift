@@ -122,6 +122,7 @@ let package = Package(
         .target(
             name: "BerthCommandLine",
             dependencies: [
+                "BerthCompose",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -138,7 +139,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "berth-sidecar",
-            dependencies: ["BerthSidecar", "BerthCommandLine"],
+            dependencies: ["BerthSidecar", "BerthCommandLine", "BerthCompose"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthCompose
 import Logging
 
 /// Options every Berth executable takes.
@@ -43,40 +44,10 @@ public struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringCon
     }
 
     public static func parse(_ text: String) -> Duration? {
-        var total = Duration.zero
-        var number = ""
-        var unit = ""
-        var parsedAny = false
-        func flush() -> Bool {
-            guard let value = Int64(number) else { return false }
-            switch unit {
-            case "ms": total += .milliseconds(value)
-            case "s": total += .seconds(value)
-            case "m": total += .seconds(value * 60)
-            case "h": total += .seconds(value * 3_600)
-            default: return false
-            }
-            parsedAny = true
-            number = ""
-            unit = ""
-            return true
-        }
-        for character in text {
-            if character.isNumber {
-                if !unit.isEmpty { guard flush() else { return nil } }
-                number.append(character)
-            } else if character.isLetter {
-                guard !number.isEmpty else { return nil }
-                unit.append(character)
-            } else {
-                return nil
-            }
-        }
-        guard !number.isEmpty, flush(), parsedAny else { return nil }
-        return total
+        DurationParser.parse(text)
     }
 
-    public var description: String { "\(duration)" }
+    public var description: String { DurationParser.format(duration) }
     public static var defaultCompletionKind: CompletionKind { .default }
 }
 
@@ -104,17 +75,3 @@ public enum ProcessEnvironment {
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Signal names as people write them: `SIGTERM`, `TERM`, or a number.
-public enum SignalName {
-    static let names: [String: Int32] = [
-        "HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "TERM": 15,
-    ]
-
-    public static func number(_ text: String) -> Int32? {
-        if let number = Int32(text), (1...64).contains(number) { return number }
-        var name = text.uppercased()
-        if name.hasPrefix("SIG") { name.removeFirst(3) }
-        return names[name]
-    }
-}

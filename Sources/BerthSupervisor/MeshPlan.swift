@@ -142,9 +142,5 @@ public struct MeshPlan: Sendable {
         return className.lowercased()
     }
 
-    /// A duration as the command lines take it, in milliseconds.
-    static func text(_ duration: Duration) -> String {
-        let components = duration.components
-        return "\(components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000)ms"
-    }
+    static func text(_ duration: Duration) -> String { DurationParser.format(duration) }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthCommandLine
+import BerthCompose
 import BerthSidecar
 
 @main
@@ -38,7 +39,7 @@ struct BerthSidecarCommand: AsyncParsableCommand {
         guard AppConfiguration.RestartPolicy(rawValue: restart) != nil else {
             throw ValidationError("--restart '\(restart)' is not one of always, on-failure, no")
         }
-        guard SignalName.number(stopSignal) != nil else { throw ValidationError("--stop-signal '\(stopSignal)' is not a signal") }
+        guard SignalParser.parse(stopSignal) != nil else { throw ValidationError("--stop-signal '\(stopSignal)' is not a signal") }
         for pair in environment where !pair.contains("=") {
             throw ValidationError("--env '\(pair)' is not KEY=VALUE")
         }
@@ -70,7 +71,7 @@ struct BerthSidecarCommand: AsyncParsableCommand {
             app.restart = AppConfiguration.RestartPolicy(rawValue: restart)!
             app.restartBackoffInitial = restartBackoff.duration
             app.restartBackoffMax = restartBackoffMax.duration
-            app.stopSignal = SignalName.number(stopSignal)!
+            app.stopSignal = SignalParser.parse(stopSignal)!
             app.stopGracePeriod = stopGracePeriod.duration
             configuration.app = app
         }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import BerthBus
 import BerthWire
 import Foundation

@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where the router listens (the `router:` section).
+public struct RouterSpec: Sendable, Equatable {
+    /// ZeroMQ endpoint clients (edges, workers) send requests to.
+    public var frontend: String
+    /// ZeroMQ endpoint sidecars connect to for work.
+    public var backend: String
+    /// ZeroMQ endpoint that collects traffic events.
+    public var eventsIn: String
+    /// ZeroMQ endpoint that publishes traffic events (what `berth tap` subscribes to).
+    public var eventsOut: String
+    /// How often peers and the router tell each other they are alive.
+    public var heartbeat: Duration
+
+    public init(
+        frontend: String = "tcp://127.0.0.1:7700",
+        backend: String = "tcp://127.0.0.1:7701",
+        eventsIn: String = "tcp://127.0.0.1:7702",
+        eventsOut: String = "tcp://127.0.0.1:7703",
+        heartbeat: Duration = .seconds(1)
+    ) {
+        self.frontend = frontend
+        self.backend = backend
+        self.eventsIn = eventsIn
+        self.eventsOut = eventsOut
+        self.heartbeat = heartbeat
+    }
+}
+
+/// The HTTP front door (the `edge:` section).
+public struct EdgeSpec: Sendable, Equatable {
+    /// Address to listen on, from `listen: HOST:PORT`.
+    public var host: String
+    /// Port to listen on, from `listen: HOST:PORT`.
+    public var port: Int
+    /// Declarative routes, in file order; each becomes a `--route` argument.
+    public var routes: [RouteSpec]
+    /// A Worker executable to run instead of `berth-edge`, given the same flags; nil runs `berth-edge`.
+    /// Relative paths are relative to the directory `berth up` runs in.
+    public var command: [String]?
+    /// Deadline for a request that does not carry its own.
+    public var timeout: Duration
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8787,
+        routes: [RouteSpec] = [],
+        command: [String]? = nil,
+        timeout: Duration = .seconds(30)
+    ) {
+        self.host = host
+        self.port = port
+        self.routes = routes
+        self.command = command
+        self.timeout = timeout
+    }
+}
+
+/// One declarative edge route: requests under `prefix` go to `container` (the instance `instance`, or any).
+public struct RouteSpec: Sendable, Equatable {
+    /// Path prefix, starting with `/`; the edge strips it before forwarding.
+    public var prefix: String
+    /// The container (class) that serves it.
+    public var container: String
+    /// A particular instance, or nil for any instance of `container`.
+    public var instance: String?
+
+    public init(prefix: String, container: String, instance: String? = nil) {
+        self.prefix = prefix
+        self.container = container
+        self.instance = instance
+    }
+
+    /// The route as `berth-edge --route` takes it: `PREFIX=CLASS[@NAME]`.
+    public var argument: String {
+        "\(prefix)=\(container)\(instance.map { "@\($0)" } ?? "")"
+    }
+}
+
+/// One environment variable given to a container's app, as written in the file.
+public struct EnvironmentVariable: Sendable, Hashable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// How a container's app is checked for readiness before it gets traffic.
+public struct ReadinessSpec: Sendable, Equatable {
+    /// HTTP path that answers 2xx when the app is ready, e.g. `/health`.
+    public var path: String
+    /// Time between checks.
+    public var interval: Duration
+    /// How long one check may take.
+    public var timeout: Duration
+
+    public init(path: String, interval: Duration = .seconds(1), timeout: Duration = .seconds(2)) {
+        self.path = path
+        self.interval = interval
+        self.timeout = timeout
+    }
+}
+
+/// When a container's app is started again after it exits.
+public enum RestartPolicy: String, Sendable, Equatable, CaseIterable {
+    /// Whatever the exit status.
+    case always
+    /// Only after a non-zero exit or a signal.
+    case onFailure = "on-failure"
+    /// Never.
+    case no
+}
+
+/// Exponential backoff between restarts: `initial`, doubling up to `max`.
+public struct BackoffSpec: Sendable, Equatable {
+    public var initial: Duration
+    public var max: Duration
+
+    public init(initial: Duration = .milliseconds(250), max: Duration = .seconds(10)) {
+        self.initial = initial
+        self.max = max
+    }
+}
+
+/// One container (a class of instances) of the mesh: the app a sidecar starts and how to run it.
+///
+/// Relative paths in `command` and `workingDir` are relative to the directory `berth up` runs in (in this repo,
+/// the repo root), not to the compose file; ``ComposeFile/directory`` is there for tools that prefer the latter.
+public struct ContainerSpec: Sendable, Equatable {
+    /// The container's name, its class in routes and topics: letters, digits, `-` and `_`.
+    public var name: String
+    /// The app's executable and arguments.
+    public var command: [String]
+    /// The port the app listens on (given to it as `$PORT`).
+    public var port: Int
+    /// Further ports the app listens on.
+    public var ports: [Int]
+    /// How many instances to run.
+    public var instances: Int
+    /// Environment for the app, in file order.
+    public var environment: [EnvironmentVariable]
+    /// Directory to start the app in; nil for the directory `berth up` runs in.
+    public var workingDir: String?
+    /// Stop an idle instance after this long without requests; nil keeps it running.
+    public var sleepAfter: Duration?
+    /// How to tell the app is ready; nil means ready once started.
+    public var readiness: ReadinessSpec?
+    /// When to start the app again after it exits.
+    public var restart: RestartPolicy
+    /// Delay between restarts.
+    public var restartBackoff: BackoffSpec
+    /// The signal that asks the app to stop.
+    public var stopSignal: Int32
+    /// How long the app may take to stop before it is killed.
+    public var stopGracePeriod: Duration
+    /// How long the app may take to become ready before the start counts as failed.
+    public var startTimeout: Duration
+    /// Requests one instance handles at once.
+    public var capacity: Int
+
+    /// A container with the defaults for everything the file may leave out.
+    public init(name: String, command: [String], port: Int) {
+        self.name = name
+        self.command = command
+        self.port = port
+        self.ports = []
+        self.instances = 1
+        self.environment = []
+        self.workingDir = nil
+        self.sleepAfter = nil
+        self.readiness = nil
+        self.restart = .onFailure
+        self.restartBackoff = BackoffSpec()
+        self.stopSignal = SIGTERM
+        self.stopGracePeriod = .seconds(10)
+        self.startTimeout = .seconds(30)
+        self.capacity = 64
+    }
+}
+
+/// Reads the signal names compose files use for `stop_signal`.
+public enum SignalParser {
+    /// The signal `text` names: `SIGTERM` or `TERM` (any case) for the common stop signals, or a number 1...64.
+    public static func parse(_ text: String) -> Int32? {
+        if let number = Int32(text) {
+            return (1...64).contains(number) ? number : nil
+        }
+        let upper = text.uppercased()
+        return signals[upper.hasPrefix("SIG") ? String(upper.dropFirst(3)) : upper]
+    }
+
+    /// The names `parse` takes, without `SIG`.
+    public static let names = ["TERM", "INT", "KILL", "HUP", "QUIT", "USR1", "USR2"]
+
+    private static let signals: [String: Int32] = [
+        "TERM": SIGTERM, "INT": SIGINT, "KILL": SIGKILL, "HUP": SIGHUP, "QUIT": SIGQUIT, "USR1": SIGUSR1, "USR2": SIGUSR2,
+    ]
+}
