@@ -182,7 +182,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BerthTapTests",
-            dependencies: ["BerthTap", "BerthBus", "BerthWire"],
+            dependencies: ["BerthTap", "BerthBus", "BerthWire", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -362,7 +362,7 @@ private struct SeededGenerator: RandomNumberGenerator {
         }
     }
 
-    @Test(arguments: [11, 99, UInt64(UInt32.max), UInt64.max])
+    @Test(arguments: [12, 99, UInt64(UInt32.max), UInt64.max])
     func unknownEnumValuesDecodeAsDefaults(_ value: UInt64) throws {
         var error = Proto()
         error.varint(1, value)

@@ -1,0 +1,105 @@
+import BerthWire
+
+/// A container instance, or the edge (class `edge`, instance its name).
+public struct ContainerName: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var className: String
+    public var instanceID: String
+
+    public init(className: String, instanceID: String) {
+        self.className = className
+        self.instanceID = instanceID
+    }
+
+    public init(_ endpoint: Endpoint) {
+        self.init(className: endpoint.className, instanceID: endpoint.instanceID)
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.className, lhs.instanceID) < (rhs.className, rhs.instanceID)
+    }
+
+    public var description: String { EventFormatter.name(Endpoint(className: className, instanceID: instanceID)) }
+}
+
+/// Counters for one container instance (or the edge), from its own point of view.
+public struct ContainerStats: Sendable, Hashable {
+    public var name: ContainerName
+    /// Requests it made.
+    public var sent: UInt64 = 0
+    /// Requests it served.
+    public var received: UInt64 = 0
+    /// Body bytes it sent: response bodies when serving, request bodies when it is the edge.
+    public var bytesOut: UInt64 = 0
+    /// Body bytes it got: request bodies when serving, response bodies when it is the edge.
+    public var bytesIn: UInt64 = 0
+    /// Exchanges that ended with status ≥ 500 or a mesh error.
+    public var errors: UInt64 = 0
+    public var latency = LatencyHistogram()
+
+    public init(name: ContainerName) {
+        self.name = name
+    }
+}
+
+/// `--stats`: per-container counters aggregated from traffic events.
+///
+/// Every exchange through the edge is reported twice, by the edge and by the sidecar that served it, so each
+/// report feeds only the side it saw, and nothing is counted twice:
+/// - A sidecar event (kind `sidecar`) is the serving side. Its destination's row counts one request received,
+///   the request body as bytes in, the response body as bytes out, an error, and the latency of the app.
+///   When its source is another container (a container-to-container call, source class not `edge`), the
+///   source's row counts one request sent, and nothing else: the caller's own view is not on the stream.
+/// - An edge event (kind `edge`) is the client side. The edge's row (the event's source) counts one request
+///   sent, the request body as bytes out, the response body as bytes in, an error, and the end-to-end latency.
+///   Its destination is left alone: that container's sidecar reports the exchange, and requests that never
+///   reached a container (503, 504) belong to the edge's errors, not to a container's.
+/// - An event of unspecified kind is counted in `skipped` only.
+///
+/// An error is a status ≥ 500 or a set `error`.
+public struct TrafficStats: Sendable {
+    public private(set) var containers: [ContainerName: ContainerStats] = [:]
+    /// Traffic events seen, skipped ones included.
+    public private(set) var events: UInt64 = 0
+    /// Events of unspecified kind, which say neither side.
+    public private(set) var skipped: UInt64 = 0
+
+    public init() {}
+
+    public mutating func record(_ event: TrafficEvent) {
+        events += 1
+        let failed = event.status >= 500 || event.error != nil
+        switch event.kind {
+        case .sidecar:
+            update(event.destination) { row in
+                row.received += 1
+                row.bytesIn += event.bytesIn
+                row.bytesOut += event.bytesOut
+                if failed { row.errors += 1 }
+                row.latency.record(event.latencyMicroseconds)
+            }
+            if !event.source.className.isEmpty && event.source.className != "edge" {
+                update(event.source) { $0.sent += 1 }
+            }
+        case .edge:
+            update(event.source) { row in
+                row.sent += 1
+                row.bytesOut += event.bytesIn
+                row.bytesIn += event.bytesOut
+                if failed { row.errors += 1 }
+                row.latency.record(event.latencyMicroseconds)
+            }
+        case .unspecified:
+            skipped += 1
+        }
+    }
+
+    /// One row per container, by class then instance.
+    public var rows: [ContainerStats] {
+        containers.values.sorted { $0.name < $1.name }
+    }
+
+    private mutating func update(_ endpoint: Endpoint, _ change: (inout ContainerStats) -> Void) {
+        let name = ContainerName(endpoint)
+        change(&containers[name, default: ContainerStats(name: name)])
+    }
+}
