@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
     ],
     targets: [
         // C libraries, each imported by exactly one Swift module.
@@ -56,9 +58,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BerthMetrics",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BerthRouter",
             dependencies: [
-                "BerthBus", "BerthWire",
+                "BerthBus", "BerthWire", "BerthMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -68,7 +86,8 @@ let package = Package(
         .target(
             name: "BerthSidecar",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthProcess",
+                "BerthBus", "BerthWire", "BerthMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -81,7 +100,8 @@ let package = Package(
         .target(
             name: "BerthEdge",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthCommandLine",
+                "BerthBus", "BerthWire", "BerthMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"), "BerthCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -122,7 +142,7 @@ let package = Package(
         .target(
             name: "BerthCommandLine",
             dependencies: [
-                "BerthCompose",
+                "BerthCompose", "BerthMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -193,8 +213,9 @@ let package = Package(
         .testTarget(
             name: "BerthIntegrationTests",
             dependencies: [
-                "BerthBus", "BerthWire",
-                "berth-router", "berth-sidecar", "berth-edge", "berth",
+                "BerthBus", "BerthWire", "BerthTap",
+                "berth-router", "berth-sidecar", "berth-edge", "berth", "demo-edge", "demo-container-a",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,6 @@
 import BerthBus
+import BerthMetrics
+import CoreMetrics
 import BerthWire
 import Logging
 
@@ -28,7 +30,14 @@ final class EdgeBus: BusLoopBody {
     private var lastHeard: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
     private var nextSweep: ContinuousClock.Instant = .now
+    /// Events the PUB socket would not take (its high-water mark): counted, never waited for.
     private(set) var eventsDropped = 0
+    private let eventsDroppedCounter = Counter(label: "berth_events_dropped_total")
+
+    private func dropEvent() {
+        eventsDropped += 1
+        eventsDroppedCounter.increment()
+    }
 
     init(configuration: EdgeConfiguration, logger: Logger) throws(BusError) {
         self.configuration = configuration
@@ -71,9 +80,9 @@ final class EdgeBus: BusLoopBody {
 
     func publish(topic: String, event: Event) {
         do {
-            if try !publisher.send([Frame(topic), Frame(event.encoded())]) { eventsDropped += 1 }
+            if try !publisher.send([Frame(topic), Frame(event.encoded())]) { dropEvent() }
         } catch {
-            eventsDropped += 1
+            dropEvent()
         }
     }
 

@@ -8,8 +8,7 @@ import Logging
 /// @main struct MyEdge: AsyncParsableCommand {
 ///     @OptionGroup var edge: EdgeOptions
 ///     func run() async throws {
-///         let (configuration, _, logger) = try edge.resolve(label: "my-edge")
-///         try await runUntilSignalled(EdgeService(configuration: configuration, worker: MyWorker(), logger: logger), logger: logger)
+///         try await edge.run(label: "my-edge") { routes in MyWorker(routes: RoutesWorker(routes: routes)) }
 ///     }
 /// }
 /// ```
@@ -23,9 +22,17 @@ public struct EdgeOptions: ParsableArguments {
     @Option(help: "Largest request body in bytes; larger gets 413.") public var maxBody = 32 << 20
     @Option(help: "Heartbeat interval.") public var heartbeat = DurationArgument(.seconds(1))
     @Option(help: "This edge's name in traffic events.") public var name = "edge"
+    @OptionGroup public var metrics: MetricsOptions
     @OptionGroup public var common: CommonOptions
 
     public init() {}
+
+    /// Runs the edge service with `worker` (and the metrics server when `--metrics` is given) until SIGTERM or SIGINT.
+    public func run(label: String, worker: (_ routes: [Route]) -> some Worker) async throws {
+        let (configuration, routes, logger) = try resolve(label: label)
+        let metricsServer = metrics.services(logger: logger)
+        try await runUntilSignalled(metricsServer + [EdgeService(configuration: configuration, worker: worker(routes), logger: logger)], logger: logger)
+    }
 
     /// The configuration, the parsed routes, and the process's logger (logging is set up here, once).
     public func resolve(label: String) throws -> (EdgeConfiguration, [Route], Logger) {

@@ -20,28 +20,11 @@ public enum Failures {
         }
     }
 
-    public static func name(of code: ErrorCode) -> String {
-        switch code {
-        case .none: "none"
-        case .appUnreachable: "app-unreachable"
-        case .appFailed: "app-failed"
-        case .noInstance: "no-instance"
-        case .saturated: "saturated"
-        case .deadlineExceeded: "deadline-exceeded"
-        case .tooLarge: "too-large"
-        case .badRequest: "bad-request"
-        case .instanceLost: "instance-lost"
-        case .routerUnreachable: "router-unreachable"
-        case .internal: "internal"
-        case .appUnavailable: "app-unavailable"
-        }
-    }
-
     /// The response for `error`: its status, `x-berth-error`, `Retry-After` for 503, and one line of text.
     public static func response(for error: MeshError, status: Int? = nil) -> EdgeResponse {
         let status = status ?? Self.status(for: error.code)
         var response = EdgeResponse.text("berth \(error.component): \(error.message)\n", status: status)
-        response.headers.append(Header(errorHeader, name(of: error.code)))
+        response.headers.append(Header(errorHeader, error.code.name))
         if status == 503 { response.headers.append(Header("retry-after", "1")) }
         response.meshError = error
         return response

@@ -1,4 +1,6 @@
 import BerthBus
+import BerthMetrics
+import CoreMetrics
 import BerthWire
 import Foundation
 import Logging
@@ -10,6 +12,7 @@ struct MeshClient: Sendable {
     let configuration: EdgeConfiguration
     let logger: Logger
     let ids = RequestIDs()
+    let metrics = MetricsCache()
 
     func send(_ request: EdgeRequest, to target: Target, port: Int?) async -> EdgeResponse {
         var headers = request.headers
@@ -18,10 +21,11 @@ struct MeshClient: Sendable {
             if let asked = Int64(headers[index].value), asked > 0 { timeout = asked }
             headers.remove(at: index)
         }
+        let id = ids.next()
         let wire = Request(
-            id: 0, target: target, port: UInt32(clamping: port ?? 0), method: request.method, path: request.path,
+            id: id, target: target, port: UInt32(clamping: port ?? 0), method: request.method, path: request.path,
             query: request.query, headers: headers, timeoutMilliseconds: UInt32(clamping: timeout),
-            traceID: request.header("x-request-id") ?? "",
+            traceID: request.header("x-request-id") ?? ids.traceID(for: id),
             source: Endpoint(className: "edge", instanceID: configuration.name)
         )
         let started = ContinuousClock.now
@@ -34,6 +38,8 @@ struct MeshClient: Sendable {
         if let error = response.error { result = Failures.response(for: error) }
 
         let latency = started.duration(to: .now)
+        metrics.counter("berth_edge_requests_total", [("class", target.className), ("status", String(result.status))]).increment()
+        metrics.timer("berth_edge_request_duration_seconds", [("class", target.className)]).record(latency)
         let event = TrafficEvent(
             timeMicroseconds: UInt64(Date().timeIntervalSince1970 * 1_000_000), requestID: response.id,
             traceID: wire.traceID, source: wire.source,
@@ -49,9 +55,6 @@ struct MeshClient: Sendable {
     }
 
     private func send(_ request: Request, body: [Frame]) async -> MeshAnswer {
-        var numbered = request
-        numbered.id = ids.next()
-        let request = numbered
         let id = request.id
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
@@ -65,11 +68,17 @@ struct MeshClient: Sendable {
     }
 }
 
-/// Request ids, unique within this edge process.
+/// Request ids, unique within this edge process, and trace ids, unique across edges.
 final class RequestIDs: Sendable {
     private let counter = Atomic<UInt64>(0)
+    private let nonce = String(UInt64.random(in: 1...UInt64.max), radix: 16)
 
     func next() -> UInt64 {
         counter.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    /// For a request that brought no `x-request-id`: follows it through every event of the exchange.
+    func traceID(for id: UInt64) -> String {
+        nonce + "-" + String(id, radix: 16)
     }
 }

@@ -1,4 +1,6 @@
 import BerthBus
+import BerthMetrics
+import CoreMetrics
 import BerthWire
 import DequeModule
 import Logging
@@ -20,6 +22,7 @@ final class RouterCore: BusLoopBody {
     private var nextID: UInt64 = 1
     private var nextSweep: ContinuousClock.Instant = .now
     private var rotation = 0
+    private let metrics = MetricsCache()
 
     init(configuration: RouterConfiguration, logger: Logger) throws(BusError) {
         self.configuration = configuration
@@ -163,6 +166,7 @@ final class RouterCore: BusLoopBody {
             if held.isIdempotent && held.request.attempt == 0 {
                 var retry = held
                 retry.request.attempt = 1
+                metrics.counter("berth_router_retries_total", [("class", held.request.target.className)]).increment()
                 logger.debug("retrying on another instance", metadata: ["berth.request.id": "\(held.request.id)", "berth.reason": "\(reason)"])
                 dispatch(retry)
             } else {
@@ -239,6 +243,7 @@ final class RouterCore: BusLoopBody {
         inFlight[response.id] = nil
         instance.inFlight.remove(response.id)
         if instance.draining && instance.inFlight.isEmpty { instances[identity] = nil }
+        metrics.counter("berth_router_requests_total", [("class", instance.className), ("result", response.error?.code.name ?? "answered")]).increment()
         var answer = response
         answer.id = held.request.id
         var frames = [Frame(held.edge), Frame(Envelope.response(answer).encoded())]
@@ -266,6 +271,7 @@ final class RouterCore: BusLoopBody {
     // MARK: Answers
 
     private func fail(_ held: HeldRequest, _ code: ErrorCode, _ message: String) {
+        metrics.counter("berth_router_requests_total", [("class", held.request.target.className), ("result", code.name)]).increment()
         logger.debug("request failed", metadata: ["berth.request.id": "\(held.request.id)", "berth.error.code": "\(code)", "berth.error": "\(message)"])
         let response = Response(id: held.request.id, status: 0, error: MeshError(code: code, message: message, component: "router"))
         sendToEdge([Frame(held.edge), Frame(Envelope.response(response).encoded())], held: held)
@@ -309,7 +315,16 @@ final class RouterCore: BusLoopBody {
             }
             drainQueue(of: className)
         }
+        recordGauges()
         return nextSweep
+    }
+
+    private func recordGauges() {
+        metrics.gauge("berth_router_in_flight").record(inFlight.count)
+        for (className, state) in classes {
+            metrics.gauge("berth_router_live_instances", [("class", className)]).record(state.instances.count)
+            metrics.gauge("berth_router_queued", [("class", className)]).record(state.queue.count)
+        }
     }
 
     func stopping() {

@@ -1,4 +1,5 @@
 import BerthProcess
+import CoreMetrics
 import BerthWire
 import Foundation
 import Logging
@@ -96,6 +97,7 @@ actor AppSupervisor {
         case .exited(let status):
             throw AppUnavailable(message: "the app \(status) and its restart policy is '\(app.restart.rawValue)'")
         case .stopped, .sleeping:
+            Counter(label: "berth_sidecar_cold_starts_total", dimensions: [("class", sidecar.className), ("instance", sidecar.instanceID)]).increment()
             startInBackground(cold: true)
         case .starting, .stopping:
             break
@@ -214,6 +216,7 @@ actor AppSupervisor {
         state = .backingOff(until: until, after: status)
         wake(with: AppUnavailable(message: "the app \(status); restarting in \(backoff)"))
         restarts += 1
+        Counter(label: "berth_sidecar_app_restarts_total", dimensions: [("class", sidecar.className), ("instance", sidecar.instanceID)]).increment()
         let generation = self.generation
         Task {
             try? await Task.sleep(until: until)

@@ -1,4 +1,6 @@
 import BerthBus
+import BerthMetrics
+import CoreMetrics
 import BerthWire
 import Logging
 
@@ -30,8 +32,14 @@ final class SidecarBus: BusLoopBody {
     /// Set by SIGTERM: no new work is taken, and the request stream ends when the last answer is out.
     private var drainDeadline: ContinuousClock.Instant?
     private var draining: Bool { drainDeadline != nil }
-    /// Events the PUB socket would not take (high-water mark).
+    /// Events the PUB socket would not take (its high-water mark): counted, never waited for.
     private(set) var eventsDropped = 0
+    private let eventsDroppedCounter = Counter(label: "berth_events_dropped_total")
+
+    private func dropEvent() {
+        eventsDropped += 1
+        eventsDroppedCounter.increment()
+    }
 
     init(configuration: SidecarConfiguration, logger: Logger, requests: AsyncStream<IncomingRequest>.Continuation) throws(BusError) {
         self.configuration = configuration
@@ -119,9 +127,9 @@ final class SidecarBus: BusLoopBody {
 
     func publish(topic: String, event: Event) {
         do {
-            if try !publisher.send([Frame(topic), Frame(event.encoded())]) { eventsDropped += 1 }
+            if try !publisher.send([Frame(topic), Frame(event.encoded())]) { dropEvent() }
         } catch {
-            eventsDropped += 1
+            dropEvent()
         }
     }
 

@@ -1,4 +1,6 @@
 import BerthBus
+import BerthMetrics
+import CoreMetrics
 import BerthWire
 import Foundation
 import Logging
@@ -8,6 +10,7 @@ import ServiceLifecycle
 public struct SidecarService: Service {
     private let configuration: SidecarConfiguration
     private let logger: Logger
+    private let metrics = MetricsCache()
 
     public init(configuration: SidecarConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -79,6 +82,9 @@ public struct SidecarService: Service {
         let latency = started.duration(to: .now)
         let request = incoming.request
         let response = outcome.response
+        let dimensions = [("class", configuration.className), ("instance", configuration.instanceID)]
+        metrics.counter("berth_sidecar_requests_total", dimensions + [("status", response.error?.code.name ?? String(response.status))]).increment()
+        metrics.timer("berth_sidecar_request_duration_seconds", dimensions).record(latency)
         if let error = response.error {
             logger.debug("request failed", metadata: ["berth.request.id": "\(request.id)", "berth.error": "\(error.message)"])
         }

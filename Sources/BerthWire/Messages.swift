@@ -141,6 +141,24 @@ public enum ErrorCode: Int32, Sendable, Hashable, CaseIterable {
     case routerUnreachable = 9
     case `internal` = 10
     case appUnavailable = 11
+
+    /// A short name for headers and metrics, e.g. `app-unreachable`.
+    public var name: String {
+        switch self {
+        case .none: "none"
+        case .appUnreachable: "app-unreachable"
+        case .appFailed: "app-failed"
+        case .noInstance: "no-instance"
+        case .saturated: "saturated"
+        case .deadlineExceeded: "deadline-exceeded"
+        case .tooLarge: "too-large"
+        case .badRequest: "bad-request"
+        case .instanceLost: "instance-lost"
+        case .routerUnreachable: "router-unreachable"
+        case .internal: "internal"
+        case .appUnavailable: "app-unavailable"
+        }
+    }
 }
 
 /// A failure inside the mesh, carried to the client.

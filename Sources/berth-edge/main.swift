@@ -13,7 +13,6 @@ struct BerthEdgeCommand: AsyncParsableCommand {
     @OptionGroup var edge: EdgeOptions
 
     func run() async throws {
-        let (configuration, routes, logger) = try edge.resolve(label: "berth-edge")
-        try await runUntilSignalled(EdgeService(configuration: configuration, routes: routes, logger: logger), logger: logger)
+        try await edge.run(label: "berth-edge") { routes in RoutesWorker(routes: routes) }
     }
 }

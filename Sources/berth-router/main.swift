@@ -16,6 +16,7 @@ struct BerthRouterCommand: AsyncParsableCommand {
     @Option(help: "Heartbeat interval; a peer silent for 3 intervals is dead.") var heartbeat = DurationArgument(.seconds(1))
     @Option(help: "Requests that may wait per container class when all instances are busy.") var queueLimit = 1_024
     @Option(help: "Deadline for requests that carry none.") var timeout = DurationArgument(.seconds(30))
+    @OptionGroup var metrics: MetricsOptions
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
@@ -28,6 +29,7 @@ struct BerthRouterCommand: AsyncParsableCommand {
         configuration.heartbeatInterval = heartbeat.duration
         configuration.queueLimit = queueLimit
         configuration.defaultTimeout = timeout.duration
-        try await runUntilSignalled(RouterService(configuration: configuration, logger: logger), logger: logger)
+        let metricsServer = metrics.services(logger: logger)
+        try await runUntilSignalled(metricsServer + [RouterService(configuration: configuration, logger: logger)], logger: logger)
     }
 }

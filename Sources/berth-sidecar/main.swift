@@ -31,6 +31,7 @@ struct BerthSidecarCommand: AsyncParsableCommand {
     @Option(help: "Signal that stops the app (number or name, e.g. SIGTERM).") var stopSignal = "SIGTERM"
     @Option(help: "How long the app gets to stop before SIGKILL.") var stopGracePeriod = DurationArgument(.seconds(10))
     @Argument(parsing: .postTerminator, help: "The app to start and own: -- PROGRAM ARGS...") var command: [String] = []
+    @OptionGroup var metrics: MetricsOptions
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -75,6 +76,7 @@ struct BerthSidecarCommand: AsyncParsableCommand {
             app.stopGracePeriod = stopGracePeriod.duration
             configuration.app = app
         }
-        try await runUntilSignalled(SidecarService(configuration: configuration, logger: logger), logger: logger)
+        let metricsServer = metrics.services(logger: logger)
+        try await runUntilSignalled(metricsServer + [SidecarService(configuration: configuration, logger: logger)], logger: logger)
     }
 }

@@ -17,7 +17,8 @@ struct Logs: AsyncParsableCommand {
             """
     )
 
-    @OptionGroup var compose: ComposeOptions
+    // `-f` is --follow here, as in docker compose logs.
+    @Option(name: .customLong("file"), help: "The compose file.") var file = "Compose/demo.yaml"
     @Flag(name: .shortAndLong, help: "Follow: keep printing new lines.") var follow = false
     @Option(help: "Follow over the bus from this events-out endpoint, e.g. tcp://10.0.0.5:7703.") var eventsOut: String?
     @Option(help: "Exit after this many lines (for scripts).") var count: Int?
@@ -25,8 +26,8 @@ struct Logs: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
-        let local = try? compose.runningState()
-        if let endpoint = eventsOut ?? (local == nil ? (try? compose.load().router.eventsOut) : nil) {
+        let local = try? ComposeOptions.runningState(file)
+        if let endpoint = eventsOut ?? (local == nil ? (try? ComposeOptions.load(file).router.eventsOut) : nil) {
             return try await overTheBus(endpoint)
         }
         guard let (_, folder) = local else { return }

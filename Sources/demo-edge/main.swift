@@ -34,8 +34,6 @@ struct DemoEdge: AsyncParsableCommand {
     @OptionGroup var edge: EdgeOptions
 
     func run() async throws {
-        let (configuration, routes, logger) = try edge.resolve(label: "demo-edge")
-        let worker = PortForwardingWorker(routes: RoutesWorker(routes: routes))
-        try await runUntilSignalled(EdgeService(configuration: configuration, worker: worker, logger: logger), logger: logger)
+        try await edge.run(label: "demo-edge") { routes in PortForwardingWorker(routes: RoutesWorker(routes: routes)) }
     }
 }

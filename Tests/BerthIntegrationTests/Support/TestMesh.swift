@@ -12,6 +12,7 @@ final class TestMesh: @unchecked Sendable {
         var appPort: Int
         var app: ChildProcess?
         var sidecar: ChildProcess?
+        var metricsPort: Int?
     }
 
     let frontend: String
@@ -21,6 +22,8 @@ final class TestMesh: @unchecked Sendable {
     let edgePort: Int
     let heartbeat = "300ms"
     private(set) var router: ChildProcess?
+    private(set) var routerMetricsPort: Int?
+    private(set) var edgeMetricsPort: Int?
     private(set) var edge: ChildProcess?
     private(set) var instances: [Instance] = []
     let client: HTTPClient
@@ -37,46 +40,56 @@ final class TestMesh: @unchecked Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    func startRouter() throws {
+    func startRouter(metrics: Bool = false) throws {
+        if metrics { routerMetricsPort = routerMetricsPort ?? freePort() }
         router = try ChildProcess(name: "router", executable: Paths.executable("berth-router"), arguments: [
             "--frontend", frontend, "--backend", backend, "--events-in", eventsIn, "--events-out", eventsOut,
             "--heartbeat", heartbeat, "--log-level", "debug",
-        ])
+        ] + (routerMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []))
     }
 
     func killRouter() {
         router?.stop()
     }
 
-    func startEdge(routes: [String]) throws {
+    func startEdge(routes: [String], metrics: Bool = false) throws {
+        if metrics { edgeMetricsPort = freePort() }
         edge = try ChildProcess(name: "edge", executable: Paths.executable("berth-edge"), arguments: [
             "--listen", "127.0.0.1:\(edgePort)", "--router", frontend, "--events", eventsIn, "--heartbeat", heartbeat,
             "--log-level", "debug",
-        ] + routes.flatMap { ["--route", $0] })
+        ] + routes.flatMap { ["--route", $0] } + (edgeMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []))
         try awaitPort(edgePort)
     }
 
-    /// Starts an echo app (unless `app` is false) and its sidecar; waits until the app listens.
+    /// Starts an echo app (unless `app` is false) and its sidecar; waits until the app listens. With `owned`, the
+    /// sidecar starts the app itself.
     @discardableResult
-    func addInstance(className: String, id: String, app: Bool = true, capacity: Int = 64) throws -> Int {
+    func addInstance(className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false) throws -> Int {
         let port = freePort()
         var instance = Instance(className: className, id: id, appPort: port)
+        if metrics { instance.metricsPort = freePort() }
+        if owned {
+            instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity, metricsPort: instance.metricsPort,
+                                                app: ["python3", Paths.echoApp.path])
+            instances.append(instance)
+            return instances.count - 1
+        }
         if app {
             instance.app = try ChildProcess(name: "app-\(id)", executable: URL(fileURLWithPath: "/usr/bin/env"),
                                             arguments: ["python3", Paths.echoApp.path, String(port)],
                                             environment: ["BERTH_INSTANCE": id])
             try awaitPort(port)
         }
-        instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity)
+        instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity, metricsPort: instance.metricsPort)
         instances.append(instance)
         return instances.count - 1
     }
 
-    func startSidecar(className: String, id: String, port: Int, capacity: Int = 64) throws -> ChildProcess {
+    func startSidecar(className: String, id: String, port: Int, capacity: Int = 64, metricsPort: Int? = nil, app: [String] = []) throws -> ChildProcess {
         try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
             "--router", backend, "--events", eventsIn, "--class", className, "--instance", id, "--port", String(port),
             "--capacity", String(capacity), "--heartbeat", heartbeat, "--log-level", "debug",
-        ])
+        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + (app.isEmpty ? [] : ["--"] + app))
     }
 
     func instance(_ id: String) -> Instance? { instances.first { $0.id == id } }
