@@ -16,32 +16,27 @@ public final class MetricsCache: Sendable {
     public init() {}
 
     public func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
-        let key = Key(label: label, dimensions: dimensions.flatMap { [$0.0, $0.1] })
-        return counters.withLock { cache in
-            if let counter = cache[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions)
-            cache[key] = counter
-            return counter
-        }
+        Self.cached(counters, label, dimensions) { Counter(label: $0, dimensions: $1) }
     }
 
     public func timer(_ label: String, _ dimensions: [(String, String)] = []) -> Timer {
-        let key = Key(label: label, dimensions: dimensions.flatMap { [$0.0, $0.1] })
-        return timers.withLock { cache in
-            if let timer = cache[key] { return timer }
-            let timer = Timer(label: label, dimensions: dimensions)
-            cache[key] = timer
-            return timer
-        }
+        Self.cached(timers, label, dimensions) { Timer(label: $0, dimensions: $1) }
     }
 
     public func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> Gauge {
+        Self.cached(gauges, label, dimensions) { Gauge(label: $0, dimensions: $1) }
+    }
+
+    private static func cached<Metric>(
+        _ cache: borrowing Mutex<[Key: Metric]>, _ label: String, _ dimensions: [(String, String)],
+        make: (String, [(String, String)]) -> Metric
+    ) -> Metric {
         let key = Key(label: label, dimensions: dimensions.flatMap { [$0.0, $0.1] })
-        return gauges.withLock { cache in
-            if let gauge = cache[key] { return gauge }
-            let gauge = Gauge(label: label, dimensions: dimensions)
-            cache[key] = gauge
-            return gauge
+        return cache.withLock { cache in
+            if let metric = cache[key] { return metric }
+            let metric = make(label, dimensions)
+            cache[key] = metric
+            return metric
         }
     }
 }

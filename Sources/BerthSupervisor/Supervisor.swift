@@ -159,15 +159,7 @@ public actor Supervisor: Service {
 
     private func record(_ event: LifecycleEvent) {
         let name = "\(event.container.className)/\(event.container.instanceID)"
-        let appState = switch event.state {
-        case .starting: "starting"
-        case .healthy: "healthy"
-        case .stopping: "stopping"
-        case .sleeping: "sleeping"
-        case .exited: "exited"
-        case .restarting: "restarting"
-        case .unspecified: "unknown"
-        }
+        let appState = Names.lifecycleState(event.state)
         update(name) { service in
             var app = service.app ?? MeshState.App(state: appState, restarts: 0, since: Date())
             if app.state != appState { app.since = Date() }
