@@ -49,6 +49,14 @@ pid_t berth_spawn(const char *const argv[], const char *const envp[], const char
         if (stdout_fd >= 0 && dup2(stdout_fd, 1) < 0) report_and_exit(report[1], errno);
         if (stderr_fd >= 0 && dup2(stderr_fd, 2) < 0) report_and_exit(report[1], errno);
         if (cwd && chdir(cwd) != 0) report_and_exit(report[1], errno);
+        // Nothing of the parent's leaks into the app: a descriptor it inherited could keep a pipe or socket
+        // of ours open for as long as it lives. The report pipe is close-on-exec and stays until exec.
+        int keep = report[1];
+        if ((keep > 3 && close_range(3, keep - 1, 0) != 0) || close_range(keep + 1, ~0U, 0) != 0) {
+            for (int fd = 3; fd < 65536; fd++) {
+                if (fd != keep) close(fd);
+            }
+        }
         execvpe(argv[0], (char *const *)argv, (char *const *)envp);
         report_and_exit(report[1], errno);
     }

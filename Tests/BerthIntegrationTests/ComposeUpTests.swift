@@ -204,6 +204,50 @@ struct ComposeUpTests {
         }
     }
 
+    static let twoEchoes = """
+          Echo:
+            command: ["python3", "$ROOT/Tests/BerthIntegrationTests/Apps/echo_app.py"]
+            port: 18000
+            instances: 2
+
+        """
+
+    @Test func killingBerthItselfLeavesNoProcessBehind() async throws {
+        let file = try MeshFile(containers: Self.twoEchoes, routes: ["{ path: /e/, container: Echo }"])
+        let up = try ChildProcess(name: "berth-up", executable: Paths.executable("berth"), arguments: ["up", "-f", file.path])
+        defer { up.stop() }
+        #expect(try await Self.waitFor { Self.healthyApps(file).count == 2 }, "\(up.output.suffix(2_000))")
+        let pids = Self.pids(file)
+        #expect(pids.count == 6, "router, edge, 2 sidecars, 2 apps: \(pids)")
+        up.signal(SIGKILL)
+        let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
+        #expect(gone, "still running after berth was killed: \(pids.filter { kill($0, 0) == 0 })")
+        _ = try await Self.berth(["down", "-f", file.path])
+    }
+
+    @Test func detachedUpReturnsWhenHealthyAndDownStopsIt() async throws {
+        let file = try MeshFile(containers: Self.twoEchoes, routes: ["{ path: /e/, container: Echo }"])
+        let up = try await Self.berth(["up", "-d", "-f", file.path, "--isolation", "port"])
+        #expect(up.status == 0, "\(up.output)")
+        #expect(up.output.contains("echo-0") && up.output.contains("echo-1") && up.output.contains("healthy"), "\(up.output)")
+        let ps = try await Self.berth(["ps", "-f", file.path])
+        #expect(ps.output.contains("18000") && ps.output.contains("18001"), "port isolation: instance i on port + i:\n\(ps.output)")
+        let pids = Self.pids(file)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let (status, body) = try await Self.get(client, "http://127.0.0.1:\(file.edgePort)/e/instance")
+        try await client.shutdown()
+        #expect(status == .ok, "\(body)")
+
+        let logs = try await Self.berth(["logs", "--file", file.path, "Echo/echo-0"])
+        #expect(logs.output.split(separator: "\n").contains { $0.hasPrefix("Echo/echo-0 | ") && $0.hasSuffix(" listening on 18000") },
+                "berth logs keeps each process's output:\n\(logs.output)")
+
+        let down = try await Self.berth(["down", "-f", file.path])
+        #expect(down.status == 0, "\(down.output)")
+        let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
+        #expect(gone, "berth down left: \(pids.filter { kill($0, 0) == 0 })")
+    }
+
     @Test(arguments: [
         ("name: x\ncontainers:\n  A:\n    command: [a]\n    port: 8080\n    instances: [\n", "broken.yaml:7"),
         ("name: x\ncontainers:\n  A:\n    comand: [a]\n    port: 8080\n", "containers.A.comand"),
