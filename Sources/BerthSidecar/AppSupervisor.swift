@@ -180,10 +180,9 @@ actor AppSupervisor {
     /// The app's output goes to the sidecar's own output, and onto the bus as log events.
     private nonisolated func pump(_ child: ChildProcess) async {
         for await line in child.output {
-            switch line.stream {
-            case .stdout: print(line.text)
-            case .stderr: FileHandle.standardError.write(Data((line.text + "\n").utf8))
-            }
+            // Unbuffered: a pipe to berth up would otherwise hold the lines back until the buffer fills.
+            let output: FileHandle = line.stream == .stdout ? .standardOutput : .standardError
+            output.write(Data((line.text + "\n").utf8))
             let event = LogLine(timeMicroseconds: Self.nowMicroseconds(), container: sidecar.endpoint,
                                 stream: line.stream == .stdout ? .stdout : .stderr, line: line.text)
             events(.log(event))
