@@ -140,6 +140,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BerthDashboard",
+            dependencies: [
+                "BerthTap", "BerthWire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BerthCommandLine",
             dependencies: [
                 "BerthCompose", "BerthMetrics",
@@ -171,6 +185,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthCommandLine", "BerthWire", "BerthBus", "BerthCompose", "BerthTap", "BerthProcess", "BerthSupervisor",
+                "BerthDashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -203,6 +218,21 @@ let package = Package(
         .testTarget(
             name: "BerthTapTests",
             dependencies: ["BerthTap", "BerthBus", "BerthWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthDashboardTests",
+            dependencies: [
+                "BerthDashboard", "BerthTap", "BerthBus", "BerthWire",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -52,7 +52,10 @@ public struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringCon
 }
 
 /// `host:port`, e.g. `127.0.0.1:8787`.
-public struct HostPort: ExpressibleByArgument, Sendable {
+public struct HostPort: ExpressibleByArgument, Sendable, CustomStringConvertible {
+    public var description: String { "\(host):\(port)" }
+    public var defaultValueDescription: String { description }
+
     public let host: String
     public let port: Int
 

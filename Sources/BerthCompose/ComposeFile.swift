@@ -33,6 +33,8 @@ public struct ComposeFile: Sendable, Equatable {
     public var edge: EdgeSpec
     /// The containers, in file order.
     public var containers: [ContainerSpec]
+    /// The live dashboard `berth up` serves beside the mesh, if the file asks for one.
+    public var dashboard: DashboardSpec?
 
     public init(name: String, path: String, router: RouterSpec = RouterSpec(), edge: EdgeSpec = EdgeSpec(), containers: [ContainerSpec]) {
         self.name = name
@@ -78,10 +80,10 @@ public struct ComposeFile: Sendable, Equatable {
         }
         let document = Located(node: root, key: "", file: path)
         guard case .mapping = root else {
-            throw document.error(.wrongType, "the top level must be a mapping of 'name', 'router', 'edge' and 'containers', got \(document.shown)")
+            throw document.error(.wrongType, "the top level must be a mapping of 'name', 'router', 'edge', 'dashboard' and 'containers', got \(document.shown)")
         }
         // `x-` keys are free for the user's own anchors, as in docker compose.
-        let top = try MappingReader(document, allowed: ["name", "router", "edge", "containers"], ignoringPrefix: "x-")
+        let top = try MappingReader(document, allowed: ["name", "router", "edge", "dashboard", "containers"], ignoringPrefix: "x-")
 
         let name = try top["name"]?.text() ?? Self.stem(of: path)
         guard isIdentifier(name) else {
@@ -91,6 +93,7 @@ public struct ComposeFile: Sendable, Equatable {
         }
         let router = try top["router"].map { located throws(ComposeError) in try RouterSpec(reading: located) } ?? RouterSpec()
         let (edge, routeTargets) = try top["edge"].map { located throws(ComposeError) in try EdgeSpec.read(located) } ?? (EdgeSpec(), [])
+        let dashboard = try top["dashboard"].map { located throws(ComposeError) in try DashboardSpec(reading: located) }
 
         let containersNode = try top.required("containers", "a compose file defines at least one container")
         var containers: [ContainerSpec] = []
@@ -111,7 +114,9 @@ public struct ComposeFile: Sendable, Equatable {
                 throw target.error(.undefinedReference, "no container '\(container)' in 'containers' (defined: \(defined))")
             }
         }
-        return ComposeFile(name: name, path: path, router: router, edge: edge, containers: containers)
+        var file = ComposeFile(name: name, path: path, router: router, edge: edge, containers: containers)
+        file.dashboard = dashboard
+        return file
     }
 
     static func directory(of path: String) -> String {

@@ -44,6 +44,14 @@ extension EdgeSpec {
     }
 }
 
+extension DashboardSpec {
+    init(reading located: Located) throws(ComposeError) {
+        self.init()
+        let fields = try MappingReader(located, allowed: ["listen"])
+        if let listen = fields["listen"] { (host, port) = try listen.hostAndPort() }
+    }
+}
+
 extension RouteSpec {
     static func read(_ located: Located) throws(ComposeError) -> (RouteSpec, container: Located, path: Located) {
         let fields = try MappingReader(located, allowed: ["path", "container", "instance"])

@@ -206,3 +206,14 @@ public enum SignalParser {
         "TERM": SIGTERM, "INT": SIGINT, "KILL": SIGKILL, "HUP": SIGHUP, "QUIT": SIGQUIT, "USR1": SIGUSR1, "USR2": SIGUSR2,
     ]
 }
+
+/// `dashboard: { listen: 127.0.0.1:8788 }`: a live page of the mesh's traffic, served by `berth up`.
+public struct DashboardSpec: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8788) {
+        self.host = host
+        self.port = port
+    }
+}

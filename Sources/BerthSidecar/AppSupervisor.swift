@@ -94,9 +94,8 @@ actor AppSupervisor {
         case .backingOff(let until, let status):
             let left = ContinuousClock.now.duration(to: until)
             throw AppUnavailable(message: "the app \(status); restart \(restarts) in \(left.formatted(.units(allowed: [.milliseconds], width: .narrow)))")
-        case .exited(let status):
-            throw AppUnavailable(message: "the app \(status) and its restart policy is '\(app.restart.rawValue)'")
-        case .stopped, .sleeping:
+        case .stopped, .sleeping, .exited:
+            // An app that ended and is not restarted by its policy still starts again for the next request.
             Counter(label: "berth_sidecar_cold_starts_total", dimensions: [("class", sidecar.className), ("instance", sidecar.instanceID)]).increment()
             startInBackground(cold: true)
         case .starting, .stopping:
@@ -118,9 +117,26 @@ actor AppSupervisor {
     /// Runs until shutdown: starts the app, then watches for idleness. Returns after the app is stopped.
     func run() async {
         startInBackground(cold: false)
+        var lastAnnounced = ContinuousClock.now
         while !Task.isCancelled && !shuttingDown {
             try? await Task.sleep(for: .milliseconds(250))
             await sleepIfIdle()
+            // Subscribers that joined late (a dashboard, a restarted berth up) learn the state within seconds.
+            if lastAnnounced.duration(to: .now) >= .seconds(5) {
+                lastAnnounced = .now
+                announce()
+            }
+        }
+    }
+
+    private func announce() {
+        switch state {
+        case .healthy: publish(.healthy, message: "still healthy")
+        case .sleeping: publish(.sleeping, message: "still sleeping")
+        case .starting: publish(.starting, message: "still starting")
+        case .exited(let status): publish(.exited, exitCode: status.code, message: "\(status)")
+        case .backingOff: publish(.restarting, message: "\(state)")
+        case .stopped, .stopping: break
         }
     }
 

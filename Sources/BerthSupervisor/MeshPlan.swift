@@ -27,11 +27,14 @@ public struct Executables: Sendable {
     public var router: String
     public var sidecar: String
     public var edge: String
+    /// `berth` itself, which serves the dashboard.
+    public var berth: String
 
     public init(directory: String) {
         router = directory + "/berth-router"
         sidecar = directory + "/berth-sidecar"
         edge = directory + "/berth-edge"
+        berth = directory + "/berth"
     }
 
     /// The folder of the running executable.
@@ -43,7 +46,7 @@ public struct Executables: Sendable {
 
 /// Every process of a mesh, in start order, with its command line: the compose file made concrete.
 public struct MeshPlan: Sendable {
-    public enum Kind: String, Sendable, Codable { case router, sidecar, edge }
+    public enum Kind: String, Sendable, Codable { case router, sidecar, edge, dashboard }
 
     public struct Service: Sendable {
         /// `router`, `edge`, or `CLASS/INSTANCE`.
@@ -131,6 +134,14 @@ public struct MeshPlan: Sendable {
         ]
         for route in edge.routes { edgeCommand += ["--route", route.argument] }
         services.append(Service(name: "edge", kind: .edge, command: edgeCommand, stopGracePeriod: .seconds(10)))
+        if let dashboard = compose.dashboard {
+            services.append(Service(
+                name: "dashboard", kind: .dashboard,
+                command: [executables.berth, "dashboard", "--listen", "\(dashboard.host):\(dashboard.port)",
+                          "--events-out", router.eventsOut, "--edge", "http://\(edge.host):\(edge.port)", "--log-level", logLevel],
+                stopGracePeriod: .seconds(5)
+            ))
+        }
         self.services = services
     }
 

@@ -108,12 +108,13 @@ public actor Supervisor: Service {
         }
     }
 
-    /// Edge first, then every sidecar at once, then the router; each gets its grace period, then SIGKILL.
+    /// The dashboard and the edge first, then every sidecar at once, then the router; each gets its grace period,
+    /// then SIGKILL.
     private func stopAll() async {
         guard !stopping else { return }
         stopping = true
         logger.info("stopping the mesh")
-        for kind in [MeshPlan.Kind.edge, .sidecar, .router] {
+        for kind in [MeshPlan.Kind.dashboard, .edge, .sidecar, .router] {
             await withTaskGroup(of: Void.self) { group in
                 for service in plan.services where service.kind == kind {
                     guard let child = running[service.name] else { continue }

@@ -5,6 +5,6 @@ struct Berth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "Run and watch a Berth mesh.",
-        subcommands: [Up.self, Down.self, Ps.self, Logs.self, Tap.self]
+        subcommands: [Up.self, Down.self, Ps.self, Logs.self, Tap.self, Dashboard.self]
     )
 }

@@ -27,7 +27,7 @@ enum PsTable {
         var rows = [["SERVICE", "INSTANCE", "STATE", "PID", "PORT", "RESTARTS", "UPTIME", "EXIT"]]
         for service in state.services {
             switch service.kind {
-            case .router, .edge:
+            case .router, .edge, .dashboard:
                 rows.append([service.name, "-", service.state, service.pid.map(String.init) ?? "-", "-",
                              String(service.restarts), uptime(service.state == "running" ? service.startedAt : nil),
                              service.exitCode.map(String.init) ?? "-"])

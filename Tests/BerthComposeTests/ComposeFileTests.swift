@@ -150,6 +150,7 @@ import Testing
         #expect(file.edge.host == "127.0.0.1")
         #expect(file.edge.port == 8787)
         #expect(file.edge.command == [".build/debug/demo-edge"])
+        #expect(file.dashboard == DashboardSpec(host: "127.0.0.1", port: 8788))
         #expect(file.edge.routes.map(\.argument) == ["/a/=ContainerA", "/b/=ContainerB"])
 
         let a = try #require(file.container(named: "ContainerA"))

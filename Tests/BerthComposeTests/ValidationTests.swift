@@ -28,7 +28,7 @@ let brokenFiles: [Broken] = [
            message: "the top level must be a mapping"),
     Broken(testDescription: "empty file", yaml: "", code: .missingKey, key: "containers", line: 1, message: "the file is empty"),
     Broken(testDescription: "unknown top-level key", yaml: "name: x\nservices: {}\n" + containerA, code: .unknownKey, key: "services",
-           line: 2, column: 1, message: "unknown key 'services'; allowed keys are 'name', 'router', 'edge', 'containers'"),
+           line: 2, column: 1, message: "unknown key 'services'; allowed keys are 'name', 'router', 'edge', 'dashboard', 'containers'"),
     Broken(testDescription: "misspelt container key", yaml: "containers:\n  ContainerA:\n    comand: [./a]\n    port: 8080\n",
            code: .unknownKey, key: "containers.ContainerA.comand", line: 3, column: 5,
            message: "unknown key 'comand'; did you mean 'command'?"),
