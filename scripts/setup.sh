@@ -2,7 +2,7 @@
 # Installs the system packages Berth builds against, when they are missing. Sourced by demo.sh and test.sh.
 set -euo pipefail
 
-berth_packages=(libzmq3-dev libprotobuf-c-dev protobuf-c-compiler pkg-config python3 iproute2 util-linux)
+berth_packages=(libzmq3-dev libprotobuf-c-dev protobuf-c-compiler pkg-config python3 iproute2 util-linux ${BERTH_EXTRA_PACKAGES:-})
 
 berth_missing=()
 for package in "${berth_packages[@]}"; do
