@@ -22,6 +22,8 @@ struct AppForwarder: Sendable {
             decompression: .disabled
         )
         clientConfiguration.httpVersion = .http1Only
+        // No tracer: otherwise every request builds span attributes for the no-op global tracer.
+        clientConfiguration.tracing.tracer = nil
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     }
 
@@ -130,8 +132,11 @@ enum HopByHop {
         "te", "trailer", "transfer-encoding", "upgrade",
     ]
 
+    private static let lengths = Set(names.map(\.utf8.count))
+
+    /// Most names are not hop-by-hop and are told apart by length alone, without lower-casing them.
     static func contains(_ name: String) -> Bool {
-        names.contains(name.lowercased())
+        lengths.contains(name.utf8.count) && names.contains(name.lowercased())
     }
 }
 
