@@ -215,15 +215,22 @@ let package = Package(
             dependencies: ["BerthCompose"],
             swiftSettings: swiftSettings
         ),
+        // Test helpers more than one test target uses.
+        .target(
+            name: "BerthTestSupport",
+            dependencies: ["BerthBus", "BerthTap", "BerthWire"],
+            path: "Tests/BerthTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BerthTapTests",
-            dependencies: ["BerthTap", "BerthBus", "BerthWire", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BerthTap", "BerthBus", "BerthWire", "BerthTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BerthDashboardTests",
             dependencies: [
-                "BerthDashboard", "BerthTap", "BerthBus", "BerthWire",
+                "BerthDashboard", "BerthTap", "BerthBus", "BerthWire", "BerthTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,6 +1,7 @@
 import BerthDashboard
 import BerthTap
 import Foundation
+import BerthTestSupport
 import Testing
 
 /// Chromium, when it is installed (`apt-get install -y chromium`).

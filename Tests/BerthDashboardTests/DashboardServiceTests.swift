@@ -3,6 +3,7 @@ import BerthDashboard
 import BerthTap
 import BerthWire
 import Foundation
+import BerthTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))

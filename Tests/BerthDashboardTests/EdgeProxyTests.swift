@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOHTTP1
+import BerthTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))

@@ -2,6 +2,7 @@ import BerthBus
 import BerthTap
 import BerthWire
 import Logging
+import BerthTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))
