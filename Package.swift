@@ -88,7 +88,7 @@ let package = Package(
             dependencies: [
                 "BerthBus", "BerthWire", "BerthMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

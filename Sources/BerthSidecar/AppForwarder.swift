@@ -1,34 +1,21 @@
-import AsyncHTTPClient
 import BerthBus
 import BerthWire
-import Foundation
-import Logging
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 
 /// Turns a bus request into an HTTP request to the app on 127.0.0.1 and the app's answer back into a response,
-/// over a keep-alive connection pool.
+/// over `AppClient`'s keep-alive connections.
 struct AppForwarder: Sendable {
-    private let client: HTTPClient
+    private let client: AppClient
     private let configuration: SidecarConfiguration
 
     init(configuration: SidecarConfiguration) {
         self.configuration = configuration
-        var clientConfiguration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: .init(configuration.connectTimeout)),
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.capacity),
-            decompression: .disabled
-        )
-        clientConfiguration.httpVersion = .http1Only
-        // No tracer: otherwise every request builds span attributes for the no-op global tracer.
-        clientConfiguration.tracing.tracer = nil
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        client = AppClient(host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity)
     }
 
     func shutdown() async {
-        try? await client.shutdown()
+        await client.shutdown()
     }
 
     /// What the app answered, or why it could not.
@@ -38,62 +25,70 @@ struct AppForwarder: Sendable {
         var bytesIn: Int
     }
 
-    func forward(_ incoming: IncomingRequest) async -> Outcome {
+    /// Forwards `incoming` to the app; `completion` runs once, on the client's event loop (or here, for a request
+    /// that never leaves the sidecar).
+    func forward(_ incoming: IncomingRequest, completion: @escaping @Sendable (Outcome) -> Void) {
         let request = incoming.request
         let port = request.port == 0 ? UInt32(configuration.port) : request.port
         let bytesIn = incoming.body.byteCount
         guard configuration.ports.contains(port) else {
-            return failure(request, .badRequest, "port \(port) is not a port of \(configuration.className) (it listens on \(configuration.ports.map(String.init).joined(separator: ", ")))", bytesIn)
+            return completion(failure(request, .badRequest, "port \(port) is not a port of \(configuration.className) (it listens on \(configuration.ports.map(String.init).joined(separator: ", ")))", bytesIn))
         }
-        var url = "http://\(configuration.appHost):\(port)\(request.path)"
-        if !request.query.isEmpty { url += "?" + request.query }
-        var outgoing = HTTPClientRequest(url: url)
-        outgoing.method = HTTPMethod(rawValue: request.method)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(request.headers.count + 2)
+        var hasHost = false
+        var hadLength = false
         for header in request.headers where !HopByHop.contains(header.name) {
-            outgoing.headers.add(name: header.name, value: header.value)
+            if header.name.isASCII("content-length") {
+                hadLength = true
+                continue
+            }
+            if header.name.isASCII("host") { hasHost = true }
+            headers.add(name: header.name, value: header.value)
         }
-        if bytesIn > 0 || outgoing.headers.contains(name: "content-length") {
-            outgoing.body = .bytes(ByteBuffer(frames: incoming.body))
-        }
-        let timeout: TimeAmount = request.timeoutMilliseconds > 0 ? .milliseconds(Int64(request.timeoutMilliseconds)) : .seconds(3_600)
-
-        do {
-            let response = try await client.execute(outgoing, deadline: .now() + timeout)
-            var frames: [Frame] = []
-            var total = 0
-            for try await chunk in response.body {
-                total += chunk.readableBytes
-                guard total <= configuration.maxBodyBytes else {
-                    return failure(request, .appFailed, "the app's response body is over the \(configuration.maxBodyBytes)-byte limit", bytesIn)
+        if !hasHost { headers.add(name: "host", value: "\(configuration.appHost):\(port)") }
+        if bytesIn > 0 || hadLength { headers.add(name: "content-length", value: String(bytesIn)) }
+        let path = request.path.isEmpty ? "/" : request.path
+        let head = HTTPRequestHead(
+            version: .http1_1, method: HTTPMethod(rawValue: request.method),
+            uri: request.query.isEmpty ? path : path + "?" + request.query, headers: headers
+        )
+        let timeout: TimeAmount = request.timeoutMilliseconds > 0 ? .milliseconds(Int64(request.timeoutMilliseconds)) : .hours(1)
+        let appRequest = AppRequest(
+            port: Int(port), head: head, body: bytesIn > 0 ? ByteBuffer(frames: incoming.body) : nil,
+            deadline: .now() + timeout, maxResponseBytes: configuration.maxBodyBytes,
+            mayRetry: Self.idempotent.contains(request.method)
+        )
+        let configuration = configuration
+        client.execute(appRequest) { result in
+            switch result {
+            case .success(let answer):
+                var headers: [Header] = []
+                headers.reserveCapacity(answer.head.headers.count)
+                for (name, value) in answer.head.headers where !HopByHop.contains(name) {
+                    headers.append(Header(name, value))
                 }
-                frames.append(Frame(chunk))
+                let response = Response(id: request.id, status: UInt32(answer.head.status.code), headers: headers, servedBy: configuration.endpoint)
+                completion(Outcome(response: response, body: answer.body.map { Frame($0) }, bytesIn: bytesIn))
+            case .failure(let error):
+                let (code, message) = Self.describe(error, port: port, timeout: request.timeoutMilliseconds)
+                completion(failure(request, code, message, bytesIn))
             }
-            var headers: [Header] = []
-            headers.reserveCapacity(response.headers.count)
-            for (name, value) in response.headers where !HopByHop.contains(name) {
-                headers.append(Header(name, value))
-            }
-            return Outcome(
-                response: Response(id: request.id, status: UInt32(response.status.code), headers: headers, servedBy: configuration.endpoint),
-                body: frames, bytesIn: bytesIn
-            )
-        } catch {
-            let (code, message) = Self.classify(error, port: port, timeout: request.timeoutMilliseconds)
-            return failure(request, code, message, bytesIn)
         }
     }
 
     /// True when the app accepts connections on its port and, when `path` is given, answers it with 2xx.
     func probe(path: String?, timeout: Duration) async -> Bool {
-        guard portIsOpen(host: configuration.appHost, port: configuration.port) else { return false }
+        guard await client.accepts(port: configuration.port) else { return false }
         guard let path else { return true }
-        do {
-            let response = try await client.execute(HTTPClientRequest(url: "http://\(configuration.appHost):\(configuration.port)\(path)"), timeout: .init(timeout))
-            _ = try await response.body.collect(upTo: 1 << 20)
-            return (200..<300).contains(response.status.code)
-        } catch {
-            return false
-        }
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: "\(configuration.appHost):\(configuration.port)")
+        let request = AppRequest(
+            port: configuration.port, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers),
+            body: nil, deadline: .now() + TimeAmount(timeout), maxResponseBytes: 1 << 20, mayRetry: true
+        )
+        guard case .success(let answer) = await client.execute(request) else { return false }
+        return (200..<300).contains(answer.head.status.code)
     }
 
     func failure(_ request: Request, _ code: ErrorCode, _ message: String, _ bytesIn: Int) -> Outcome {
@@ -104,52 +99,44 @@ struct AppForwarder: Sendable {
         )
     }
 
-    private static func classify(_ error: any Error, port: UInt32, timeout: UInt32) -> (ErrorCode, String) {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .deadlineExceeded, .readTimeout:
-                return (.deadlineExceeded, "the app on port \(port) did not answer within \(timeout) ms")
-            case .connectTimeout:
-                return (.appUnreachable, "the app on port \(port) did not accept a connection in time")
-            case .remoteConnectionClosed:
-                return (.appFailed, "the app on port \(port) closed the connection before it answered")
-            default:
-                return (.appFailed, "the app on port \(port) failed: \(error)")
-            }
+    /// Methods that may be sent twice (RFC 9110 §9.2.2).
+    private static let idempotent: Set<String> = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]
+
+    private static func describe(_ error: AppClientError, port: UInt32, timeout: UInt32) -> (ErrorCode, String) {
+        switch error {
+        case .deadlineExceeded: (.deadlineExceeded, "the app on port \(port) did not answer within \(timeout) ms")
+        case .connectTimeout: (.appUnreachable, "the app on port \(port) did not accept a connection in time")
+        case .refused: (.appUnreachable, "the app is not listening on port \(port) (connection refused)")
+        case .connectFailed(let reason): (.appUnreachable, "cannot connect to the app on port \(port): \(reason)")
+        case .closedEarly: (.appFailed, "the app on port \(port) closed the connection before it answered")
+        case .tooLarge(let limit): (.appFailed, "the app's response body is over the \(limit)-byte limit")
+        case .failed(let reason): (.appFailed, "the app on port \(port) failed: \(reason)")
+        case .shutDown: (.appUnavailable, "the sidecar is shutting down")
         }
-        let text = "\(error)"
-        if text.contains("connectionRefused") || text.contains("Connection refused") || error is NIOConnectionError {
-            return (.appUnreachable, "the app is not listening on port \(port) (connection refused)")
-        }
-        return (.appFailed, "the app on port \(port) failed: \(text)")
     }
 }
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 enum HopByHop {
-    static let names: Set<String> = [
+    static let names = [
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
         "te", "trailer", "transfer-encoding", "upgrade",
     ]
 
-    private static let lengths = Set(names.map(\.utf8.count))
-
-    /// Most names are not hop-by-hop and are told apart by length alone, without lower-casing them.
     static func contains(_ name: String) -> Bool {
-        lengths.contains(name.utf8.count) && names.contains(name.lowercased())
+        names.contains { name.isASCII($0) }
     }
 }
 
-/// Whether something accepts TCP connections on `host:port` (an IPv4 address): on loopback the answer is immediate.
-func portIsOpen(host: String, port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+extension String {
+    /// Whether this is `lowercase` in any ASCII case, without allocating (header names are ASCII).
+    func isASCII(_ lowercase: String) -> Bool {
+        var mine = utf8.makeIterator()
+        for expected in lowercase.utf8 {
+            guard let byte = mine.next() else { return false }
+            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            guard folded == expected else { return false }
+        }
+        return mine.next() == nil
+    }
 }

@@ -1,8 +1,12 @@
 import BerthProcess
 import CoreMetrics
 import BerthWire
-import Foundation
 import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a request cannot reach the app right now.
 struct AppUnavailable: Error {
@@ -45,13 +49,22 @@ actor AppSupervisor {
     private let probe: @Sendable (String?) async -> Bool
     private let events: @Sendable (Event) -> Void
 
-    private(set) var state: State = .stopped
+    private(set) var state: State = .stopped {
+        didSet { admission.withLock { $0.open = state == .healthy } }
+    }
     private var process: ChildProcess?
     private var generation = 0
     private(set) var restarts = 0
     private var consecutiveFailures = 0
-    private var inFlight = 0
-    private var lastActivity = ContinuousClock.now
+    /// Requests in flight and the last activity, shared with `admitIfHealthy` and `finish`, which take requests
+    /// without a hop to the actor while the app is healthy.
+    private struct Admission {
+        var open = false
+        var inFlight = 0
+        var lastActivity = ContinuousClock.now
+    }
+
+    private nonisolated let admission = Mutex(Admission())
     private var waiters: [CheckedContinuation<Void, any Error>] = []
     private var shuttingDown = false
 
@@ -70,21 +83,36 @@ actor AppSupervisor {
 
     // MARK: Requests
 
+    /// Marks a request as started when the app is healthy, from any thread. Pair a true answer with `finish()`;
+    /// on false, call `begin()`.
+    nonisolated func admitIfHealthy() -> Bool {
+        admission.withLock { admission in
+            guard admission.open else { return false }
+            admission.inFlight += 1
+            admission.lastActivity = .now
+            return true
+        }
+    }
+
     /// Marks a request as started, starting the app first when it is not running. Pair with `finish()`.
     func begin() async throws {
-        inFlight += 1
-        lastActivity = .now
+        admission.withLock {
+            $0.inFlight += 1
+            $0.lastActivity = .now
+        }
         do {
             try await ensureHealthy()
         } catch {
-            inFlight -= 1
+            admission.withLock { $0.inFlight -= 1 }
             throw error
         }
     }
 
-    func finish() {
-        inFlight -= 1
-        lastActivity = .now
+    nonisolated func finish() {
+        admission.withLock {
+            $0.inFlight -= 1
+            $0.lastActivity = .now
+        }
     }
 
     private func ensureHealthy() async throws {
@@ -93,7 +121,8 @@ actor AppSupervisor {
             return
         case .backingOff(let until, let status):
             let left = ContinuousClock.now.duration(to: until)
-            throw AppUnavailable(message: "the app \(status); restart \(restarts) in \(left.formatted(.units(allowed: [.milliseconds], width: .narrow)))")
+            let milliseconds = left.components.seconds * 1_000 + left.components.attoseconds / 1_000_000_000_000_000
+            throw AppUnavailable(message: "the app \(status); restart \(restarts) in \(max(0, milliseconds))ms")
         case .stopped, .sleeping, .exited:
             // An app that ended and is not restarted by its policy still starts again for the next request.
             Counter(label: "berth_sidecar_cold_starts_total", dimensions: [("class", sidecar.className), ("instance", sidecar.instanceID)]).increment()
@@ -172,7 +201,7 @@ actor AppSupervisor {
         Task { await self.pump(child) }
         Task {
             let status = await child.wait()
-            await self.ended(status, generation: generation, reason: nil)
+            self.ended(status, generation: generation, reason: nil)
         }
 
         let deadline = ContinuousClock.now + app.startTimeout
@@ -197,9 +226,11 @@ actor AppSupervisor {
     private nonisolated func pump(_ child: ChildProcess) async {
         for await line in child.output {
             // Unbuffered: a pipe to berth up would otherwise hold the lines back until the buffer fills.
-            let output: FileHandle = line.stream == .stdout ? .standardOutput : .standardError
-            output.write(Data((line.text + "\n").utf8))
-            let event = LogLine(timeMicroseconds: Self.nowMicroseconds(), container: sidecar.endpoint,
+            var text = line.text + "\n"
+            text.withUTF8 { bytes in
+                _ = write(line.stream == .stdout ? STDOUT_FILENO : STDERR_FILENO, bytes.baseAddress, bytes.count)
+            }
+            let event = LogLine(timeMicroseconds: WallClock.nowMicroseconds(), container: sidecar.endpoint,
                                 stream: line.stream == .stdout ? .stdout : .stderr, line: line.text)
             events(.log(event))
         }
@@ -235,7 +266,7 @@ actor AppSupervisor {
         let generation = self.generation
         Task {
             try? await Task.sleep(until: until)
-            await self.restartAfterBackoff(generation: generation)
+            self.restartAfterBackoff(generation: generation)
         }
     }
 
@@ -247,9 +278,14 @@ actor AppSupervisor {
     }
 
     private func sleepIfIdle() async {
-        guard let sleepAfter = app.sleepAfter, state == .healthy, inFlight == 0,
-              lastActivity.duration(to: .now) >= sleepAfter
-        else { return }
+        guard let sleepAfter = app.sleepAfter, state == .healthy else { return }
+        // Closed in the same step as the check, so no request slips in while the app is being stopped.
+        let idle = admission.withLock { admission in
+            guard admission.inFlight == 0, admission.lastActivity.duration(to: .now) >= sleepAfter else { return false }
+            admission.open = false
+            return true
+        }
+        guard idle else { return }
         logger.info("app idle; stopping it until the next request", metadata: ["berth.sleep_after": "\(sleepAfter)"])
         await stopProcess()
         if state == .stopped {
@@ -283,10 +319,9 @@ actor AppSupervisor {
 
     private func publish(_ state: LifecycleState, exitCode: Int32 = 0, message: String = "") {
         events(.lifecycle(LifecycleEvent(
-            timeMicroseconds: Self.nowMicroseconds(), container: sidecar.endpoint, state: state, exitCode: exitCode,
+            timeMicroseconds: WallClock.nowMicroseconds(), container: sidecar.endpoint, state: state, exitCode: exitCode,
             restarts: UInt32(restarts), pid: UInt32(process?.pid ?? 0), message: message
         )))
     }
 
-    static func nowMicroseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000) }
 }

@@ -4,7 +4,7 @@ import CoreMetrics
 import BerthWire
 import Logging
 
-/// A request from the router, with its body frames, handed from the bus thread to Swift concurrency.
+/// A request from the router, with its body frames, handed from the bus thread to the app client.
 struct IncomingRequest: Sendable {
     var request: Request
     var body: [Frame]
@@ -17,7 +17,11 @@ struct IncomingRequest: Sendable {
 final class SidecarBus: BusLoopBody {
     private let configuration: SidecarConfiguration
     private let logger: Logger
-    private let requests: AsyncStream<IncomingRequest>.Continuation
+    /// Called on the bus thread for every request; the answer comes back through `respond`.
+    private let handle: @Sendable (IncomingRequest) -> Void
+    /// Called once, when a drain is over.
+    private let drained: @Sendable () -> Void
+    private var drainedSignalled = false
     private var dealer: Socket
     private let publisher: Socket
     private(set) var sockets: [Socket]
@@ -29,7 +33,7 @@ final class SidecarBus: BusLoopBody {
     private var nextReady: ContinuousClock.Instant = .now
     /// Requests handed out and not yet answered.
     private var inFlight = 0
-    /// Set by SIGTERM: no new work is taken, and the request stream ends when the last answer is out.
+    /// Set by SIGTERM: no new work is taken, and `drained` is called when the last answer is out.
     private var drainDeadline: ContinuousClock.Instant?
     private var draining: Bool { drainDeadline != nil }
     /// Events the PUB socket would not take (its high-water mark): counted, never waited for.
@@ -41,10 +45,14 @@ final class SidecarBus: BusLoopBody {
         eventsDroppedCounter.increment()
     }
 
-    init(configuration: SidecarConfiguration, logger: Logger, requests: AsyncStream<IncomingRequest>.Continuation) throws(BusError) {
+    init(
+        configuration: SidecarConfiguration, logger: Logger,
+        handle: @escaping @Sendable (IncomingRequest) -> Void, drained: @escaping @Sendable () -> Void
+    ) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
-        self.requests = requests
+        self.handle = handle
+        self.drained = drained
         dealer = try Self.connectDealer(configuration)
         var publisherOptions = SocketOptions()
         publisherOptions.sendHighWaterMark = 10_000
@@ -97,7 +105,7 @@ final class SidecarBus: BusLoopBody {
         switch envelope {
         case .request(let request):
             inFlight += 1
-            requests.yield(IncomingRequest(request: request, body: Array(frames.dropFirst())))
+            handle(IncomingRequest(request: request, body: Array(frames.dropFirst())))
         case .heartbeat:
             break
         case .disconnect(let disconnect):
@@ -143,10 +151,11 @@ final class SidecarBus: BusLoopBody {
     }
 
     private func finishIfDrained(now: ContinuousClock.Instant) {
-        guard let drainDeadline else { return }
+        guard let drainDeadline, !drainedSignalled else { return }
         if inFlight == 0 || now >= drainDeadline {
             if inFlight > 0 { logger.warning("drain timeout passed; abandoning requests", metadata: ["berth.in_flight": "\(inFlight)"]) }
-            requests.finish()
+            drainedSignalled = true
+            drained()
         }
     }
 

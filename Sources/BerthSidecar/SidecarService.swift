@@ -1,16 +1,18 @@
 import BerthBus
 import BerthMetrics
-import CoreMetrics
 import BerthWire
-import Foundation
+import CoreMetrics
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// `berth-sidecar` as a service: one per container instance, between the bus and the app's port.
+///
+/// A request goes bus thread → the app client's event loop → the bus thread again, with no Swift task on the way
+/// unless the app must be started first.
 public struct SidecarService: Service {
     private let configuration: SidecarConfiguration
     private let logger: Logger
-    private let metrics = MetricsCache()
 
     public init(configuration: SidecarConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -21,13 +23,19 @@ public struct SidecarService: Service {
     }
 
     public func run() async throws {
-        let (requests, continuation) = AsyncStream.makeStream(of: IncomingRequest.self)
         let configuration = configuration
         let logger = logger
-        let bus = BusLoop(name: "berth-sidecar") {
-            try SidecarBus(configuration: configuration, logger: logger, requests: continuation)
-        }
         let forwarder = AppForwarder(configuration: configuration)
+        let (drained, drainedContinuation) = AsyncStream.makeStream(of: Never.self)
+        // The bus and the exchanges need each other; the bus calls `handle` only once it runs, after this is set.
+        let exchanges = Mutex<Exchanges?>(nil)
+        let bus = BusLoop(name: "berth-sidecar") {
+            try SidecarBus(
+                configuration: configuration, logger: logger,
+                handle: { incoming in exchanges.withLock { $0 }?.handle(incoming) },
+                drained: { drainedContinuation.finish() }
+            )
+        }
         let supervisor = configuration.app.map { app in
             AppSupervisor(
                 app: app, sidecar: configuration, logger: logger,
@@ -42,6 +50,9 @@ public struct SidecarService: Service {
                 }
             )
         }
+        exchanges.withLock {
+            $0 = Exchanges(configuration: configuration, logger: logger, forwarder: forwarder, supervisor: supervisor, bus: bus)
+        }
         logger.info("sidecar started", metadata: ["berth.router": "\(configuration.router)", "berth.port": "\(configuration.port)"])
 
         try await withThrowingDiscardingTaskGroup { group in
@@ -51,13 +62,8 @@ public struct SidecarService: Service {
             }
             group.addTask {
                 await withGracefulShutdownHandler {
-                    await withDiscardingTaskGroup { requestsGroup in
-                        for await incoming in requests {
-                            requestsGroup.addTask { await handle(incoming, forwarder: forwarder, supervisor: supervisor, bus: bus) }
-                        }
-                        // The stream ends once the drain is over; whatever still runs then is past the drain timeout.
-                        requestsGroup.cancelAll()
-                    }
+                    // Ends once the drain is over: every answer is out, or the drain timeout passed.
+                    for await _ in drained {}
                 } onGracefulShutdown: {
                     bus.execute { $0.drain() }
                 }
@@ -67,29 +73,65 @@ public struct SidecarService: Service {
             }
         }
     }
+}
 
-    private func handle(_ incoming: IncomingRequest, forwarder: AppForwarder, supervisor: AppSupervisor?, bus: BusLoop<SidecarBus>) async {
+/// What happens to each request: admission by the app's supervisor, the exchange with the app, then the answer,
+/// the traffic event and the metrics.
+private struct Exchanges: Sendable {
+    let configuration: SidecarConfiguration
+    let logger: Logger
+    let forwarder: AppForwarder
+    let supervisor: AppSupervisor?
+    let bus: BusLoop<SidecarBus>
+    let metrics: SidecarMetrics
+    let topic: String
+
+    init(configuration: SidecarConfiguration, logger: Logger, forwarder: AppForwarder, supervisor: AppSupervisor?, bus: BusLoop<SidecarBus>) {
+        self.configuration = configuration
+        self.logger = logger
+        self.forwarder = forwarder
+        self.supervisor = supervisor
+        self.bus = bus
+        metrics = SidecarMetrics(className: configuration.className, instanceID: configuration.instanceID)
+        topic = "traffic.\(configuration.className).\(configuration.instanceID)"
+    }
+
+    /// On the bus thread.
+    func handle(_ incoming: IncomingRequest) {
         let started = ContinuousClock.now
-        let outcome: AppForwarder.Outcome
-        do {
-            try await supervisor?.begin()
-            outcome = await forwarder.forward(incoming)
-            await supervisor?.finish()
-        } catch {
-            let message = (error as? AppUnavailable)?.message ?? "\(error)"
-            outcome = forwarder.failure(incoming.request, .appUnavailable, message, incoming.body.byteCount)
+        guard let supervisor else {
+            return forwarder.forward(incoming) { outcome in answer(incoming.request, outcome, started: started) }
         }
+        if supervisor.admitIfHealthy() {
+            return forwarder.forward(incoming) { outcome in
+                supervisor.finish()
+                answer(incoming.request, outcome, started: started)
+            }
+        }
+        // The app is not running: the supervisor starts it (one cold start for all who wait) or says why it can't.
+        Task {
+            do {
+                try await supervisor.begin()
+            } catch {
+                let message = (error as? AppUnavailable)?.message ?? "\(error)"
+                return answer(incoming.request, forwarder.failure(incoming.request, .appUnavailable, message, incoming.body.byteCount), started: started)
+            }
+            forwarder.forward(incoming) { outcome in
+                supervisor.finish()
+                answer(incoming.request, outcome, started: started)
+            }
+        }
+    }
+
+    private func answer(_ request: Request, _ outcome: AppForwarder.Outcome, started: ContinuousClock.Instant) {
         let latency = started.duration(to: .now)
-        let request = incoming.request
         let response = outcome.response
-        let dimensions = [("class", configuration.className), ("instance", configuration.instanceID)]
-        metrics.counter("berth_sidecar_requests_total", dimensions + [("status", response.error?.code.name ?? String(response.status))]).increment()
-        metrics.timer("berth_sidecar_request_duration_seconds", dimensions).record(latency)
+        metrics.record(response, latency: latency)
         if let error = response.error {
             logger.debug("request failed", metadata: ["berth.request.id": "\(request.id)", "berth.error": "\(error.message)"])
         }
         let event = TrafficEvent(
-            timeMicroseconds: UInt64(Date().timeIntervalSince1970 * 1_000_000),
+            timeMicroseconds: WallClock.nowMicroseconds(),
             requestID: request.id, traceID: request.traceID,
             source: request.source,
             destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
@@ -98,10 +140,34 @@ public struct SidecarService: Service {
             latencyMicroseconds: UInt64(latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000),
             kind: .sidecar, error: response.error
         )
-        let topic = "traffic.\(configuration.className).\(configuration.instanceID)"
+        let topic = topic
         bus.execute { sidecar in
             sidecar.respond(response, body: outcome.body)
             sidecar.publish(topic: topic, event: .traffic(event))
         }
+    }
+}
+
+/// The sidecar's request metrics, with the handles for each status made once.
+private final class SidecarMetrics: Sendable {
+    private let dimensions: [(String, String)]
+    private let duration: Timer
+    private let requests = Mutex<[String: Counter]>([:])
+
+    init(className: String, instanceID: String) {
+        dimensions = [("class", className), ("instance", instanceID)]
+        duration = Timer(label: "berth_sidecar_request_duration_seconds", dimensions: dimensions)
+    }
+
+    func record(_ response: Response, latency: Duration) {
+        let status = response.error?.code.name ?? String(response.status)
+        let counter = requests.withLock { counters in
+            if let counter = counters[status] { return counter }
+            let counter = Counter(label: "berth_sidecar_requests_total", dimensions: dimensions + [("status", status)])
+            counters[status] = counter
+            return counter
+        }
+        counter.increment()
+        duration.record(latency)
     }
 }
