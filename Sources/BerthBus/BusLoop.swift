@@ -1,5 +1,5 @@
 import CZeroMQ
-import Foundation
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -83,7 +83,9 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     public func run() async throws {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let thread = Thread { [self] in
+                // A thread of its own for as long as the loop runs: the block blocks in zmq_poll.
+                DispatchQueue(label: name).async { [self] in
+                    berth_name_thread(name)
                     do {
                         let body = try makeBody()
                         loop(body)
@@ -92,8 +94,6 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                         continuation.resume(throwing: error)
                     }
                 }
-                thread.name = name
-                thread.start()
             }
         } onCancel: {
             stop()

@@ -1,5 +1,5 @@
 import CBerthSpawn
-import Foundation
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -67,6 +67,20 @@ public final class ChildProcess: Sendable {
     public let output: AsyncStream<OutputLine>
     private let exit = Mutex<(status: ExitStatus?, waiters: [CheckedContinuation<ExitStatus, Never>])>((nil, []))
 
+    /// This process's environment, which a child inherits with its own variables on top.
+    private static func inheritedEnvironment() -> [String: String] {
+        var environment: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let equals = text.firstIndex(of: "=") {
+                environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            entry += 1
+        }
+        return environment
+    }
+
     /// Starts `spec`; throws when the program cannot be started at all (not found, not executable, bad folder).
     public init(_ spec: ProcessSpec) throws(SpawnError) {
         self.spec = spec
@@ -76,7 +90,7 @@ public final class ChildProcess: Sendable {
         guard berth_pipe_cloexec(&stdoutPipe) == 0, berth_pipe_cloexec(&stderrPipe) == 0 else {
             throw SpawnError(command: spec.command, errorNumber: errno)
         }
-        var environment = ProcessInfo.processInfo.environment
+        var environment = Self.inheritedEnvironment()
         for (key, value) in spec.environment { environment[key] = value }
         let environmentStrings = environment.map { "\($0.key)=\($0.value)" }
         let nullInput = open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -105,13 +119,13 @@ public final class ChildProcess: Sendable {
         self.output = output
         let open = Atomic<Int>(2)
         for (fd, stream) in [(stdoutPipe[0], OutputLine.Stream.stdout), (stderrPipe[0], .stderr)] {
-            Thread.detachNewThread {
+            DispatchQueue(label: "berth-child-output").async {
                 readLines(fd) { continuation.yield(OutputLine(stream: stream, text: $0)) }
                 close(fd)
                 if open.subtract(1, ordering: .relaxed).newValue == 0 { continuation.finish() }
             }
         }
-        Thread.detachNewThread { [self] in
+        DispatchQueue(label: "berth-child-wait").async { [self] in
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             let ended: ExitStatus = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f)

@@ -1,4 +1,4 @@
-import Foundation
+import Dispatch
 import Synchronization
 
 /// One long-lived thread that does every fork.
@@ -16,15 +16,14 @@ final class Spawner: Sendable {
     private let available = DispatchSemaphore(value: 0)
 
     private init() {
-        let thread = Thread { [self] in
+        // A block that never returns keeps its thread for the life of the process.
+        DispatchQueue(label: "berth-spawner").async { [self] in
             while true {
                 available.wait()
                 let job = jobs.withLock { $0.removeFirst() }
                 job.work()
             }
         }
-        thread.name = "berth-spawner"
-        thread.start()
     }
 
     /// Runs `work` on the spawner thread and waits for its result.
