@@ -1,5 +1,6 @@
 import BerthBus
 import BerthWire
+import CoreMetrics
 import DequeModule
 
 /// A live sidecar, as the router knows it from its READY and heartbeats.
@@ -15,6 +16,8 @@ final class Instance {
     var expiry: ContinuousClock.Instant
     /// It said DISCONNECT: it gets no new work and is forgotten once its requests are answered.
     var draining = false
+    /// `berth_router_requests_total{result="answered"}` of its class, made once rather than looked up per answer.
+    let answered: Counter
 
     init(identity: [UInt8], ready: Ready, expiry: ContinuousClock.Instant) {
         self.identity = identity
@@ -23,6 +26,7 @@ final class Instance {
         self.ports = ready.ports
         self.capacity = Int(ready.capacity)
         self.expiry = expiry
+        answered = Counter(label: "berth_router_requests_total", dimensions: [("class", ready.className), ("result", "answered")])
     }
 
     var hasCapacity: Bool { inFlight.count < capacity }

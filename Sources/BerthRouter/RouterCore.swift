@@ -243,7 +243,11 @@ final class RouterCore: BusLoopBody {
         inFlight[response.id] = nil
         instance.inFlight.remove(response.id)
         if instance.draining && instance.inFlight.isEmpty { instances[identity] = nil }
-        metrics.counter("berth_router_requests_total", [("class", instance.className), ("result", response.error?.code.name ?? "answered")]).increment()
+        if let error = response.error {
+            metrics.counter("berth_router_requests_total", [("class", instance.className), ("result", error.code.name)]).increment()
+        } else {
+            instance.answered.increment()
+        }
         var answer = response
         answer.id = held.request.id
         var frames = [Frame(held.edge), Frame(Envelope.response(answer).encoded())]
