@@ -99,6 +99,25 @@ struct FailureTests {
         }
     }
 
+    @Test func anAppThatClosesKeptAliveConnectionsLosesNoRequest() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            // Each /close leaves the sidecar holding a connection the app has closed; the next request must not
+            // be lost on it, whatever its method.
+            for round in 0..<20 {
+                let (closing, _) = try await mesh.get("/a/close")
+                #expect(closing.status == .ok, "round \(round)")
+                let method: HTTPMethod = round.isMultiple(of: 2) ? .GET : .POST
+                let (response, body) = try await mesh.send("/a/echo", method: method, body: ByteBuffer(string: "round \(round)"))
+                #expect(response.status == .ok, "round \(round), \(method): \(String(buffer: body))")
+            }
+        }
+    }
+
     @Test func sigtermDrainsInFlightRequestsThenExitsZero() async throws {
         try await withMesh { mesh in
             try mesh.startRouter()

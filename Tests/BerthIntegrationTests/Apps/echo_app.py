@@ -8,6 +8,7 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 /slow/MS            -> answers after MS milliseconds
 /instance           -> the instance name from $BERTH_INSTANCE (or the port)
 /log?line=TEXT      -> prints TEXT on stdout, answers 200
+/close              -> 200 as if the connection stayed open, then closes it (as servers do with idle ones)
 """
 import hashlib, json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,9 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "instance":
             name = os.environ.get("BERTH_INSTANCE") or os.environ.get("APP_NAME") or str(self.server.server_port)
             self.send(200, name.encode(), [("content-type", "text/plain")])
+        elif parts[0] == "close":
+            self.send(200, b"closing\n", [("content-type", "text/plain")])
+            self.close_connection = True
         elif parts[0] == "log":
             print(parse_qs(url.query).get("line", [""])[0], flush=True)
             self.send(200, b"logged\n", [("content-type", "text/plain")])
