@@ -87,7 +87,10 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
-            if case .idle = state { context.close(promise: nil) }
+            switch state {
+            case .idle, .closing: context.close(promise: nil)
+            case .receiving, .forwarding, .working, .closed: break
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -168,7 +171,7 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
             code: .tooLarge, message: "the request body is over the \(serving.maxBodyBytes)-byte limit", component: "edge"
         ))
         response.headers.append(Header("connection", "close"))
-        respond(response, to: head, context: context)
+        respond(response, to: head, context: context, lingering: true)
     }
 
     /// The request as a Worker sees it: the path and the query apart, the headers in order less the first `host`
@@ -204,7 +207,8 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
 
     // MARK: Responses
 
-    private func respond(_ response: EdgeResponse, to request: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// With `lingering`, the client may still be sending: see below.
+    private func respond(_ response: EdgeResponse, to request: HTTPRequestHead, context: ChannelHandlerContext, lingering: Bool = false) {
         var response = response
         if !(100...999).contains(response.status) {
             serving.logger.warning("the worker answered with an invalid status", metadata: [
@@ -227,7 +231,17 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
             return
         }
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        guard lingering else {
+            written.whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        // Closing with the rest of the body unread would reset the connection, and the client could lose the
+        // answer: shut our side only, drop what still comes until the client closes, for two seconds at most.
+        written.whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        }
     }
 
     static func bodyAllowed(status: Int) -> Bool {
