@@ -13,12 +13,36 @@ struct MeshAnswer: Sendable {
 /// The edge's side of the bus: a DEALER to the router and a PUB for events, on the edge's bus thread.
 ///
 /// It matches answers to waiting requests by id, heartbeats the router, and when the router goes quiet it answers
-/// every waiting request at once and connects again: nothing waits on a router that is gone.
+/// every waiting request at once and connects again: nothing waits on a router that is gone. Every exchange ends
+/// here, on this thread: its metrics are recorded, its traffic event published, and its completion called once.
 final class EdgeBus: BusLoopBody {
     private struct Waiting {
-        let continuation: CheckedContinuation<MeshAnswer, Never>
+        let exchange: Exchange
         /// The router answers 504 at the deadline; this is the edge's own backstop, a little later.
         let backstop: ContinuousClock.Instant
+    }
+
+    /// The metrics of one container class, made on its first request: no label arrays per request.
+    private struct ClassMetrics {
+        let className: String
+        let duration: Timer
+        var requests: [Int: Counter] = [:]
+
+        init(className: String) {
+            self.className = className
+            duration = Timer(label: "berth_edge_request_duration_seconds", dimensions: [("class", className)])
+        }
+
+        mutating func record(status: Int, latency: Duration) {
+            duration.record(latency)
+            if let counter = requests[status] {
+                counter.increment()
+                return
+            }
+            let counter = Counter(label: "berth_edge_requests_total", dimensions: [("class", className), ("status", String(status))])
+            counter.increment()
+            requests[status] = counter
+        }
     }
 
     private let configuration: EdgeConfiguration
@@ -33,6 +57,8 @@ final class EdgeBus: BusLoopBody {
     /// Events the PUB socket would not take (its high-water mark): counted, never waited for.
     private(set) var eventsDropped = 0
     private let eventsDroppedCounter = Counter(label: "berth_events_dropped_total")
+    private let trafficTopic: String
+    private var classMetrics: [String: ClassMetrics] = [:]
 
     private func dropEvent() {
         eventsDropped += 1
@@ -42,6 +68,7 @@ final class EdgeBus: BusLoopBody {
     init(configuration: EdgeConfiguration, logger: Logger) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
+        trafficTopic = "traffic.edge.\(configuration.name)"
         dealer = try Self.connectDealer(configuration)
         publisher = try Socket(.pub)
         try publisher.connect(configuration.events)
@@ -56,26 +83,37 @@ final class EdgeBus: BusLoopBody {
         return socket
     }
 
-    /// Sends a request; `continuation` is resumed exactly once, with the answer or with why there is none.
-    func send(_ request: Request, body: [Frame], continuation: CheckedContinuation<MeshAnswer, Never>) {
+    /// Sends the exchange's request; its completion is called exactly once, with the answer or with why there is none.
+    func send(_ exchange: Exchange, body: [Frame]) {
+        let request = exchange.request
         var frames = [Frame(Envelope.request(request).encoded())]
         frames.append(contentsOf: body)
         do {
             guard try dealer.send(frames) else {
-                continuation.resume(returning: Self.failure(request.id, .routerUnreachable, "the router at \(configuration.router) is not connected"))
+                finish(exchange, Self.failure(request.id, .routerUnreachable, "the router at \(configuration.router) is not connected"))
                 return
             }
         } catch {
-            continuation.resume(returning: Self.failure(request.id, .routerUnreachable, "cannot send to the router: \(error.message)"))
+            finish(exchange, Self.failure(request.id, .routerUnreachable, "cannot send to the router: \(error.message)"))
             return
         }
         let timeout = Duration.milliseconds(Int64(request.timeoutMilliseconds))
-        waiting[request.id] = Waiting(continuation: continuation, backstop: .now + timeout + configuration.heartbeatInterval)
+        waiting[request.id] = Waiting(exchange: exchange, backstop: .now + timeout + configuration.heartbeatInterval)
     }
 
     /// The client went away: stop waiting. The router's answer, if it comes, is dropped.
     func cancel(_ id: UInt64) {
-        waiting.removeValue(forKey: id)?.continuation.resume(returning: Self.failure(id, .internal, "the client went away"))
+        guard let entry = waiting.removeValue(forKey: id) else { return }
+        finish(entry.exchange, Self.failure(id, .internal, "the client went away"))
+    }
+
+    private func finish(_ exchange: Exchange, _ answer: MeshAnswer) {
+        let response = exchange.response(for: answer)
+        let latency = exchange.started.duration(to: .now)
+        let className = exchange.target.className
+        classMetrics[className, default: ClassMetrics(className: className)].record(status: response.status, latency: latency)
+        publish(topic: trafficTopic, event: .traffic(exchange.event(answer: answer, response: response, latency: latency)))
+        exchange.completion(response)
     }
 
     func publish(topic: String, event: Event) {
@@ -105,7 +143,7 @@ final class EdgeBus: BusLoopBody {
         switch envelope {
         case .response(let response):
             guard let entry = waiting.removeValue(forKey: response.id) else { return }
-            entry.continuation.resume(returning: MeshAnswer(response: response, body: Array(frames.dropFirst())))
+            finish(entry.exchange, MeshAnswer(response: response, body: Array(frames.dropFirst())))
         case .heartbeat, .disconnect:
             break
         case .ready, .request:
@@ -141,7 +179,7 @@ final class EdgeBus: BusLoopBody {
             nextSweep = now + .milliseconds(50)
             for (id, entry) in waiting where entry.backstop < now {
                 waiting[id] = nil
-                entry.continuation.resume(returning: Self.failure(id, .deadlineExceeded, "no answer from the router before the deadline"))
+                finish(entry.exchange, Self.failure(id, .deadlineExceeded, "no answer from the router before the deadline"))
             }
         }
         return min(nextHeartbeat, nextSweep)
@@ -150,7 +188,7 @@ final class EdgeBus: BusLoopBody {
     private func failAll(_ code: ErrorCode, _ message: String) {
         let all = waiting
         waiting.removeAll()
-        for (id, entry) in all { entry.continuation.resume(returning: Self.failure(id, code, message)) }
+        for (id, entry) in all { finish(entry.exchange, Self.failure(id, code, message)) }
     }
 
     func stopping() {

@@ -1,15 +1,15 @@
 import BerthBus
-import BerthWire
-import HTTPTypes
-import HummingbirdCore
 import Logging
 import NIOCore
+import NIOExtras
+import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
 /// `berth-edge` as a service: an HTTP/1.1 server whose requests a `Worker` sends into the mesh.
 ///
-/// On graceful shutdown the server stops accepting connections, finishes the requests it has, then the bus stops.
+/// On graceful shutdown the server stops accepting connections, finishes the requests it has, closes its idle
+/// connections, then the bus stops.
 public struct EdgeService: Service {
     private let configuration: EdgeConfiguration
     private let worker: any Worker
@@ -29,84 +29,70 @@ public struct EdgeService: Service {
     public func run() async throws {
         let configuration = configuration
         let logger = logger
-        let worker = worker
         let bus = BusLoop(name: "berth-edge") { try EdgeBus(configuration: configuration, logger: logger) }
         let env = Environment(mesh: MeshClient(bus: bus, configuration: configuration, logger: logger))
+        let serving = EdgeHTTPHandler.Serving(worker: worker, env: env, maxBodyBytes: configuration.maxBodyBytes, logger: logger)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let quiescing = ServerQuiescingHelper(group: group)
 
-        let server = try HTTPServerBuilder.http1().buildServer(
-            configuration: ServerConfiguration(address: .hostname(configuration.host, port: configuration.port)),
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-            logger: logger,
-            responder: { request, writer, _ in
-                let response = await Self.handle(request, worker: worker, env: env, configuration: configuration, logger: logger)
-                try await writer.write(response: Self.head(of: response, method: request.method), body: ResponseBody(contentsOf: response.body.chunks))
-            },
-            onServerRunning: { channel in
-                logger.info("edge listening", metadata: [
-                    "berth.listen": "\(channel.localAddress?.description ?? "?")", "berth.router": "\(configuration.router)",
-                ])
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await bus.run() }
+            tasks.addTask {
+                try await Self.serve(serving, configuration: configuration, group: group, quiescing: quiescing, logger: logger)
             }
-        )
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await bus.run() }
-            try await server.run()
-            bus.stop()
-            try await group.waitForAll()
+            // The server returns once it has drained, the bus only when it failed or was cancelled; either way the
+            // other one stops now (cancelling the server drains it, cancelling the bus stops it).
+            do {
+                try await tasks.next()
+            } catch {
+                tasks.cancelAll()
+                throw error
+            }
+            tasks.cancelAll()
+            try await tasks.waitForAll()
         }
     }
 
-    private static func handle(
-        _ request: HummingbirdCore.Request, worker: any Worker, env: Environment, configuration: EdgeConfiguration, logger: Logger
-    ) async -> EdgeResponse {
-        let target = request.head.path ?? "/"
-        var path = Substring(target)
-        var query = Substring("")
-        if let mark = target.firstIndex(of: "?") {
-            path = target[..<mark]
-            query = target[target.index(after: mark)...]
-        }
-        var headers: [Header] = []
-        headers.reserveCapacity(request.headers.count)
-        for field in request.headers { headers.append(Header(field.name.rawName, field.value)) }
-
-        var chunks: [ByteBuffer] = []
-        var total = 0
-        do {
-            for try await chunk in request.body {
-                total += chunk.readableBytes
-                if total > configuration.maxBodyBytes {
-                    var response = EdgeResponse.failure(MeshError(code: .tooLarge, message: "the request body is over the \(configuration.maxBodyBytes)-byte limit", component: "edge"))
-                    response.headers.append(Header("connection", "close"))
-                    return response
+    /// Accepts connections until shut down, then waits until every connection has finished its request and closed.
+    private static func serve(
+        _ serving: EdgeHTTPHandler.Serving, configuration: EdgeConfiguration, group: MultiThreadedEventLoopGroup,
+        quiescing: ServerQuiescingHelper, logger: Logger
+    ) async throws {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
-                chunks.append(chunk)
             }
-        } catch {
-            return .failure(MeshError(code: .badRequest, message: "could not read the request body: \(error)", component: "edge"))
-        }
-        let edgeRequest = EdgeRequest(method: request.method.rawValue, path: String(path), query: String(query), headers: headers, body: Body(chunks: chunks))
-        do {
-            return try await worker.fetch(edgeRequest, env: env)
-        } catch {
-            logger.warning("worker failed", metadata: ["berth.path": "\(path)", "berth.error": "\(error)"])
-            return .failure(MeshError(code: .internal, message: "the worker failed: \(error)", component: "edge"))
-        }
-    }
+            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // EdgeHTTPHandler makes every response head valid, so NIO need not check it again.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false
+                    )
+                    try channel.pipeline.syncOperations.addHandler(EdgeHTTPHandler(serving: serving))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        logger.info("edge listening", metadata: [
+            "berth.listen": "\(channel.localAddress?.description ?? "?")", "berth.router": "\(configuration.router)",
+        ])
 
-    private static func head(of response: EdgeResponse, method: HTTPRequest.Method) -> HTTPResponse {
-        var fields = HTTPFields()
-        fields.reserveCapacity(response.headers.count + 1)
-        var hasLength = false
-        for header in response.headers {
-            guard let name = HTTPField.Name(header.name) else { continue }
-            if name == .contentLength { hasLength = true }
-            fields.append(HTTPField(name: name, value: header.value))
+        let drained = group.next().makePromise(of: Void.self)
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await drained.futureResult.get()
+            } onGracefulShutdown: {
+                logger.info("edge draining: no new connections; finishing the requests in flight")
+                quiescing.initiateShutdown(promise: drained)
+            }
+        } onCancel: {
+            quiescing.initiateShutdown(promise: drained)
         }
-        let status = response.status
-        let bodyAllowed = !(100..<200).contains(status) && status != 204 && status != 304
-        if !hasLength && bodyAllowed && method != .head {
-            fields[.contentLength] = String(response.body.count)
-        }
-        return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
 }

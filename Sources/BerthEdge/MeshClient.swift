@@ -1,70 +1,118 @@
 import BerthBus
-import BerthMetrics
-import CoreMetrics
 import BerthWire
-import Foundation
 import Logging
 import Synchronization
 
-/// Sends requests into the mesh from Swift concurrency and waits for their answers.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Sends requests into the mesh and hands back their answers.
+///
+/// One hop to the bus thread per request: the request goes out there, and the answer, its metrics and its traffic
+/// event are all dealt with there when it comes back.
 struct MeshClient: Sendable {
     let bus: BusLoop<EdgeBus>
     let configuration: EdgeConfiguration
     let logger: Logger
     let ids = RequestIDs()
-    let metrics = MetricsCache()
 
+    /// Sends `request` and calls `completion` exactly once with the answer, usually on the bus thread.
+    /// - Returns: the request's id, for `cancel(_:)`.
+    @discardableResult
+    func send(
+        _ request: EdgeRequest, to target: Target, port: Int?, completion: @escaping @Sendable (EdgeResponse) -> Void
+    ) -> UInt64 {
+        let id = ids.next()
+        send(request, id: id, to: target, port: port, completion: completion)
+        return id
+    }
+
+    /// Sends `request` and waits for its answer; cancelling the calling task stops the wait.
     func send(_ request: EdgeRequest, to target: Target, port: Int?) async -> EdgeResponse {
+        let id = ids.next()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                send(request, id: id, to: target, port: port) { continuation.resume(returning: $0) }
+            }
+        } onCancel: {
+            cancel(id)
+        }
+    }
+
+    /// The client went away: the request's completion is called at once and the router's answer is dropped.
+    func cancel(_ id: UInt64) {
+        bus.execute { $0.cancel(id) }
+    }
+
+    private func send(
+        _ request: EdgeRequest, id: UInt64, to target: Target, port: Int?, completion: @escaping @Sendable (EdgeResponse) -> Void
+    ) {
         var headers = request.headers
         var timeout = configuration.timeout.milliseconds
-        if let index = headers.firstIndex(where: { $0.name.caseInsensitiveEquals(Failures.timeoutHeader) }) {
-            if let asked = Int64(headers[index].value), asked > 0 { timeout = asked }
-            headers.remove(at: index)
+        var traceID: String?
+        var timeoutIndex: Int?
+        for index in headers.indices {
+            let name = headers[index].name
+            if timeoutIndex == nil && name.caseInsensitiveEquals(Failures.timeoutHeader) {
+                timeoutIndex = index
+            } else if traceID == nil && name.caseInsensitiveEquals("x-request-id") {
+                traceID = headers[index].value
+            }
         }
-        let id = ids.next()
+        if let timeoutIndex {
+            if let asked = Int64(headers[timeoutIndex].value), asked > 0 { timeout = asked }
+            headers.remove(at: timeoutIndex)
+        }
         let wire = Request(
             id: id, target: target, port: UInt32(clamping: port ?? 0), method: request.method, path: request.path,
             query: request.query, headers: headers, timeoutMilliseconds: UInt32(clamping: timeout),
-            traceID: request.header("x-request-id") ?? ids.traceID(for: id),
+            traceID: traceID ?? ids.traceID(for: id),
             source: Endpoint(className: "edge", instanceID: configuration.name)
         )
-        let started = ContinuousClock.now
+        let exchange = Exchange(request: wire, target: target, bytesIn: request.body.count, started: .now, completion: completion)
         let body = request.body.frames
-        let answer = await send(wire, body: body)
-        let response = answer.response
-        var result = EdgeResponse(status: Int(response.status), headers: response.headers, body: Body(frames: answer.body))
-        result.meshError = response.error
-        result.servedBy = response.servedBy
-        if let error = response.error { result = Failures.response(for: error) }
+        if !bus.execute({ $0.send(exchange, body: body) }) {
+            completion(exchange.response(for: EdgeBus.failure(id, .internal, "the edge is shutting down")))
+        }
+    }
+}
 
-        let latency = started.duration(to: .now)
-        metrics.counter("berth_edge_requests_total", [("class", target.className), ("status", String(result.status))]).increment()
-        metrics.timer("berth_edge_request_duration_seconds", [("class", target.className)]).record(latency)
-        let event = TrafficEvent(
-            timeMicroseconds: UInt64(Date().timeIntervalSince1970 * 1_000_000), requestID: response.id,
-            traceID: wire.traceID, source: wire.source,
-            destination: response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: wire.port),
-            method: wire.method, path: wire.path, status: UInt32(result.status),
-            bytesIn: UInt64(request.body.count), bytesOut: UInt64(answer.body.byteCount),
-            latencyMicroseconds: UInt64(latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000),
-            kind: .edge, error: response.error
-        )
-        let topic = "traffic.edge.\(configuration.name)"
-        bus.execute { $0.publish(topic: topic, event: .traffic(event)) }
+/// One request on its way through the mesh: what the bus thread needs to finish it when the answer is in.
+struct Exchange: Sendable {
+    let request: Request
+    let target: Target
+    let bytesIn: Int
+    let started: ContinuousClock.Instant
+    let completion: @Sendable (EdgeResponse) -> Void
+
+    /// What the client gets: the app's answer, or the mesh's failure as `Failures` words it.
+    func response(for answer: MeshAnswer) -> EdgeResponse {
+        let response = answer.response
+        if let error = response.error { return Failures.response(for: error) }
+        var result = EdgeResponse(status: Int(response.status), headers: response.headers, body: Body(frames: answer.body))
+        result.servedBy = response.servedBy
         return result
     }
 
-    private func send(_ request: Request, body: [Frame]) async -> MeshAnswer {
-        let id = request.id
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if !bus.execute({ $0.send(request, body: body, continuation: continuation) }) {
-                    continuation.resume(returning: EdgeBus.failure(id, .internal, "the edge is shutting down"))
-                }
-            }
-        } onCancel: {
-            bus.execute { $0.cancel(id) }
-        }
+    func event(answer: MeshAnswer, response: EdgeResponse, latency: Duration) -> TrafficEvent {
+        TrafficEvent(
+            timeMicroseconds: Self.wallClockMicroseconds(), requestID: request.id,
+            traceID: request.traceID, source: request.source,
+            destination: answer.response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
+            method: request.method, path: request.path, status: UInt32(clamping: response.status),
+            bytesIn: UInt64(bytesIn), bytesOut: UInt64(answer.body.byteCount),
+            latencyMicroseconds: UInt64(clamping: latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000),
+            kind: .edge, error: answer.response.error
+        )
+    }
+
+    private static func wallClockMicroseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec / 1_000)
     }
 }
 

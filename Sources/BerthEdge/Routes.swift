@@ -61,9 +61,25 @@ public struct RoutesWorker: Worker {
     }
 
     public func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse {
+        switch decide(request) {
+        case .answer(let response):
+            return response
+        case .forward(let forwarded, let target):
+            return await env.mesh.send(forwarded, to: target, port: nil)
+        }
+    }
+
+    /// Where a request goes: the routing rule itself, shared by `fetch` and the edge's task-free path.
+    enum Decision: Sendable {
+        case forward(EdgeRequest, to: Target)
+        /// No route: the answer to give.
+        case answer(EdgeResponse)
+    }
+
+    func decide(_ request: EdgeRequest) -> Decision {
         guard let route = routes.first(where: { $0.matches(request.path) }) else {
             let known = routes.map(\.prefix).joined(separator: ", ")
-            return .failure(MeshError(code: .badRequest, message: "no route for \(request.path) (routes: \(known.isEmpty ? "none" : known))", component: "edge"), status: 404)
+            return .answer(.failure(MeshError(code: .badRequest, message: "no route for \(request.path) (routes: \(known.isEmpty ? "none" : known))", component: "edge"), status: 404))
         }
         var forwarded = request
         forwarded.path = route.strip(request.path)
@@ -73,7 +89,6 @@ public struct RoutesWorker: Worker {
             name = name ?? forwarded.headers[index].value
             forwarded.headers.remove(at: index)
         }
-        let container = name.map { env.container(route.className, named: $0) } ?? env.container(route.className)
-        return await container.fetch(forwarded)
+        return .forward(forwarded, to: Target(className: route.className, instanceName: name))
     }
 }

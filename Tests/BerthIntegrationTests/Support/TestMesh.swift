@@ -52,12 +52,12 @@ final class TestMesh: @unchecked Sendable {
         router?.stop()
     }
 
-    func startEdge(routes: [String], metrics: Bool = false) throws {
+    func startEdge(routes: [String], metrics: Bool = false, arguments: [String] = []) throws {
         if metrics { edgeMetricsPort = freePort() }
         edge = try ChildProcess(name: "edge", executable: Paths.executable("berth-edge"), arguments: [
             "--listen", "127.0.0.1:\(edgePort)", "--router", frontend, "--events", eventsIn, "--heartbeat", heartbeat,
             "--log-level", "debug",
-        ] + routes.flatMap { ["--route", $0] } + (edgeMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []))
+        ] + routes.flatMap { ["--route", $0] } + (edgeMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + arguments)
         try awaitPort(edgePort)
     }
 
