@@ -3,12 +3,6 @@ import BerthWire
 import Logging
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Sends requests into the mesh and hands back their answers.
 ///
 /// One hop to the bus thread per request: the request goes out there, and the answer, its metrics and its traffic
@@ -99,7 +93,7 @@ struct Exchange: Sendable {
 
     func event(answer: MeshAnswer, response: EdgeResponse, latency: Duration) -> TrafficEvent {
         TrafficEvent(
-            timeMicroseconds: Self.wallClockMicroseconds(), requestID: request.id,
+            timeMicroseconds: WallClock.nowMicroseconds(), requestID: request.id,
             traceID: request.traceID, source: request.source,
             destination: answer.response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
             method: request.method, path: request.path, status: UInt32(clamping: response.status),
@@ -107,12 +101,6 @@ struct Exchange: Sendable {
             latencyMicroseconds: UInt64(clamping: latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000),
             kind: .edge, error: answer.response.error
         )
-    }
-
-    private static func wallClockMicroseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec / 1_000)
     }
 }
 
