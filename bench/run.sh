@@ -165,13 +165,13 @@ wait_tcp() {
 release_bin="$root/.build-release/release"
 if ((build)); then
     log "building Berth in release mode into .build-release (the first build takes ~10 minutes)"
-    (cd "$root" && swift build -c release --scratch-path .build-release) >"$work/logs/build.log" 2>&1 ||
+    (cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-release) >"$work/logs/build.log" 2>&1 ||
         { tail -30 "$work/logs/build.log" >&2; die "release build failed (log above)"; }
-    release_bin="$(cd "$root" && swift build -c release --scratch-path .build-release --show-bin-path)"
+    release_bin="$(cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-release --show-bin-path)"
 fi
 [ -z "$bin_override" ] || release_bin="$(cd "$bin_override" && pwd)"
 for exe in berth-edge berth-router berth-sidecar; do
-    [ -x "$release_bin/$exe" ] || die "$release_bin/$exe is missing: build with 'swift build -c release --scratch-path .build-release'"
+    [ -x "$release_bin/$exe" ] || die "$release_bin/$exe is missing: build with 'swift build -c release --static-swift-stdlib --scratch-path .build-release'"
 done
 gcc -O2 -Wall -o "$work/loadgen" "$bench/loadgen.c"
 
