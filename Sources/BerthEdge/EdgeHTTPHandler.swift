@@ -87,9 +87,11 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
+            // A client that stops sending mid-request has gone away, as nginx and Envoy take it: closing cancels
+            // the request in the mesh (channelInactive) instead of holding it until the deadline.
             switch state {
-            case .idle, .closing: context.close(promise: nil)
-            case .receiving, .forwarding, .working, .closed: break
+            case .idle, .closing, .receiving, .forwarding, .working: context.close(promise: nil)
+            case .closed: break
             }
             return
         }

@@ -9,24 +9,11 @@ import Testing
 struct EdgeHTTPTests {
     /// Sends `request` on a new connection and reads until the edge closes it, or until `timeout` passes.
     static func exchange(port: Int, _ request: [UInt8], timeout: Int = 5) throws -> (answer: String, closed: Bool) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try connected(port: port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw PortTimeout(port: port) }
         var wait = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
-        var sent = 0
-        while sent < request.count {
-            let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count <= 0 { break }
-            sent += count
-        }
+        send(fd, request)
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -34,6 +21,65 @@ struct EdgeHTTPTests {
             if count == 0 { return (String(decoding: answer, as: UTF8.self), true) }
             if count < 0 { return (String(decoding: answer, as: UTF8.self), false) }
             answer.append(contentsOf: buffer[..<count])
+        }
+    }
+
+    private static func send(_ fd: Int32, _ request: [UInt8]) {
+        var sent = 0
+        while sent < request.count {
+            let count = request[sent...].withUnsafeBytes { Foundation.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count <= 0 { break }
+            sent += count
+        }
+    }
+
+    private static func connected(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw PortTimeout(port: port)
+        }
+        return fd
+    }
+
+    @Test func clientsThatGoAwayMidRequestCostNothingElse() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true)
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            // Five clients ask for a slow answer and hang up long before it comes.
+            var hungUp: [Int32] = []
+            for _ in 0..<5 {
+                let fd = try Self.connected(port: mesh.edgePort)
+                Self.send(fd, Array("GET /a/slow/1500 HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                hungUp.append(fd)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            for fd in hungUp { close(fd) }
+
+            // Others are served at once, and the edge stopped waiting for the five: each is counted as gone.
+            let started = ContinuousClock.now
+            let (response, _) = try await mesh.get("/a/instance")
+            #expect(response.status == .ok)
+            #expect(started.duration(to: .now) < .seconds(1))
+            let metricsPort = try #require(mesh.edgeMetricsPort)
+            #expect(try await mesh.waitUntil("/metrics", port: metricsPort) { _, text in
+                text.contains(#"berth_edge_requests_total{class="ContainerA",status="500"} 5"#)
+            }, "the edge should count the five requests whose clients went away")
+
+            // Their answers arrive after the clients left, and are dropped without harm.
+            try await Task.sleep(for: .milliseconds(1_600))
+            let (after, body) = try await mesh.get("/a/echo")
+            #expect(after.status == .ok, "\(body)")
         }
     }
 

@@ -96,10 +96,10 @@ final class TestMesh: @unchecked Sendable {
 
     /// Polls `url` on the edge until `accept` says yes (or the timeout passes).
     @discardableResult
-    func waitUntil(_ path: String, timeout: Duration = .seconds(10), accept: (HTTPClientResponse, String) -> Bool) async throws -> Bool {
+    func waitUntil(_ path: String, port: Int? = nil, timeout: Duration = .seconds(10), accept: (HTTPClientResponse, String) -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let (response, body) = try? await get(path), accept(response, body) { return true }
+            if let (response, body) = try? await send(path, method: .GET, port: port), accept(response, String(buffer: body)) { return true }
             try await Task.sleep(for: .milliseconds(50))
         }
         return false
