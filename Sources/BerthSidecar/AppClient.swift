@@ -240,7 +240,7 @@ private final class Pool {
 
 /// One request on its way: finished exactly once, by its answer, its deadline, or a failure.
 private final class Exchange {
-    let request: AppRequest
+    private(set) var request: AppRequest
     private var completion: (@Sendable (Result<AppAnswer, AppClientError>) -> Void)?
     var timer: Scheduled<Void>?
     /// The connection carrying it right now.
@@ -253,6 +253,11 @@ private final class Exchange {
     }
 
     var isFinished: Bool { completion == nil }
+
+    /// The body has been handed to the connection: it is kept only while the request may be sent again.
+    func bodyWritten() {
+        if !request.mayRetry { request.body = nil }
+    }
 
     func finish(_ result: Result<AppAnswer, AppClientError>) {
         guard let completion else { return }
@@ -307,6 +312,7 @@ private final class AppConnection: ChannelInboundHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(requestBody))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        exchange.bodyWritten()
     }
 
     /// The exchange gave up (its deadline): this connection's state is unknown, so it is closed, not reused.

@@ -99,13 +99,15 @@ private struct Exchanges: Sendable {
     /// On the bus thread.
     func handle(_ incoming: IncomingRequest) {
         let started = ContinuousClock.now
+        // The completions keep the request, not its body: the body's frames go as soon as they are copied out.
+        let request = incoming.request
         guard let supervisor else {
-            return forwarder.forward(incoming) { outcome in answer(incoming.request, outcome, started: started) }
+            return forwarder.forward(incoming) { outcome in answer(request, outcome, started: started) }
         }
         if supervisor.admitIfHealthy() {
             return forwarder.forward(incoming) { outcome in
                 supervisor.finish()
-                answer(incoming.request, outcome, started: started)
+                answer(request, outcome, started: started)
             }
         }
         // The app is not running: the supervisor starts it (one cold start for all who wait) or says why it can't.
@@ -114,11 +116,11 @@ private struct Exchanges: Sendable {
                 try await supervisor.begin()
             } catch {
                 let message = (error as? AppUnavailable)?.message ?? "\(error)"
-                return answer(incoming.request, forwarder.failure(incoming.request, .appUnavailable, message, incoming.body.byteCount), started: started)
+                return answer(request, forwarder.failure(request, .appUnavailable, message, incoming.body.byteCount), started: started)
             }
             forwarder.forward(incoming) { outcome in
                 supervisor.finish()
-                answer(incoming.request, outcome, started: started)
+                answer(request, outcome, started: started)
             }
         }
     }
