@@ -49,11 +49,13 @@ struct EdgeHTTPTests {
         return fd
     }
 
-    @Test func clientsThatGoAwayMidRequestCostNothingElse() async throws {
+    /// `berth-edge` answers declarative routes on the event loop; `demo-edge` runs a Worker in a task per request.
+    @Test(arguments: ["berth-edge", "demo-edge"])
+    func clientsThatGoAwayMidRequestCostNothingElse(edge: String) async throws {
         try await withMesh { mesh in
             try mesh.startRouter()
             try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true)
+            try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true, executable: edge)
             #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
 
             // Five clients ask for a slow answer and hang up long before it comes.
