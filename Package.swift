@@ -48,6 +48,7 @@ let package = Package(
             name: "BerthBus",
             dependencies: [
                 "CZeroMQ",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -10,7 +10,7 @@ struct MeshAnswer: Sendable {
     var body: [Frame]
 }
 
-/// The edge's side of the bus: a DEALER to the router and a PUB for events, on the edge's bus thread.
+/// The edge's side of the bus: a DEALER to the router and an `EventPublisher`, on the edge's bus thread.
 ///
 /// It matches answers to waiting requests by id, heartbeats the router, and when the router goes quiet it answers
 /// every waiting request at once and connects again: nothing waits on a router that is gone. Every exchange ends
@@ -48,31 +48,22 @@ final class EdgeBus: BusLoopBody {
     private let configuration: EdgeConfiguration
     private let logger: Logger
     private var dealer: Socket
-    private let publisher: Socket
+    private let events: EventPublisher
     private(set) var sockets: [Socket]
     private var waiting: [UInt64: Waiting] = [:]
     private var lastHeard: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
     private var nextSweep: ContinuousClock.Instant = .now
-    /// Events the PUB socket would not take (its high-water mark): counted, never waited for.
-    private(set) var eventsDropped = 0
-    private let eventsDroppedCounter = Counter(label: "berth_events_dropped_total")
     private let trafficTopic: String
     private var classMetrics: [String: ClassMetrics] = [:]
-
-    private func dropEvent() {
-        eventsDropped += 1
-        eventsDroppedCounter.increment()
-    }
 
     init(configuration: EdgeConfiguration, logger: Logger) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
         trafficTopic = "traffic.edge.\(configuration.name)"
         dealer = try Self.connectDealer(configuration)
-        publisher = try Socket(.pub)
-        try publisher.connect(configuration.events)
-        sockets = [dealer]
+        events = try EventPublisher(connectingTo: configuration.events)
+        sockets = [dealer, events.socket]
     }
 
     private static func connectDealer(_ configuration: EdgeConfiguration) throws(BusError) -> Socket {
@@ -116,12 +107,8 @@ final class EdgeBus: BusLoopBody {
         exchange.completion(response)
     }
 
-    func publish(topic: String, event: Event) {
-        do {
-            if try !publisher.send([Frame(topic), Frame(event.encoded())]) { dropEvent() }
-        } catch {
-            dropEvent()
-        }
+    func publish(topic: String, event: @autoclosure () -> Event) {
+        events.publish(topic: topic) { event().encoded() }
     }
 
     static func failure(_ id: UInt64, _ code: ErrorCode, _ message: String) -> MeshAnswer {
@@ -131,6 +118,7 @@ final class EdgeBus: BusLoopBody {
     // MARK: From the router
 
     func received(_ frames: [Frame], on index: Int) {
+        guard index == 0 else { return events.received(frames) }
         lastHeard = .now
         guard let first = frames.first else { return }
         let envelope: Envelope
@@ -169,7 +157,7 @@ final class EdgeBus: BusLoopBody {
             failAll(.routerUnreachable, "lost the router at \(configuration.router) (no heartbeat for \(configuration.heartbeatLiveness) intervals)")
             do {
                 dealer = try Self.connectDealer(configuration)
-                sockets = [dealer]
+                sockets = [dealer, events.socket]
             } catch {
                 logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])
             }

@@ -1,6 +1,4 @@
 import BerthBus
-import BerthMetrics
-import CoreMetrics
 import BerthWire
 import Logging
 
@@ -10,7 +8,7 @@ struct IncomingRequest: Sendable {
     var body: [Frame]
 }
 
-/// The sidecar's side of the bus: a DEALER to the router and a PUB for events, on the sidecar's bus thread.
+/// The sidecar's side of the bus: a DEALER to the router and an `EventPublisher`, on the sidecar's bus thread.
 ///
 /// It registers with READY, heartbeats, and when the router goes quiet for `heartbeatLiveness` intervals, or
 /// says it does not know us, it connects again and registers again: a restarted router gets us back by itself.
@@ -23,7 +21,7 @@ final class SidecarBus: BusLoopBody {
     private let drained: @Sendable () -> Void
     private var drainedSignalled = false
     private var dealer: Socket
-    private let publisher: Socket
+    private let events: EventPublisher
     private(set) var sockets: [Socket]
     private var lastHeard: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
@@ -36,14 +34,6 @@ final class SidecarBus: BusLoopBody {
     /// Set by SIGTERM: no new work is taken, and `drained` is called when the last answer is out.
     private var drainDeadline: ContinuousClock.Instant?
     private var draining: Bool { drainDeadline != nil }
-    /// Events the PUB socket would not take (its high-water mark): counted, never waited for.
-    private(set) var eventsDropped = 0
-    private let eventsDroppedCounter = Counter(label: "berth_events_dropped_total")
-
-    private func dropEvent() {
-        eventsDropped += 1
-        eventsDroppedCounter.increment()
-    }
 
     init(
         configuration: SidecarConfiguration, logger: Logger,
@@ -54,11 +44,8 @@ final class SidecarBus: BusLoopBody {
         self.handle = handle
         self.drained = drained
         dealer = try Self.connectDealer(configuration)
-        var publisherOptions = SocketOptions()
-        publisherOptions.sendHighWaterMark = 10_000
-        publisher = try Socket(.pub, options: publisherOptions)
-        try publisher.connect(configuration.events)
-        sockets = [dealer]
+        events = try EventPublisher(connectingTo: configuration.events)
+        sockets = [dealer, events.socket]
         sendReady()
     }
 
@@ -92,6 +79,7 @@ final class SidecarBus: BusLoopBody {
     // MARK: From the router
 
     func received(_ frames: [Frame], on index: Int) {
+        guard index == 0 else { return events.received(frames) }
         lastHeard = .now
         registered = true
         guard let first = frames.first else { return }
@@ -133,12 +121,8 @@ final class SidecarBus: BusLoopBody {
         finishIfDrained(now: .now)
     }
 
-    func publish(topic: String, event: Event) {
-        do {
-            if try !publisher.send([Frame(topic), Frame(event.encoded())]) { dropEvent() }
-        } catch {
-            dropEvent()
-        }
+    func publish(topic: String, event: @autoclosure () -> Event) {
+        events.publish(topic: topic) { event().encoded() }
     }
 
     /// Stops taking new requests: the router stops sending here and keeps what is in flight until it is answered.
@@ -176,7 +160,7 @@ final class SidecarBus: BusLoopBody {
             logger.warning("lost the router; connecting again", metadata: ["berth.router": "\(configuration.router)"])
             do {
                 dealer = try Self.connectDealer(configuration)
-                sockets = [dealer]
+                sockets = [dealer, events.socket]
                 registered = false
             } catch {
                 logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])

@@ -36,6 +36,44 @@ struct EventStreamTests {
         }
     }
 
+    /// Publishers encode an event only for a topic someone subscribes to; they learn it from the router, so a
+    /// restarted router must hand its subscribers' subscriptions on again.
+    @Test func eventsFlowAgainAfterTheRouterRestarts() async throws {
+        try await withMesh { mesh in
+            try await Self.startMesh(mesh)
+            let seenAfterRestart = try await Self.withSubscription(mesh, topics: ["traffic."]) { items in
+                let sending = Task {
+                    for index in 0... {
+                        _ = try? await mesh.get("/a/instance", headers: [("x-request-id", "before-\(index)")])
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                var sendingAfter: Task<Void, any Error>?
+                defer {
+                    sending.cancel()
+                    sendingAfter?.cancel()
+                }
+                for try await item in items {
+                    guard case .event(let tapped) = item, case .traffic(let event) = tapped.event else { continue }
+                    if sendingAfter == nil && event.traceID.hasPrefix("before-") {
+                        sending.cancel()
+                        mesh.killRouter()
+                        try mesh.startRouter()
+                        sendingAfter = Task {
+                            for index in 0... {
+                                _ = try? await mesh.get("/a/instance", headers: [("x-request-id", "after-\(index)")])
+                                try await Task.sleep(for: .milliseconds(50))
+                            }
+                        }
+                    }
+                    if event.traceID.hasPrefix("after-") && event.kind == .sidecar { return true }
+                }
+                return false
+            }
+            #expect(seenAfterRestart, "\(mesh.logs)")
+        }
+    }
+
     @Test func everyExchangeYieldsItsTrafficEventsWithTheBytesActuallySent() async throws {
         try await withMesh { mesh in
             try await Self.startMesh(mesh)
