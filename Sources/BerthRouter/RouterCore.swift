@@ -22,6 +22,7 @@ final class RouterCore: BusLoopBody {
     private var nextID: UInt64 = 1
     private var nextSweep: ContinuousClock.Instant = .now
     private var rotation = 0
+    private var randomState = UInt64.random(in: 1...UInt64.max)
     private let metrics = MetricsCache()
 
     init(configuration: RouterConfiguration, logger: Logger) throws(BusError) {
@@ -199,13 +200,21 @@ final class RouterCore: BusLoopBody {
         if let name = target.instanceName {
             Routing.instance(forName: name, among: state.instances)
         } else {
-            Routing.leastLoaded(among: state.instances, rotation: nextRotation())
+            Routing.leastLoaded(among: state.instances, rotation: nextRotation(), random: nextRandom())
         }
     }
 
     private func nextRotation() -> Int {
         rotation &+= 1
         return rotation & Int.max
+    }
+
+    /// xorshift64*: a random pick per request without a system call.
+    private func nextRandom() -> Int {
+        randomState ^= randomState >> 12
+        randomState ^= randomState << 25
+        randomState ^= randomState >> 27
+        return Int(truncatingIfNeeded: (randomState &* 0x2545_F491_4F6C_DD1D) >> 1)
     }
 
     private func hand(_ held: HeldRequest, to instance: Instance) {
@@ -261,7 +270,7 @@ final class RouterCore: BusLoopBody {
             guard let instance = pick(for: first.request.target, in: state), instance.hasCapacity else {
                 // A named request waits for its own instance; let unnamed ones behind it go ahead.
                 guard let index = state.queue.firstIndex(where: { $0.request.target.instanceName == nil }),
-                      let free = Routing.leastLoaded(among: state.instances, rotation: nextRotation())
+                      let free = Routing.leastLoaded(among: state.instances, rotation: nextRotation(), random: nextRandom())
                 else { return }
                 let held = classes[className]!.queue.remove(at: index)
                 hand(held, to: free)

@@ -5,8 +5,8 @@ import BerthWire
 /// - A request with a name goes to the instance whose id is that name when it is live, and otherwise to the
 ///   instance that rendezvous hashing picks among the live ones: the same name keeps landing on the same
 ///   instance while it stays, and when one leaves only the names it held move.
-/// - A request without a name goes to the instance with the fewest requests in flight that still has capacity,
-///   equally loaded instances taking turns.
+/// - A request without a name goes to the less loaded of two instances that have capacity (power of two
+///   choices), equally loaded instances taking turns.
 enum Routing {
     static func instance(forName name: String, among instances: [Instance]) -> Instance? {
         if let exact = instances.first(where: { $0.id == name }) { return exact }
@@ -22,11 +22,19 @@ enum Routing {
         return best
     }
 
-    /// Ties are broken by starting the scan at `rotation`, so equally loaded instances take turns.
-    static func leastLoaded(among instances: [Instance], rotation: Int) -> Instance? {
-        var best: Instance?
+    /// Power of two choices, as Envoy's least-request balancer: the instance whose turn it is (`rotation`) against
+    /// one picked at `random`; the one with fewer requests in flight wins, the one in turn on a tie, so equally
+    /// loaded instances take turns. Constant time however many instances a class has; all of them are looked at
+    /// only when both choices are at capacity.
+    static func leastLoaded(among instances: [Instance], rotation: Int, random: Int) -> Instance? {
         let count = instances.count
         guard count > 0 else { return nil }
+        let turn = instances[rotation % count]
+        let other = instances[random % count]
+        let (first, second) = other.inFlight.count < turn.inFlight.count ? (other, turn) : (turn, other)
+        if first.hasCapacity { return first }
+        if second.hasCapacity { return second }
+        var best: Instance?
         for offset in 0..<count {
             let instance = instances[(rotation &+ offset) % count]
             guard instance.hasCapacity else { continue }
