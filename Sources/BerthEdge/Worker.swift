@@ -112,14 +112,3 @@ public struct Container: Sendable {
         return await fetch(EdgeRequest(method: method, path: String(pathOnly), query: String(query), headers: headers, body: body), port: port)
     }
 }
-
-extension String {
-    /// ASCII case-insensitive, as header names compare; without lower-cased copies.
-    func caseInsensitiveEquals(_ other: String) -> Bool {
-        utf8.count == other.utf8.count && utf8.elementsEqual(other.utf8) { $0.asciiLowercased == $1.asciiLowercased }
-    }
-}
-
-extension UInt8 {
-    var asciiLowercased: UInt8 { self &- UInt8(ascii: "A") < 26 ? self | 0x20 : self }
-}

@@ -85,17 +85,14 @@ final class AppClient: Sendable {
         }
     }
 
-    /// Closes every connection and fails whatever waits. Later requests fail with `.shutDown`.
+    /// Fails whatever waits, then closes every connection (shutting the loop down does); requests still on one
+    /// fail with `.closedEarly`, later ones with `.shutDown`.
     func shutdown() async {
-        let loop = eventLoop
-        try? await loop.submit {
+        try? await eventLoop.submit {
             let pools = self.pools.value
             pools.shutDown = true
             for pool in pools.byPort.values {
                 while let exchange = pool.waiting.popFirst() { exchange.finish(.failure(.shutDown)) }
-                for connection in pool.idle { connection.close() }
-                pool.idle.removeAll()
-                for connection in pool.busy.values { connection.close() }
             }
         }.get()
         try? await group.shutdownGracefully()
@@ -115,7 +112,7 @@ final class AppClient: Sendable {
         let pool = pools.pool(for: exchange.request.port)
         while let connection = pool.idle.popLast() {
             if connection.isActive {
-                return run(exchange, on: connection, pool: pool)
+                return connection.start(exchange)
             }
         }
         if pool.open < maxConnectionsPerPort {
@@ -125,10 +122,6 @@ final class AppClient: Sendable {
         }
     }
 
-    private func run(_ exchange: Exchange, on connection: AppConnection, pool: Pool) {
-        pool.busy[ObjectIdentifier(connection)] = connection
-        connection.start(exchange)
-    }
 
     private func connect(_ pool: Pool, for exchange: Exchange) {
         pool.open += 1
@@ -163,7 +156,7 @@ final class AppClient: Sendable {
                 if exchange.isFinished {
                     self.release(connection, to: pool)
                 } else {
-                    self.run(exchange, on: connection, pool: pool)
+                    connection.start(exchange)
                 }
             case .failure(let error):
                 pool.open -= 1
@@ -175,16 +168,14 @@ final class AppClient: Sendable {
 
     /// A connection finished its exchange and can take another.
     private func release(_ connection: AppConnection, to pool: Pool) {
-        pool.busy.removeValue(forKey: ObjectIdentifier(connection))
         while let next = pool.waiting.popFirst() {
-            if !next.isFinished { return run(next, on: connection, pool: pool) }
+            if !next.isFinished { return connection.start(next) }
         }
         pool.idle.append(connection)
     }
 
     private func closed(_ connection: AppConnection, in pool: Pool, unanswered: Unanswered?) {
         pool.open -= 1
-        pool.busy.removeValue(forKey: ObjectIdentifier(connection))
         pool.idle.removeAll { $0 === connection }
         if let (exchange, error, nothingReceived) = unanswered {
             // A kept-alive connection the app had already closed: nothing was answered, so ask again once.
@@ -232,7 +223,6 @@ private final class Pool {
     /// Connections open or being opened.
     var open = 0
     var idle: [AppConnection] = []
-    var busy: [ObjectIdentifier: AppConnection] = [:]
     var waiting: Deque<Exchange> = []
 
     init(port: Int) { self.port = port }
@@ -318,10 +308,6 @@ private final class AppConnection: ChannelInboundHandler {
     /// The exchange gave up (its deadline): this connection's state is unknown, so it is closed, not reused.
     func abandon() {
         exchange = nil
-        close()
-    }
-
-    func close() {
         context?.close(promise: nil)
     }
 

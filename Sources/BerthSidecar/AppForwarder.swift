@@ -39,11 +39,11 @@ struct AppForwarder: Sendable {
         var hasHost = false
         var hadLength = false
         for header in request.headers where !HopByHop.contains(header.name) {
-            if header.name.isASCII("content-length") {
+            if header.name.caseInsensitiveEquals("content-length") {
                 hadLength = true
                 continue
             }
-            if header.name.isASCII("host") { hasHost = true }
+            if header.name.caseInsensitiveEquals("host") { hasHost = true }
             headers.add(name: header.name, value: header.value)
         }
         if !hasHost { headers.add(name: "host", value: "\(configuration.appHost):\(port)") }
@@ -124,19 +124,6 @@ enum HopByHop {
     ]
 
     static func contains(_ name: String) -> Bool {
-        names.contains { name.isASCII($0) }
-    }
-}
-
-extension String {
-    /// Whether this is `lowercase` in any ASCII case, without allocating (header names are ASCII).
-    func isASCII(_ lowercase: String) -> Bool {
-        var mine = utf8.makeIterator()
-        for expected in lowercase.utf8 {
-            guard let byte = mine.next() else { return false }
-            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            guard folded == expected else { return false }
-        }
-        return mine.next() == nil
+        names.contains { name.caseInsensitiveEquals($0) }
     }
 }

@@ -77,7 +77,7 @@ public struct SidecarService: Service {
 
 /// What happens to each request: admission by the app's supervisor, the exchange with the app, then the answer,
 /// the traffic event and the metrics.
-private struct Exchanges: Sendable {
+private final class Exchanges: Sendable {
     let configuration: SidecarConfiguration
     let logger: Logger
     let forwarder: AppForwarder
@@ -102,12 +102,12 @@ private struct Exchanges: Sendable {
         // The completions keep the request, not its body: the body's frames go as soon as they are copied out.
         let request = incoming.request
         guard let supervisor else {
-            return forwarder.forward(incoming) { outcome in answer(request, outcome, started: started) }
+            return forwarder.forward(incoming) { outcome in self.answer(request, outcome, started: started) }
         }
         if supervisor.admitIfHealthy() {
             return forwarder.forward(incoming) { outcome in
                 supervisor.finish()
-                answer(request, outcome, started: started)
+                self.answer(request, outcome, started: started)
             }
         }
         // The app is not running: the supervisor starts it (one cold start for all who wait) or says why it can't.
@@ -116,11 +116,11 @@ private struct Exchanges: Sendable {
                 try await supervisor.begin()
             } catch {
                 let message = (error as? AppUnavailable)?.message ?? "\(error)"
-                return answer(request, forwarder.failure(request, .appUnavailable, message, incoming.body.byteCount), started: started)
+                return self.answer(request, forwarder.failure(request, .appUnavailable, message, incoming.body.byteCount), started: started)
             }
             forwarder.forward(incoming) { outcome in
                 supervisor.finish()
-                answer(request, outcome, started: started)
+                self.answer(request, outcome, started: started)
             }
         }
     }
@@ -132,20 +132,23 @@ private struct Exchanges: Sendable {
         if let error = response.error {
             logger.debug("request failed", metadata: ["berth.request.id": "\(request.id)", "berth.error": "\(error.message)"])
         }
-        let event = TrafficEvent(
-            timeMicroseconds: WallClock.nowMicroseconds(),
-            requestID: request.id, traceID: request.traceID,
-            source: request.source,
-            destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
-            method: request.method, path: request.path, status: response.status,
-            bytesIn: UInt64(outcome.bytesIn), bytesOut: UInt64(outcome.body.byteCount),
-            latencyMicroseconds: UInt64(latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000),
-            kind: .sidecar, error: response.error
-        )
+        let configuration = configuration
         let topic = topic
+        // Counted now: sending hands the frames' bytes to libzmq and leaves them empty.
+        let bytesOut = UInt64(outcome.body.byteCount)
         bus.execute { sidecar in
             sidecar.respond(response, body: outcome.body)
-            sidecar.publish(topic: topic, event: .traffic(event))
+            // Made only when someone subscribes: `publish` takes it as an autoclosure.
+            sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
+                timeMicroseconds: WallClock.nowMicroseconds(),
+                requestID: request.id, traceID: request.traceID,
+                source: request.source,
+                destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
+                method: request.method, path: request.path, status: response.status,
+                bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
+                latencyMicroseconds: latency.wholeMicroseconds,
+                kind: .sidecar, error: response.error
+            )))
         }
     }
 }

@@ -13,6 +13,17 @@ public struct Header: Sendable, Hashable {
     }
 }
 
+extension String {
+    /// ASCII case-insensitive equality, as header names compare; without lower-cased copies.
+    public func caseInsensitiveEquals(_ other: String) -> Bool {
+        utf8.count == other.utf8.count && utf8.elementsEqual(other.utf8) { $0.asciiLowercased == $1.asciiLowercased }
+    }
+}
+
+extension UInt8 {
+    fileprivate var asciiLowercased: UInt8 { self &- UInt8(ascii: "A") < 26 ? self | 0x20 : self }
+}
+
 /// Which container instance a request is for.
 public struct Target: Sendable, Hashable {
     /// The container class, e.g. `ContainerA`.

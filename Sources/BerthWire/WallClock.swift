@@ -11,3 +11,10 @@ public enum WallClock {
         return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000
     }
 }
+
+extension Duration {
+    /// The duration in whole microseconds, as events carry latencies; negative durations count as zero.
+    public var wholeMicroseconds: UInt64 {
+        UInt64(clamping: components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000)
+    }
+}
