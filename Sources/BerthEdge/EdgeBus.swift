@@ -99,12 +99,11 @@ final class EdgeBus: BusLoopBody {
     }
 
     private func finish(_ exchange: Exchange, _ answer: MeshAnswer) {
-        let response = exchange.response(for: answer)
         let latency = exchange.started.duration(to: .now)
         let className = exchange.target.className
-        classMetrics[className, default: ClassMetrics(className: className)].record(status: response.status, latency: latency)
-        publish(topic: trafficTopic, event: .traffic(exchange.event(answer: answer, response: response, latency: latency)))
-        exchange.completion(response)
+        classMetrics[className, default: ClassMetrics(className: className)].record(status: answer.status, latency: latency)
+        publish(topic: trafficTopic, event: .traffic(exchange.event(answer: answer, latency: latency)))
+        exchange.completion(answer)
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {

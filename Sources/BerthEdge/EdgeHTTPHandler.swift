@@ -49,8 +49,6 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
     private var bodyBytes = 0
     /// Numbers the requests of this connection, so that an answer meant for an earlier one is never written.
     private var exchange: UInt64 = 0
-    /// The client shut its side after its request: close once that request is answered.
-    private var inputClosed = false
     private var context: ChannelHandlerContext?
 
     init(serving: Serving) {
@@ -84,20 +82,8 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            inputClosed = true
-            // A client that stops sending mid-request has gone away, as nginx and Envoy take it: closing cancels
-            // the request in the mesh (channelInactive) instead of holding it until the deadline.
-            switch state {
-            case .idle, .closing, .receiving, .forwarding, .working: context.close(promise: nil)
-            case .closed: break
-            }
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
+    /// The connection is gone, also when the client only stopped sending: as nginx and Envoy take it, that client has
+    /// gone away, and its request is cancelled in the mesh instead of held until its deadline.
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
         case .forwarding(_, let id):
@@ -129,8 +115,9 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
         let number = exchange
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
-        let answer: @Sendable (EdgeResponse) -> Void = { response in
-            eventLoop.execute { handler.value.answer(response, exchange: number) }
+        // The response is made on the event loop: for an answer from the mesh that copies the body out of its frames.
+        let answer: @Sendable (_ response: @escaping @Sendable () -> EdgeResponse) -> Void = { response in
+            eventLoop.execute { handler.value.answer(response(), exchange: number) }
         }
 
         if let routes = serving.routes {
@@ -138,7 +125,7 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
             case .answer(let response):
                 respond(response, to: head, context: context)
             case .forward(let forwarded, let target):
-                let id = serving.env.mesh.send(forwarded, to: target, port: nil, completion: answer)
+                let id = serving.env.mesh.send(forwarded, to: target, port: nil) { meshAnswer in answer { meshAnswer.edgeResponse } }
                 state = .forwarding(head, id: id)
             }
             return
@@ -148,10 +135,12 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
         let logger = serving.logger
         state = .working(head, Task {
             do {
-                answer(try await worker.fetch(request, env: env))
+                let response = try await worker.fetch(request, env: env)
+                answer { response }
             } catch {
                 logger.warning("worker failed", metadata: ["berth.path": "\(request.path)", "berth.error": "\(error)"])
-                answer(.failure(MeshError(code: .internal, message: "the worker failed: \(error)", component: "edge")))
+                let failure = EdgeResponse.failure(MeshError(code: .internal, message: "the worker failed: \(error)", component: "edge"))
+                answer { failure }
             }
         })
     }
@@ -218,7 +207,7 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
             ])
             response = .failure(MeshError(code: .internal, message: "the worker answered with status \(response.status), which HTTP has not got", component: "edge"))
         }
-        let (head, closes) = Self.head(of: response, for: request, closing: inputClosed)
+        let (head, closes) = Self.head(of: response, for: request)
         let bodyAllowed = Self.bodyAllowed(status: response.status) && request.method != .HEAD
         // Set before `.end` is written: writing it can hand this handler the next pipelined request at once.
         state = closes ? .closing : .idle
@@ -255,7 +244,7 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
     /// `content-length` is added when the answer has none and may have a body; `connection` follows HTTP/1.1 as
     /// NIO's own servers do. Headers a peer could not parse are dropped (bad name) or cleaned (control bytes in the
     /// value become spaces), so no answer can split a response.
-    static func head(of response: EdgeResponse, for request: HTTPRequestHead, closing: Bool) -> (HTTPResponseHead, closes: Bool) {
+    static func head(of response: EdgeResponse, for request: HTTPRequestHead) -> (HTTPResponseHead, closes: Bool) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(response.headers.count + 2)
         var hasLength = false
@@ -274,7 +263,7 @@ final class EdgeHTTPHandler: ChannelInboundHandler {
             headers.add(name: "content-length", value: String(response.body.count))
         }
 
-        var keepAlive = request.isKeepAlive && !closing
+        var keepAlive = request.isKeepAlive
         if let connection {
             if connection.utf8.count >= 5 && connection.lowercased().contains("close") { keepAlive = false }
         } else if keepAlive && request.version.major == 1 && request.version.minor == 0 {

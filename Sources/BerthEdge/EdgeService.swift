@@ -67,7 +67,6 @@ public struct EdgeService: Service {
                 }
             }
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // EdgeHTTPHandler makes every response head valid, so NIO need not check it again.

@@ -13,11 +13,12 @@ struct MeshClient: Sendable {
     let logger: Logger
     let ids = RequestIDs()
 
-    /// Sends `request` and calls `completion` exactly once with the answer, usually on the bus thread.
+    /// Sends `request` and calls `completion` exactly once with the answer, usually on the bus thread: turn it into
+    /// the client's response (`MeshAnswer.edgeResponse`, which copies the body) after leaving that thread.
     /// - Returns: the request's id, for `cancel(_:)`.
     @discardableResult
     func send(
-        _ request: EdgeRequest, to target: Target, port: Int?, completion: @escaping @Sendable (EdgeResponse) -> Void
+        _ request: EdgeRequest, to target: Target, port: Int?, completion: @escaping @Sendable (MeshAnswer) -> Void
     ) -> UInt64 {
         let id = ids.next()
         send(request, id: id, to: target, port: port, completion: completion)
@@ -27,13 +28,14 @@ struct MeshClient: Sendable {
     /// Sends `request` and waits for its answer; cancelling the calling task stops the wait.
     func send(_ request: EdgeRequest, to target: Target, port: Int?) async -> EdgeResponse {
         let id = ids.next()
-        return await withTaskCancellationHandler {
+        let answer = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 send(request, id: id, to: target, port: port) { continuation.resume(returning: $0) }
             }
         } onCancel: {
             cancel(id)
         }
+        return answer.edgeResponse
     }
 
     /// The client went away: the request's completion is called at once and the router's answer is dropped.
@@ -42,7 +44,7 @@ struct MeshClient: Sendable {
     }
 
     private func send(
-        _ request: EdgeRequest, id: UInt64, to target: Target, port: Int?, completion: @escaping @Sendable (EdgeResponse) -> Void
+        _ request: EdgeRequest, id: UInt64, to target: Target, port: Int?, completion: @escaping @Sendable (MeshAnswer) -> Void
     ) {
         var headers = request.headers
         var timeout = configuration.timeout.milliseconds
@@ -69,7 +71,7 @@ struct MeshClient: Sendable {
         let exchange = Exchange(request: wire, target: target, bytesIn: request.body.count, started: .now, completion: completion)
         let body = request.body.frames
         if !bus.execute({ $0.send(exchange, body: body) }) {
-            completion(exchange.response(for: EdgeBus.failure(id, .internal, "the edge is shutting down")))
+            completion(EdgeBus.failure(id, .internal, "the edge is shutting down"))
         }
     }
 }
@@ -80,27 +82,32 @@ struct Exchange: Sendable {
     let target: Target
     let bytesIn: Int
     let started: ContinuousClock.Instant
-    let completion: @Sendable (EdgeResponse) -> Void
+    let completion: @Sendable (MeshAnswer) -> Void
 
-    /// What the client gets: the app's answer, or the mesh's failure as `Failures` words it.
-    func response(for answer: MeshAnswer) -> EdgeResponse {
-        let response = answer.response
-        if let error = response.error { return Failures.response(for: error) }
-        var result = EdgeResponse(status: Int(response.status), headers: response.headers, body: Body(frames: answer.body))
-        result.servedBy = response.servedBy
-        return result
-    }
-
-    func event(answer: MeshAnswer, response: EdgeResponse, latency: Duration) -> TrafficEvent {
+    func event(answer: MeshAnswer, latency: Duration) -> TrafficEvent {
         TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(), requestID: request.id,
             traceID: request.traceID, source: request.source,
             destination: answer.response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
-            method: request.method, path: request.path, status: UInt32(clamping: response.status),
+            method: request.method, path: request.path, status: UInt32(clamping: answer.status),
             bytesIn: UInt64(bytesIn), bytesOut: UInt64(answer.body.byteCount),
-            latencyMicroseconds: UInt64(clamping: latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000),
+            latencyMicroseconds: latency.wholeMicroseconds,
             kind: .edge, error: answer.response.error
         )
+    }
+}
+
+extension MeshAnswer {
+    /// The status the client gets: the app's, or the one `Failures` gives the mesh's error.
+    var status: Int { response.error.map { Failures.status(for: $0.code) } ?? Int(response.status) }
+
+    /// What the client gets: the app's answer, or the mesh's failure as `Failures` words it. It copies the body out
+    /// of the bus's frames, so it belongs on the thread that writes the response, not on the bus thread.
+    var edgeResponse: EdgeResponse {
+        if let error = response.error { return Failures.response(for: error) }
+        var result = EdgeResponse(status: Int(response.status), headers: response.headers, body: Body(frames: body))
+        result.servedBy = response.servedBy
+        return result
     }
 }
 
