@@ -53,19 +53,26 @@ struct EdgeHTTPTests {
     @Test(arguments: ["berth-edge", "demo-edge"])
     func clientsThatGoAwayMidRequestCostNothingElse(edge: String) async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
+            try mesh.startRouter(metrics: true)
             try mesh.addInstance(className: "ContainerA", id: "a-0")
             try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true, executable: edge)
             #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            let routerMetrics = try #require(mesh.routerMetricsPort)
+            /// Whether the router's `berth_router_in_flight` gauge reads `count`.
+            func inFlight(_ count: Double) -> (HTTPClientResponse, String) -> Bool {
+                { _, text in
+                    text.split(separator: "\n").contains { $0.hasPrefix("berth_router_in_flight ") && Double($0.split(separator: " ")[1]) == count }
+                }
+            }
 
-            // Five clients ask for a slow answer and hang up long before it comes.
+            // Five clients ask for a slow answer and hang up long before it comes, once the mesh has their requests.
             var hungUp: [Int32] = []
             for _ in 0..<5 {
                 let fd = try Self.connected(port: mesh.edgePort)
                 Self.send(fd, Array("GET /a/slow/1500 HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
                 hungUp.append(fd)
             }
-            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: inFlight(5)), "the five requests should reach the app")
             for fd in hungUp { close(fd) }
 
             // Others are served at once, and the edge stopped waiting for the five: each is counted as gone.
@@ -79,7 +86,7 @@ struct EdgeHTTPTests {
             }, "the edge should count the five requests whose clients went away")
 
             // Their answers arrive after the clients left, and are dropped without harm.
-            try await Task.sleep(for: .milliseconds(1_600))
+            #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: inFlight(0)), "the app should answer the five")
             let (after, body) = try await mesh.get("/a/echo")
             #expect(after.status == .ok, "\(body)")
         }
