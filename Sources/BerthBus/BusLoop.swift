@@ -83,7 +83,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     public func run() async throws {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                // A thread of its own for as long as the loop runs: the block blocks in zmq_poll.
+                // A thread of its own for as long as the loop runs: the block blocks in poll(2).
                 DispatchQueue(label: name).async { [self] in
                     berth_name_thread(name)
                     do {
@@ -100,29 +100,33 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
         }
     }
 
+    /// Polls the sockets' ZMQ_FD descriptors with poll(2) rather than `zmq_poll`: zmq_poll asks every socket for
+    /// ZMQ_EVENTS twice per wake-up (two system calls each), which on the router was most of its system calls.
+    /// Here a socket costs nothing until its descriptor fires or a send on it leaves its state unknown.
     private func loop(_ body: Body) {
-        var items: [zmq_pollitem_t] = []
+        var fds: [pollfd] = []
         var next = body.tick(now: .now)
         while true {
             let sockets = body.sockets
-            items.removeAll(keepingCapacity: true)
+            var inputWaiting = false
+            fds.removeAll(keepingCapacity: true)
             for socket in sockets {
-                items.append(zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
+                if !socket.inputWaiting && socket.needsEventCheck { socket.inputWaiting = socket.hasInput }
+                inputWaiting = inputWaiting || socket.inputWaiting
+                fds.append(pollfd(fd: socket.signalFD, events: Int16(POLLIN), revents: 0))
             }
-            items.append(zmq_pollitem_t(socket: nil, fd: wakeFD, events: Int16(ZMQ_POLLIN), revents: 0))
+            fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
 
-            var timeout: Int = -1
-            if let next {
-                let left = ContinuousClock.now.duration(to: next)
-                timeout = max(0, Int((left.components.seconds * 1_000) + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000))
+            let timeout = inputWaiting ? 0 : Self.milliseconds(until: next)
+            if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { break }
+            for (index, socket) in sockets.enumerated() where fds[index].revents != 0 {
+                socket.inputWaiting = true
             }
-            let ready = zmq_poll(&items, Int32(items.count), timeout)
-            if ready < 0 && zmq_errno() != EINTR { break }
-
-            if items[items.count - 1].revents != 0 {
+            if fds[sockets.count].revents != 0 {
                 var counter: UInt64 = 0
                 _ = read(wakeFD, &counter, 8)
             }
+
             let (work, stopRequested) = pending.withLock { pending in
                 let work = pending.work
                 pending.work.removeAll(keepingCapacity: true)
@@ -134,10 +138,14 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 return
             }
 
-            for (index, socket) in sockets.enumerated() where items[index].revents & Int16(ZMQ_POLLIN) != 0 {
+            for (index, socket) in sockets.enumerated() where socket.inputWaiting {
+                // Up to a batch from one socket before the others get their turn; what is left keeps it waiting.
                 for _ in 0..<receiveBatch {
                     do {
-                        guard let frames = try socket.receive() else { break }
+                        guard let frames = try socket.receive() else {
+                            socket.inputWaiting = false
+                            break
+                        }
                         body.received(frames, on: index)
                     } catch {
                         body.receiveFailed(error, on: index)
@@ -146,5 +154,13 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
             }
             next = body.tick(now: .now)
         }
+    }
+
+    private static func milliseconds(until deadline: ContinuousClock.Instant?) -> Int32 {
+        guard let deadline else { return -1 }
+        let left = ContinuousClock.now.duration(to: deadline)
+        guard left > .zero else { return 0 }
+        let (seconds, attoseconds) = left.components
+        return Int32(clamping: seconds * 1_000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
     }
 }

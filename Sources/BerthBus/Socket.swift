@@ -51,6 +51,14 @@ public final class Socket {
     public let type: SocketType
     /// Messages with more frames than this are drained and rejected.
     public static let maxFrames = 1_024
+    /// libzmq's ZMQ_FD: readable when the socket has commands to process, which may or may not mean messages.
+    /// Edge-triggered: whoever makes libzmq process the commands (a receive, a send, ZMQ_EVENTS) consumes it.
+    let signalFD: Int32
+    /// A send may have made libzmq process commands, and so consumed `signalFD`'s signal: until ZMQ_EVENTS is asked,
+    /// the descriptor cannot be trusted to say that a message waits (see `BusLoop`).
+    var needsEventCheck = true
+    /// Messages may wait: the descriptor fired, ZMQ_EVENTS said so, or the last drain stopped at its batch limit.
+    var inputWaiting = false
 
     public init(_ type: SocketType, options: SocketOptions = SocketOptions(), context: Context = .shared) throws(BusError) {
         guard let handle = zmq_socket(context.handle, type.rawValue) else {
@@ -58,6 +66,10 @@ public final class Socket {
         }
         self.handle = handle
         self.type = type
+        var fd: Int32 = -1
+        var size = MemoryLayout<Int32>.size
+        zmq_getsockopt(handle, ZMQ_FD, &fd, &size)
+        self.signalFD = fd
         do {
             try apply(options)
         } catch {
@@ -125,6 +137,7 @@ public final class Socket {
     /// - Throws: on any other failure, e.g. EHOSTUNREACH for an unknown ROUTER peer.
     @discardableResult
     public func send(_ frames: [Frame]) throws(BusError) -> Bool {
+        needsEventCheck = true
         for (index, frame) in frames.enumerated() {
             let more = index < frames.count - 1
             if zmq_msg_send(frame.message, handle, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0 {
@@ -138,6 +151,15 @@ public final class Socket {
         return true
     }
 
+    /// Whether a whole message waits to be received (ZMQ_EVENTS, which also processes pending commands).
+    var hasInput: Bool {
+        needsEventCheck = false
+        var events: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, ZMQ_EVENTS, &events, &size) == 0 else { return true }
+        return events & Int32(ZMQ_POLLIN) != 0
+    }
+
     /// Receives one whole message without blocking; `nil` when none is waiting.
     /// - Throws: `BusError` with `.tooManyFrames` when the message had more than `maxFrames` frames (the rest is drained).
     public func receive() throws(BusError) -> [Frame]? {
@@ -146,7 +168,12 @@ public final class Socket {
             let frame = Frame()
             if zmq_msg_recv(frame.message, handle, frames.isEmpty ? ZMQ_DONTWAIT : 0) < 0 {
                 let errno = zmq_errno()
-                if errno == EAGAIN && frames.isEmpty { return nil }
+                if errno == EAGAIN && frames.isEmpty {
+                    // A non-blocking receive that finds nothing processes all pending commands first, so the
+                    // descriptor will fire again for whatever comes next.
+                    needsEventCheck = false
+                    return nil
+                }
                 if errno == EINTR { continue }
                 throw BusError(code: .zmq(errno), operation: "receive on \(type) socket", message: String(cString: zmq_strerror(errno)))
             }
