@@ -123,8 +123,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BerthSpec",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BerthCompose",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["BerthSpec", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -158,7 +162,7 @@ let package = Package(
         .target(
             name: "BerthCommandLine",
             dependencies: [
-                "BerthCompose", "BerthMetrics",
+                "BerthSpec", "BerthMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -175,7 +179,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "berth-sidecar",
-            dependencies: ["BerthSidecar", "BerthCommandLine", "BerthCompose"],
+            dependencies: ["BerthSidecar", "BerthCommandLine", "BerthSpec"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -1,5 +1,5 @@
 import ArgumentParser
-import BerthCompose
+import BerthSpec
 import Logging
 
 /// Options every Berth executable takes.

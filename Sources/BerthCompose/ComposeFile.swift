@@ -1,3 +1,4 @@
+@_exported import BerthSpec
 import Foundation
 import Yams
 

@@ -1,6 +1,6 @@
 import ArgumentParser
 import BerthCommandLine
-import BerthCompose
+import BerthSpec
 import BerthSidecar
 
 @main
