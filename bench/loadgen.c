@@ -5,9 +5,10 @@
 // time, not from the moment it was written, so a stall of the server shows up as latency of every request that
 // should have gone out during the stall (no coordinated omission, as in wrk2).
 //
-//   loadgen -p PORT [-H 127.0.0.1] [-u /path] [-r 1000] [-d 10] [-w 1] [-c 16] [-t 5]
+//   loadgen -p PORT [-H 127.0.0.1] [-u /path] [-r 1000] [-d 10] [-w 1] [-c 16] [-t 5] [-o FILE]
 //
 // -w seconds of warm-up at the same rate, on the same connections, whose latencies are not recorded.
+// -o writes one line per measured request, "scheduled_ms latency_ms" (-1 unanswered, -2 failed), to find stalls in time.
 // -t how long to wait for the last answers after the schedule ends; what is still open then counts as a timeout.
 // Prints one line of key=value pairs (latencies in milliseconds) and exits 0, or 1 when nothing was measured.
 #define _GNU_SOURCE
@@ -48,6 +49,7 @@ static int port = 0;
 static const char *path = "/";
 static double rate = 1000, duration = 10, warmup = 1, drain_timeout = 5;
 static int nconns = 16;
+static const char *dump_path = NULL;
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -234,7 +236,7 @@ static int cmp64(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "H:p:u:r:d:w:c:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "H:p:u:r:d:w:c:t:o:")) != -1) {
         switch (opt) {
         case 'H': host = optarg; break;
         case 'p': port = atoi(optarg); break;
@@ -244,6 +246,7 @@ int main(int argc, char **argv) {
         case 'w': warmup = atof(optarg); break;
         case 'c': nconns = atoi(optarg); break;
         case 't': drain_timeout = atof(optarg); break;
+        case 'o': dump_path = optarg; break;
         default:
             fprintf(stderr, "usage: loadgen -p PORT [-H host] [-u path] [-r rate] [-d seconds] [-w warmup] [-c conns] [-t drain]\n");
             return 2;
@@ -303,6 +306,16 @@ int main(int argc, char **argv) {
         if (latency[i] >= 0) { sorted[ok++] = latency[i]; sum += (double)latency[i]; }
         else if (latency[i] == -1) timeouts++;
         else failed++;
+    }
+    if (dump_path != NULL) {
+        FILE *dump = fopen(dump_path, "w");
+        if (dump == NULL) {
+            fprintf(stderr, "loadgen: cannot write %s: %s\n", dump_path, strerror(errno));
+            return 2;
+        }
+        for (long i = warm; i < total; i++)
+            fprintf(dump, "%.3f %.4f\n", (double)(scheduled(i) - start) / 1e6, latency[i] >= 0 ? (double)latency[i] / 1e6 : (double)latency[i]);
+        fclose(dump);
     }
     if (ok == 0) {
         printf("requests=%ld ok=0 errors=%ld timeouts=%ld\n", measured, failed, timeouts);
