@@ -401,15 +401,22 @@ record() { # ROUND SCENARIO PEER key=value...
 start_sampler() { # ROLE:PID...: samples VmRSS every 100 ms (at most 10 minutes) into $work/mem.txt
     : >"$work/mem.txt"
     (($#)) || return 0
-    (
-        for _ in $(seq 6000); do
-            for entry in "$@"; do
-                rss="$(awk '/^VmRSS:/ {print $2}' "/proc/${entry#*:}/status" 2>/dev/null)" || true
-                [ -n "$rss" ] && echo "${entry%%:*} $rss"
-            done
-            sleep 0.1
-        done
-    ) >>"$work/mem.txt" &
+    # One process that reads /proc itself: a shell loop would fork awk and sleep for each sample, and those forks
+    # took the cores from the peer being measured, more so the more processes the peer has (Berth: three).
+    "$py" -c '
+import sys, time
+entries = [entry.split(":", 1) for entry in sys.argv[1:]]
+for _ in range(6000):
+    for role, pid in entries:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        print(role, line.split()[1], flush=True)
+        except OSError:
+            pass
+    time.sleep(0.1)
+' "$@" >>"$work/mem.txt" &
     sampler_pid=$!
 }
 
