@@ -1,3 +1,4 @@
+import BerthBus
 import DequeModule
 import NIOCore
 import NIOHTTP1
@@ -7,7 +8,8 @@ import NIOPosix
 struct AppRequest: Sendable {
     var port: Int
     var head: HTTPRequestHead
-    var body: ByteBuffer?
+    /// The body as the bus delivered it: copied to the connection a slice at a time, never whole.
+    var body: [Frame]
     var deadline: NIODeadline
     var maxResponseBytes: Int
     /// Sent again on a fresh connection when a reused one turns out closed before any answer came: safe only for
@@ -135,6 +137,7 @@ final class AppClient: Sendable {
         let port = pool.port
         let connecting = ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 512 << 10))
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -244,9 +247,9 @@ private final class Exchange {
 
     var isFinished: Bool { completion == nil }
 
-    /// The body has been handed to the connection: it is kept only while the request may be sent again.
+    /// The body has been copied to the connection: it is kept only while the request may be sent again.
     func bodyWritten() {
-        if !request.mayRetry { request.body = nil }
+        if !request.mayRetry { request.body = [] }
     }
 
     func finish(_ result: Result<AppAnswer, AppClientError>) {
@@ -278,6 +281,10 @@ private final class AppConnection: ChannelInboundHandler {
     private var body: [ByteBuffer] = []
     private var byteCount = 0
     private var failure: AppClientError?
+    /// Where the request body's next slice starts, and whether some of it is still to be written.
+    private var bodyCursor = (frame: 0, offset: 0)
+    private var writingBody = false
+    private static let bodySliceBytes = 256 << 10
 
     init(port: Int) { self.port = port }
 
@@ -297,12 +304,37 @@ private final class AppConnection: ChannelInboundHandler {
         body = []
         byteCount = 0
         failure = nil
+        bodyCursor = (0, 0)
+        writingBody = true
         context.write(wrapOutboundOut(.head(exchange.request.head)), promise: nil)
-        if let requestBody = exchange.request.body, requestBody.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(requestBody))), promise: nil)
+        writeBody(context: context)
+    }
+
+    /// Copies the request body into the connection a slice at a time while the channel is writable, so that a big
+    /// body is held once (in its frames) and not twice; `channelWritabilityChanged` carries on.
+    private func writeBody(context: ChannelHandlerContext) {
+        guard writingBody, let exchange else { return }
+        let frames = exchange.request.body
+        while bodyCursor.frame < frames.count && context.channel.isWritable {
+            let frame = frames[bodyCursor.frame]
+            let start = bodyCursor.offset
+            let end = min(frame.count, start + Self.bodySliceBytes)
+            if end > start {
+                var slice = context.channel.allocator.buffer(capacity: end - start)
+                frame.withUnsafeBytes { bytes in _ = slice.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) }
+                context.write(wrapOutboundOut(.body(.byteBuffer(slice))), promise: nil)
+            }
+            bodyCursor = end < frame.count ? (bodyCursor.frame, end) : (bodyCursor.frame + 1, 0)
         }
+        guard bodyCursor.frame == frames.count else { return context.flush() }
+        writingBody = false
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         exchange.bodyWritten()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { writeBody(context: context) }
+        context.fireChannelWritabilityChanged()
     }
 
     /// The exchange gave up (its deadline): this connection's state is unknown, so it is closed, not reused.
@@ -326,7 +358,10 @@ private final class AppConnection: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             let answer = AppAnswer(head: head, body: body, byteCount: byteCount)
-            let keepAlive = head.isKeepAlive && exchange.request.head.isKeepAlive
+            // An answer that came before the whole request body went out (a 413, say) leaves the rest of the body
+            // unsent: the connection cannot carry another request.
+            let keepAlive = head.isKeepAlive && exchange.request.head.isKeepAlive && !writingBody
+            writingBody = false
             self.exchange = nil
             self.head = nil
             body = []

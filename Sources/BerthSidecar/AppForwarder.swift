@@ -55,7 +55,7 @@ struct AppForwarder: Sendable {
         )
         let timeout: TimeAmount = request.timeoutMilliseconds > 0 ? .milliseconds(Int64(request.timeoutMilliseconds)) : .hours(1)
         let appRequest = AppRequest(
-            port: Int(port), head: head, body: bytesIn > 0 ? ByteBuffer(frames: incoming.body) : nil,
+            port: Int(port), head: head, body: incoming.body,
             deadline: .now() + timeout, maxResponseBytes: configuration.maxBodyBytes,
             mayRetry: Self.idempotent.contains(request.method)
         )
@@ -85,7 +85,7 @@ struct AppForwarder: Sendable {
         headers.add(name: "host", value: "\(configuration.appHost):\(configuration.port)")
         let request = AppRequest(
             port: configuration.port, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers),
-            body: nil, deadline: .now() + TimeAmount(timeout), maxResponseBytes: 1 << 20, mayRetry: true
+            body: [], deadline: .now() + TimeAmount(timeout), maxResponseBytes: 1 << 20, mayRetry: true
         )
         guard case .success(let answer) = await client.execute(request) else { return false }
         return (200..<300).contains(answer.head.status.code)

@@ -99,7 +99,7 @@ private final class Exchanges: Sendable {
     /// On the bus thread.
     func handle(_ incoming: IncomingRequest) {
         let started = ContinuousClock.now
-        // The completions keep the request, not its body: the body's frames go as soon as they are copied out.
+        // The completions keep the request, not its body: the body's frames go as soon as the app client copied them out.
         let request = incoming.request
         guard let supervisor else {
             return forwarder.forward(incoming) { outcome in self.answer(request, outcome, started: started) }

@@ -128,8 +128,8 @@ struct FailureTests {
             async let throughSidecar = mesh.send("/a/slow/800", method: .POST, body: ByteBuffer(string: "x"))
             try await Task.sleep(for: .milliseconds(200))
             mesh.instance("a-0")?.sidecar?.signal(SIGTERM)
-            let (response, _) = try await throughSidecar
-            #expect(response.status == .ok, "the request in flight should finish")
+            let (response, body) = try await throughSidecar
+            #expect(response.status == .ok, "the request in flight should finish: \(String(buffer: body))\n\(mesh.logs)")
             #expect(await mesh.instance("a-0")?.sidecar?.waitForExit(timeout: .seconds(5)) == 0)
 
             mesh.edge?.signal(SIGTERM)

@@ -63,6 +63,27 @@ struct TransparencyTests {
         }
     }
 
+    /// The sidecar writes a request body in slices as the app takes them; an app that answers before it read them all
+    /// gets its answer relayed, and the connection, with the rest of the body unsent, is not used again.
+    @Test func anAnswerBeforeTheWholeBodyIsRelayedAndItsConnectionNotReused() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok }, "mesh never came up:\n\(mesh.logs)")
+
+            let big = ByteBuffer(repeating: 0x62, count: 8 << 20)
+            for round in 0..<3 {
+                let (early, earlyBody) = try await mesh.send("/a/early", method: .POST, body: big)
+                #expect(early.status == .payloadTooLarge, "round \(round): \(early.status) \(String(buffer: earlyBody))")
+                let (next, nextBody) = try await mesh.send(
+                    "/a/echo", method: .POST, headers: [("x-berth-timeout-ms", "3000")], body: ByteBuffer(string: "after"))
+                #expect(next.status == .ok, "round \(round): \(next.status) \(String(buffer: nextBody))\n\(mesh.logs)")
+                #expect(String(buffer: nextBody).contains("\"bodyLength\": 5"), "round \(round): \(String(buffer: nextBody))")
+            }
+        }
+    }
+
     @Test func theRoutePrefixIsStrippedAndTheInstanceHeaderIsNotForwarded() async throws {
         try await withMesh { mesh in
             try mesh.startRouter()

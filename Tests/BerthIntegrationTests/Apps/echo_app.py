@@ -9,6 +9,7 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 /instance           -> the instance name from $BERTH_INSTANCE (or the port)
 /log?line=TEXT      -> prints TEXT on stdout, answers 200
 /close              -> 200 as if the connection stayed open, then closes it (as servers do with idle ones)
+/early              -> 413 before reading the request body; reads it 300 ms later and keeps the connection
 """
 import hashlib, json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,13 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def handle_any(self):
+        if self.path.startswith("/early"):
+            # Answers first, then reads and drops the body to keep the connection in step: a client that stopped
+            # sending the body when the answer came must not send another request on this connection.
+            self.send(413, b"too large\n", [("content-type", "text/plain")])
+            time.sleep(0.3)
+            self.body()
+            return
         received = self.body()
         url = urlsplit(self.path)
         parts = url.path.strip("/").split("/")
