@@ -121,6 +121,8 @@ final class RouterCore: BusLoopBody {
         case .response(let response):
             complete(response, body: body, from: identity)
         case .disconnect(let disconnect):
+            // The answer tells the sidecar that nothing more comes: whatever was sent to it before is ahead of this.
+            send(.disconnect(Disconnect(reason: "leave acknowledged")), to: identity, on: backend)
             guard let instance = instances[identity] else { return }
             logger.info("sidecar leaving", metadata: [
                 "berth.container": "\(instance.className)", "berth.instance": "\(instance.id)",

@@ -34,6 +34,11 @@ final class SidecarBus: BusLoopBody {
     /// Set by SIGTERM: no new work is taken, and `drained` is called when the last answer is out.
     private var drainDeadline: ContinuousClock.Instant?
     private var draining: Bool { drainDeadline != nil }
+    /// The router answers our DISCONNECT with one of its own; a request it sent before comes first on the link.
+    /// Without that answer a request in transit at SIGTERM would find the app already stopped. A router that does
+    /// not answer (gone, or older) is waited for until `leaveDeadline`.
+    private var leaveAcknowledged = false
+    private var leaveDeadline: ContinuousClock.Instant?
 
     init(
         configuration: SidecarConfiguration, logger: Logger,
@@ -97,8 +102,11 @@ final class SidecarBus: BusLoopBody {
         case .heartbeat:
             break
         case .disconnect(let disconnect):
-            logger.info("router asked us to register again", metadata: ["berth.reason": "\(disconnect.reason)"])
-            if !draining {
+            if draining {
+                leaveAcknowledged = true
+                finishIfDrained(now: .now)
+            } else {
+                logger.info("router asked us to register again", metadata: ["berth.reason": "\(disconnect.reason)"])
                 registered = false
                 sendReady()
             }
@@ -130,13 +138,15 @@ final class SidecarBus: BusLoopBody {
         guard !draining else { return }
         logger.info("draining", metadata: ["berth.in_flight": "\(inFlight)"])
         drainDeadline = .now + configuration.drainTimeout
+        leaveDeadline = .now + configuration.heartbeatInterval
         send([Frame(Envelope.disconnect(Disconnect(reason: "draining")).encoded())])
         finishIfDrained(now: .now)
     }
 
     private func finishIfDrained(now: ContinuousClock.Instant) {
-        guard let drainDeadline, !drainedSignalled else { return }
-        if inFlight == 0 || now >= drainDeadline {
+        guard let drainDeadline, let leaveDeadline, !drainedSignalled else { return }
+        let routerDone = leaveAcknowledged || now >= leaveDeadline
+        if (inFlight == 0 && routerDone) || now >= drainDeadline {
             if inFlight > 0 { logger.warning("drain timeout passed; abandoning requests", metadata: ["berth.in_flight": "\(inFlight)"]) }
             drainedSignalled = true
             drained()
@@ -167,6 +177,7 @@ final class SidecarBus: BusLoopBody {
             }
             lastHeard = now
         }
+        if draining && !leaveAcknowledged, let leaveDeadline { return min(nextHeartbeat, leaveDeadline) }
         return registered || draining ? nextHeartbeat : min(nextHeartbeat, nextReady)
     }
 

@@ -1,4 +1,6 @@
 import AsyncHTTPClient
+import BerthBus
+import BerthWire
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -115,6 +117,28 @@ struct FailureTests {
                 let (response, body) = try await mesh.send("/a/echo", method: method, body: ByteBuffer(string: "round \(round)"))
                 #expect(response.status == .ok, "round \(round), \(method): \(String(buffer: body))")
             }
+        }
+    }
+
+    /// A request the router sent just before it heard the sidecar's DISCONNECT reaches the sidecar after the drain
+    /// began, with nothing else in flight: it is served, because the sidecar waits for the router's answering
+    /// DISCONNECT (all that was sent before it comes first) before it calls the drain over.
+    @Test func aRequestInTransitWhenTheDrainBeginsIsServed() async throws {
+        try await withLoneSidecar(heartbeat: "2s") { router, sidecar, identity in
+            sidecar.signal(SIGTERM)
+            let leaving = try await router.receive { if case .disconnect = $0 { true } else { false } }
+            #expect(leaving != nil, "no DISCONNECT after SIGTERM:\n\(sidecar.output)")
+            let request = Request(id: 7, target: Target(className: "ContainerA"), method: "POST", path: "/echo", timeoutMilliseconds: 5_000)
+            try router.send(.request(request), body: [Frame("in transit")], to: identity)
+            try await Task.sleep(for: .milliseconds(100))
+            try router.send(.disconnect(Disconnect(reason: "leave acknowledged")), to: identity)
+
+            let answer = try await router.receive { if case .response(let response) = $0, response.id == 7 { true } else { false } }
+            let (envelope, frames) = try #require(answer, "the request in transit was not answered:\n\(sidecar.output)")
+            guard case .response(let response) = envelope else { Issue.record("not a response"); return }
+            #expect(response.status == 200, "\(response)\n\(sidecar.output)")
+            #expect(String(decoding: frames.dropFirst(2).flatMap(\.bytes), as: UTF8.self).contains("\"bodyLength\": 10"))
+            #expect(await sidecar.waitForExit(timeout: .seconds(5)) == 0, "\(sidecar.output)")
         }
     }
 

@@ -47,57 +47,21 @@ struct MalformedInputTests {
 
     /// The test plays the router: a real ROUTER socket that a real sidecar registers with.
     @Test func aSidecarRejectsMalformedFramesAndKeepsServing() async throws {
-        let appPort = freePort()
-        let app = try ChildProcess(name: "app", executable: URL(fileURLWithPath: "/usr/bin/env"),
-                                   arguments: ["python3", Paths.echoApp.path, String(appPort)])
-        defer { app.stop() }
-        try awaitPort(appPort)
-        let backend = "tcp://127.0.0.1:\(freePort())"
-        var options = SocketOptions()
-        options.routerMandatory = true
-        let router = try Socket(.router, options: options)
-        try router.bind(backend)
-        let sidecar = try ChildProcess(name: "sidecar", executable: Paths.executable("berth-sidecar"), arguments: [
-            "--router", backend, "--events", "tcp://127.0.0.1:\(freePort())", "--class", "ContainerA", "--instance", "a-0",
-            "--port", String(appPort), "--heartbeat", "300ms", "--log-level", "debug",
-        ])
-        defer { sidecar.stop() }
-
-        func receive(timeout: Duration = .seconds(5), until accept: ([Frame]) -> Bool) async throws -> [Frame]? {
-            let deadline = ContinuousClock.now + timeout
-            while ContinuousClock.now < deadline {
-                if let frames = try router.receive() {
-                    if accept(frames) { return frames }
-                } else {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
+        try await withLoneSidecar(heartbeat: "300ms") { router, sidecar, identity in
+            for message in Self.garbage {
+                try router.send(message, to: identity)
             }
-            return nil
+            let request = Request(id: 42, target: Target(className: "ContainerA"), method: "POST", path: "/echo", query: "x=1",
+                                  headers: [Header("content-type", "text/plain")], timeoutMilliseconds: 5_000)
+            try router.send(.request(request), body: [Frame("hello")], to: identity)
+            let answer = try await router.receive { if case .response(let response) = $0, response.id == 42 { true } else { false } }
+            let (envelope, frames) = try #require(answer, "the sidecar stopped serving after garbage:\n\(sidecar.output)")
+            guard case .response(let response) = envelope else { Issue.record("not a response"); return }
+            #expect(response.status == 200)
+            let body = String(decoding: frames.dropFirst(2).flatMap(\.bytes), as: UTF8.self)
+            #expect(body.contains("\"bodyLength\": 5"), "\(body)")
+            #expect(sidecar.isRunning)
+            #expect(sidecar.output.contains("rejected malformed envelope"), "\(sidecar.output.suffix(2_000))")
         }
-        func envelope(_ frames: [Frame]) -> Envelope? {
-            frames.count >= 2 ? try? frames[1].withUnsafeBytes { try Envelope(decoding: $0) } : nil
-        }
-
-        let ready = try await receive { frames in
-            if case .ready = envelope(frames) { return true } else { return false }
-        }
-        let identity = try #require(ready?[0].bytes, "the sidecar never sent READY:\n\(sidecar.output)")
-
-        for message in Self.garbage {
-            _ = try router.send([Frame(identity)] + message)
-        }
-        let request = Request(id: 42, target: Target(className: "ContainerA"), method: "POST", path: "/echo", query: "x=1",
-                              headers: [Header("content-type", "text/plain")], timeoutMilliseconds: 5_000)
-        _ = try router.send([Frame(identity), Frame(Envelope.request(request).encoded()), Frame("hello")])
-        let answer = try await receive { frames in
-            if case .response(let response) = envelope(frames), response.id == 42 { return true } else { return false }
-        }
-        let frames = try #require(answer, "the sidecar stopped serving after garbage:\n\(sidecar.output)")
-        guard case .response(let response) = envelope(frames) else { Issue.record("not a response"); return }
-        #expect(response.status == 200)
-        let body = String(decoding: frames.dropFirst(2).flatMap(\.bytes), as: UTF8.self)
-        #expect(body.contains("\"bodyLength\": 5"), "\(body)")
-        #expect(sidecar.isRunning)
-        #expect(sidecar.output.contains("rejected malformed envelope"), "\(sidecar.output.suffix(2_000))")
     }
 }

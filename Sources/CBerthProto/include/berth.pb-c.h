@@ -185,6 +185,11 @@ struct  Berth__Heartbeat
     , 0 }
 
 
+/*
+ * From a sidecar: it is leaving (draining); the router sends it no new requests and answers with a Disconnect of
+ * its own, behind every request it sent before, so the sidecar knows when nothing more is on the way.
+ * From the router to a sidecar it does not know (or on its own shutdown): register again with READY.
+ */
 struct  Berth__Disconnect
 {
   ProtobufCMessage base;
