@@ -149,6 +149,12 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                         body.received(frames, on: index)
                     } catch {
                         body.receiveFailed(error, on: index)
+                        // An oversized message was drained and the next may be fine; any other failure is the
+                        // socket's, and trying again at once would only spin.
+                        if error.code != .tooManyFrames {
+                            socket.inputWaiting = false
+                            break
+                        }
                     }
                 }
             }
