@@ -59,6 +59,9 @@ public final class Socket {
     var needsEventCheck = true
     /// Messages may wait: the descriptor fired, ZMQ_EVENTS said so, or the last drain stopped at its batch limit.
     var inputWaiting = false
+    /// Bytes of big frames (at least `bigFrameBytes`) sent or received since the loop last gave memory back.
+    var bigFrameBytesMoved = 0
+    static let bigFrameBytes = 64 << 10
 
     public init(_ type: SocketType, options: SocketOptions = SocketOptions(), context: Context = .shared) throws(BusError) {
         guard let handle = zmq_socket(context.handle, type.rawValue) else {
@@ -139,6 +142,7 @@ public final class Socket {
     public func send(_ frames: [Frame]) throws(BusError) -> Bool {
         needsEventCheck = true
         for (index, frame) in frames.enumerated() {
+            if frame.count >= Self.bigFrameBytes { bigFrameBytesMoved += frame.count }
             let more = index < frames.count - 1
             if zmq_msg_send(frame.message, handle, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0 {
                 let errno = zmq_errno()
@@ -178,6 +182,7 @@ public final class Socket {
                 throw BusError(code: .zmq(errno), operation: "receive on \(type) socket", message: String(cString: zmq_strerror(errno)))
             }
             let more = zmq_msg_more(frame.message) != 0
+            if frame.count >= Self.bigFrameBytes { bigFrameBytesMoved += frame.count }
             if frames.count < Socket.maxFrames { frames.append(frame) } else if !more {
                 throw BusError(code: .tooManyFrames, operation: "receive on \(type) socket", message: "message had more than \(Socket.maxFrames) frames; dropped")
             }

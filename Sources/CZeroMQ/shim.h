@@ -4,3 +4,6 @@
 // The bus loop names its thread (shown by top -H and perf) without Foundation.
 #include <sys/prctl.h>
 static inline void berth_name_thread(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+// The bus loop hands freed memory back to the system once big messages stop (malloc_trim).
+#include <malloc.h>
