@@ -126,6 +126,65 @@ struct BusTests {
         #expect(loop.execute { _ in } == false, "a stopped loop takes no more work")
     }
 
+    /// Replies on the socket the request came in on, so that sends and receives on one socket interleave.
+    final class Echo: BusLoopBody {
+        let sockets: [Socket]
+        init(bind endpoint: String) throws {
+            let socket = try Socket(.router)
+            try socket.bind(endpoint)
+            sockets = [socket]
+        }
+        func received(_ frames: [Frame], on index: Int) { _ = try? sockets[0].send(frames) }
+    }
+
+    final class Client: BusLoopBody {
+        let sockets: [Socket]
+        let replied: @Sendable () -> Void
+        init(connect endpoint: String, replied: @escaping @Sendable () -> Void) throws {
+            let socket = try Socket(.dealer)
+            try socket.connect(endpoint)
+            sockets = [socket]
+            self.replied = replied
+        }
+        func received(_ frames: [Frame], on index: Int) { replied() }
+        func send(_ index: Int) -> Bool { (try? sockets[0].send([Frame("\(index)")])) ?? false }
+    }
+
+    /// libzmq's descriptor only says that something changed, and a send can swallow that news: a loop that misses
+    /// it sleeps with messages waiting. 400 bursts of 100 requests, each handed over separately, and every reply must
+    /// come back; a lost wake-up shows up as a burst that never completes.
+    @Test func noMessageWaitsForTheNextWakeUp() async throws {
+        let endpoint = "tcp://127.0.0.1:\(Int.random(in: 40_000..<50_000))"
+        let replies = Atomic<Int>(0)
+        let notSent = Atomic<Int>(0)
+        let echo = BusLoop(name: "test-echo") { try Echo(bind: endpoint) }
+        let client = BusLoop(name: "test-client") { try Client(connect: endpoint) { replies.add(1, ordering: .relaxed) } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await echo.run() }
+            group.addTask { try await client.run() }
+            var expected = 0
+            burst: for round in 0..<400 {
+                for index in 0..<100 {
+                    client.execute { if !$0.send(round * 100 + index) { notSent.add(1, ordering: .relaxed) } }
+                }
+                expected += 100
+                let deadline = ContinuousClock.now + .seconds(5)
+                while replies.load(ordering: .relaxed) + notSent.load(ordering: .relaxed) < expected {
+                    if ContinuousClock.now > deadline {
+                        Issue.record("burst \(round): \(replies.load(ordering: .relaxed)) of \(expected) replies after 5 s")
+                        break burst
+                    }
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+            }
+            client.stop()
+            echo.stop()
+            try await group.waitForAll()
+        }
+        #expect(notSent.load(ordering: .relaxed) == 0)
+        #expect(replies.load(ordering: .relaxed) == 40_000)
+    }
+
     @Test func aBindThatFailsSaysWhatAndWhere() async throws {
         let loop = BusLoop(name: "test-bad-bind") {
             try Collector(.router, bind: "tcp://256.0.0.1:1") { _ in }
