@@ -43,11 +43,6 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     private let wakeFD: Int32
     /// Messages taken from one socket before the loop looks at the others.
     private let receiveBatch = 256
-    /// After this many bytes of big frames, and once they have stopped for `trimAfter`, the loop hands the memory
-    /// they left free back to the system: glibc keeps freed heap, so a burst of 1 MiB bodies would otherwise stay
-    /// resident for the life of the process.
-    private let trimAfterBytes = 4 << 20
-    private let trimAfter = Duration.seconds(1)
 
     public init(name: String, makeBody: @escaping @Sendable () throws -> Body) {
         self.name = name
@@ -111,8 +106,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     private func loop(_ body: Body) {
         var fds: [pollfd] = []
         var next = body.tick(now: .now)
-        var bigFrameBytes = 0
-        var lastBigFrame = ContinuousClock.now
+        var trimmer = FreedMemoryTrimmer()
         while true {
             let sockets = body.sockets
             var inputWaiting = false
@@ -122,23 +116,13 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 inputWaiting = inputWaiting || socket.inputWaiting
                 fds.append(pollfd(fd: socket.signalFD, events: Int16(POLLIN), revents: 0))
                 if socket.bigFrameBytesMoved > 0 {
-                    bigFrameBytes += socket.bigFrameBytesMoved
+                    trimmer.moved(socket.bigFrameBytesMoved)
                     socket.bigFrameBytesMoved = 0
-                    lastBigFrame = .now
                 }
             }
             fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
 
-            var wakeAt = next
-            if bigFrameBytes >= trimAfterBytes {
-                let trimAt = lastBigFrame + trimAfter
-                if ContinuousClock.now >= trimAt {
-                    malloc_trim(0)
-                    bigFrameBytes = 0
-                } else {
-                    wakeAt = min(wakeAt ?? trimAt, trimAt)
-                }
-            }
+            let wakeAt = trimmer.trimIfQuiet(wakeAt: next)
             let timeout = inputWaiting ? 0 : Self.milliseconds(until: wakeAt)
             if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR { break }
             for (index, socket) in sockets.enumerated() where fds[index].revents != 0 {

@@ -1,4 +1,4 @@
-import BerthBus
+@testable import BerthBus
 import Foundation
 import Synchronization
 import Testing
@@ -183,6 +183,22 @@ struct BusTests {
         }
         #expect(notSent.load(ordering: .relaxed) == 0)
         #expect(replies.load(ordering: .relaxed) == 40_000)
+    }
+
+    /// The loop is woken to trim once big frames have stopped for a second, and not before, nor for small traffic.
+    @Test func freedMemoryIsTrimmedASecondAfterBigFramesStop() async throws {
+        var trimmer = FreedMemoryTrimmer()
+        let later = ContinuousClock.now + .seconds(60)
+        trimmer.moved(1 << 20)
+        #expect(trimmer.trimIfQuiet(wakeAt: later) == later, "1 MiB is not worth a trim")
+        trimmer.moved(3 << 20)
+        let wake = trimmer.trimIfQuiet(wakeAt: nil)
+        let due = try #require(wake, "4 MiB: the loop must wake to trim even with no timer")
+        #expect(due > .now + .milliseconds(900) && due <= .now + .seconds(1))
+        #expect(trimmer.trimIfQuiet(wakeAt: later) == due, "the earlier of the two wins")
+        try await Task.sleep(until: due + .milliseconds(10))
+        #expect(trimmer.trimIfQuiet(wakeAt: nil) == nil, "trimmed: nothing more to wake for")
+        #expect(trimmer.trimIfQuiet(wakeAt: later) == later)
     }
 
     @Test func aBindThatFailsSaysWhatAndWhere() async throws {
