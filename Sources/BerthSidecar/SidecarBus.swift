@@ -177,7 +177,7 @@ final class SidecarBus: BusLoopBody {
             }
             lastHeard = now
         }
-        if draining && !leaveAcknowledged, let leaveDeadline { return min(nextHeartbeat, leaveDeadline) }
+        if draining && !leaveAcknowledged, let leaveDeadline, leaveDeadline > now { return min(nextHeartbeat, leaveDeadline) }
         return registered || draining ? nextHeartbeat : min(nextHeartbeat, nextReady)
     }
 

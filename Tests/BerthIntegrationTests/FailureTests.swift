@@ -129,8 +129,8 @@ struct FailureTests {
             let leaving = try await router.receive { if case .disconnect = $0 { true } else { false } }
             #expect(leaving != nil, "no DISCONNECT after SIGTERM:\n\(sidecar.output)")
             let request = Request(id: 7, target: Target(className: "ContainerA"), method: "POST", path: "/echo", timeoutMilliseconds: 5_000)
+            // Sent back to back: the link keeps their order, as the router's own sends keep theirs.
             try router.send(.request(request), body: [Frame("in transit")], to: identity)
-            try await Task.sleep(for: .milliseconds(100))
             try router.send(.disconnect(Disconnect(reason: "leave acknowledged")), to: identity)
 
             let answer = try await router.receive { if case .response(let response) = $0, response.id == 7 { true } else { false } }
@@ -138,6 +138,23 @@ struct FailureTests {
             guard case .response(let response) = envelope else { Issue.record("not a response"); return }
             #expect(response.status == 200, "\(response)\n\(sidecar.output)")
             #expect(String(decoding: frames.dropFirst(2).flatMap(\.bytes), as: UTF8.self).contains("\"bodyLength\": 10"))
+            #expect(await sidecar.waitForExit(timeout: .seconds(5)) == 0, "\(sidecar.output)")
+        }
+    }
+
+    /// A router that never answers the DISCONNECT (gone, or older) is waited for one heartbeat interval; after that
+    /// the sidecar waits for its requests in flight without spinning.
+    @Test func aDrainWithoutTheRoutersAnswerWaitsQuietly() async throws {
+        try await withLoneSidecar(heartbeat: "200ms") { router, sidecar, identity in
+            let request = Request(id: 8, target: Target(className: "ContainerA"), method: "GET", path: "/slow/2000", timeoutMilliseconds: 5_000)
+            try router.send(.request(request), to: identity)
+            try await Task.sleep(for: .milliseconds(100))
+            sidecar.signal(SIGTERM)
+            let cpuBefore = sidecar.cpuTime
+            let answer = try await router.receive(timeout: .seconds(5)) { if case .response(let response) = $0, response.id == 8 { true } else { false } }
+            let cpuUsed = sidecar.cpuTime - cpuBefore
+            #expect(answer != nil, "the request in flight was not answered:\n\(sidecar.output)")
+            #expect(cpuUsed < .milliseconds(500), "the sidecar used \(cpuUsed) of CPU waiting ~2 s for one request")
             #expect(await sidecar.waitForExit(timeout: .seconds(5)) == 0, "\(sidecar.output)")
         }
     }
