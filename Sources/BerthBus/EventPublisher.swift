@@ -11,7 +11,6 @@ public final class EventPublisher {
     private var prefixes: Set<[UInt8]> = []
     /// The answer of `wants` per topic, until the subscriptions change: a process publishes on a few topics only.
     private var wanted: [String: Bool] = [:]
-    public private(set) var dropped = 0
     private let droppedCounter = Counter(label: "berth_events_dropped_total")
 
     public init(connectingTo endpoint: String, highWaterMark: Int32 = 10_000) throws(BusError) {
@@ -36,7 +35,6 @@ public final class EventPublisher {
         do {
             if try socket.send([Frame(topic), Frame(payload())]) { return }
         } catch {}
-        dropped += 1
         droppedCounter.increment()
     }
 

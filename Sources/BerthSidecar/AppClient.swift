@@ -124,7 +124,6 @@ final class AppClient: Sendable {
         }
     }
 
-
     private func connect(_ pool: Pool, for exchange: Exchange) {
         pool.open += 1
         let address: SocketAddress

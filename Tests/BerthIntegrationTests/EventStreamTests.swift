@@ -42,12 +42,16 @@ struct EventStreamTests {
         try await withMesh { mesh in
             try await Self.startMesh(mesh)
             let seenAfterRestart = try await Self.withSubscription(mesh, topics: ["traffic."]) { items in
-                let sending = Task {
-                    for index in 0... {
-                        _ = try? await mesh.get("/a/instance", headers: [("x-request-id", "before-\(index)")])
-                        try await Task.sleep(for: .milliseconds(50))
+                /// A request every 50 ms, its trace id `PREFIX-N`, until cancelled.
+                func keepSending(_ prefix: String) -> Task<Void, any Error> {
+                    Task {
+                        for index in 0... {
+                            _ = try? await mesh.get("/a/instance", headers: [("x-request-id", "\(prefix)-\(index)")])
+                            try await Task.sleep(for: .milliseconds(50))
+                        }
                     }
                 }
+                let sending = keepSending("before")
                 var sendingAfter: Task<Void, any Error>?
                 defer {
                     sending.cancel()
@@ -59,12 +63,7 @@ struct EventStreamTests {
                         sending.cancel()
                         mesh.killRouter()
                         try mesh.startRouter()
-                        sendingAfter = Task {
-                            for index in 0... {
-                                _ = try? await mesh.get("/a/instance", headers: [("x-request-id", "after-\(index)")])
-                                try await Task.sleep(for: .milliseconds(50))
-                            }
-                        }
+                        sendingAfter = keepSending("after")
                     }
                     if event.traceID.hasPrefix("after-") && event.kind == .sidecar { return true }
                 }
