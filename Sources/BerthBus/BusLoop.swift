@@ -18,12 +18,33 @@ public protocol BusLoopBody: AnyObject, SendableMetatype {
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant?
     /// The loop is about to stop: last words (e.g. DISCONNECT) go out here.
     func stopping()
+    /// Plain descriptors the body drives itself beside its sockets (non-blocking TCP connections, say), each with
+    /// the poll(2) events it waits for; read again before every poll.
+    var descriptors: [WatchedDescriptor] { get }
+    /// `descriptors` had `events` (poll(2)'s revents) for the one with this `token`.
+    func descriptorReady(token: Int, events: Int16)
+}
+
+/// A file descriptor a `BusLoop` polls for its body. The token names it to the body: a descriptor number may be
+/// closed and reused between the poll and the call.
+public struct WatchedDescriptor: Sendable {
+    public var fd: Int32
+    public var events: Int16
+    public var token: Int
+
+    public init(fd: Int32, events: Int16, token: Int) {
+        self.fd = fd
+        self.events = events
+        self.token = token
+    }
 }
 
 extension BusLoopBody {
     public func receiveFailed(_ error: BusError, on index: Int) {}
     public func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? { nil }
     public func stopping() {}
+    public var descriptors: [WatchedDescriptor] { [] }
+    public func descriptorReady(token: Int, events: Int16) {}
 }
 
 /// One thread that owns a set of ZeroMQ sockets and polls them, and takes work from Swift concurrency.
@@ -105,6 +126,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     /// Here a socket costs nothing until its descriptor fires or a send on it leaves its state unknown.
     private func loop(_ body: Body) {
         var fds: [pollfd] = []
+        var readyDescriptors: [(token: Int, events: Int16)] = []
         var next = body.tick(now: .now)
         var trimmer = FreedMemoryTrimmer()
         while true {
@@ -121,6 +143,10 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 }
             }
             fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+            let descriptors = body.descriptors
+            for descriptor in descriptors {
+                fds.append(pollfd(fd: descriptor.fd, events: descriptor.events, revents: 0))
+            }
 
             let wakeAt = trimmer.trimIfQuiet(wakeAt: next)
             let timeout = inputWaiting ? 0 : Self.milliseconds(until: wakeAt)
@@ -131,6 +157,10 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
             if fds[sockets.count].revents != 0 {
                 var counter: UInt64 = 0
                 _ = read(wakeFD, &counter, 8)
+            }
+            readyDescriptors.removeAll(keepingCapacity: true)
+            for (index, descriptor) in descriptors.enumerated() where fds[sockets.count + 1 + index].revents != 0 {
+                readyDescriptors.append((descriptor.token, fds[sockets.count + 1 + index].revents))
             }
 
             let (work, stopRequested) = pending.withLock { pending in
@@ -143,6 +173,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 body.stopping()
                 return
             }
+            for ready in readyDescriptors { body.descriptorReady(token: ready.token, events: ready.events) }
 
             for (index, socket) in sockets.enumerated() where socket.inputWaiting {
                 // Up to a batch from one socket before the others get their turn; what is left keeps it waiting.
