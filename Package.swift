@@ -91,9 +91,6 @@ let package = Package(
                 "BerthBus", "BerthWire", "BerthMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess",
                 .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -246,6 +243,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthSidecarTests",
+            dependencies: ["BerthSidecar", "BerthBus", "BerthWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,26 +1,30 @@
 import BerthBus
 import DequeModule
-import NIOCore
-import NIOHTTP1
-import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One HTTP/1.1 exchange with the app, as the sidecar asks for it.
 struct AppRequest: Sendable {
     var port: Int
-    var head: HTTPRequestHead
-    /// The body as the bus delivered it: copied to the connection a slice at a time, never whole.
+    /// The request line and headers, ready for the wire.
+    var head: [UInt8]
+    /// A HEAD request: its answer has no body whatever its headers say.
+    var isHead: Bool
+    /// The body as the bus delivered it: written to the connection from the frames themselves, never copied.
     var body: [Frame]
-    var deadline: NIODeadline
+    var deadline: ContinuousClock.Instant
     var maxResponseBytes: Int
     /// Sent again on a fresh connection when a reused one turns out closed before any answer came: safe only for
     /// idempotent methods.
     var mayRetry: Bool
 }
 
-/// The app's answer: its head and its body as the chunks it arrived in.
+/// The app's answer: its head and its body in frames ready for the bus.
 struct AppAnswer: Sendable {
     var head: HTTPResponseHead
-    var body: [ByteBuffer]
+    var body: [Frame]
     var byteCount: Int
 }
 
@@ -34,189 +38,417 @@ enum AppClientError: Error, Sendable, Equatable {
     case closedEarly
     case deadlineExceeded
     case tooLarge(limit: Int)
+    /// The answer is not HTTP/1.1 as RFC 9112 frames it.
+    case invalidAnswer(String)
     case failed(String)
     case shutDown
 }
 
-/// A keep-alive HTTP/1.1 client for one app on one host, on one event loop of its own.
+/// A keep-alive HTTP/1.1 client for the app, driven by the sidecar's bus thread.
 ///
-/// Everything runs on that loop: connections per port (at most `maxConnectionsPerPort`, the rest wait in order),
-/// deadlines, retries. There is no Swift task per request and no URL is ever built or parsed: the request head goes
-/// out as the router delivered it, and the completion is called once, on the loop.
-final class AppClient: Sendable {
-    private let group: MultiThreadedEventLoopGroup
-    private let eventLoop: any EventLoop
+/// Its connections are non-blocking sockets that the bus loop polls beside its ZeroMQ sockets, so a request goes
+/// from the router's message to the app and its answer back to the router without leaving that thread: no event
+/// loop, no task, no lock. At most `maxConnectionsPerPort` connections per port; the requests beyond wait in order.
+/// Request bodies are written from the bus frames with `sendmsg`, and a body of known length is read straight into
+/// the frame that goes back on the bus.
+final class AppClient {
+    private let address: AppAddress?
     private let host: String
-    private let connectTimeout: TimeAmount
+    private let connectTimeout: Duration
     private let maxConnectionsPerPort: Int
-    private let pools: NIOLoopBoundBox<Pools>
+    private var pools: [Int: Pool] = [:]
+    private var connections: [Int: AppConnection] = [:]
+    private var nextToken = 0
+    private var watched: [WatchedDescriptor] = []
+    private var watchedChanged = false
+    /// The earliest deadline of any exchange or connection attempt: `expire` looks no closer before it.
+    private var nextDeadline: ContinuousClock.Instant?
+    private var shutDown = false
+    /// One read buffer for every connection: only the bus thread reads.
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+    private let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: AppClient.maxIovecs)
+    private static let maxIovecs = 64
 
     init(host: String, connectTimeout: Duration, maxConnectionsPerPort: Int) {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        eventLoop = group.next()
         self.host = host
-        self.connectTimeout = TimeAmount(connectTimeout)
+        address = AppAddress(host)
+        self.connectTimeout = connectTimeout
         self.maxConnectionsPerPort = max(1, maxConnectionsPerPort)
-        pools = .makeBoxSendingValue(Pools(), eventLoop: eventLoop)
     }
 
-    /// Sends `request` and calls `completion` exactly once, on the client's event loop.
-    func execute(_ request: AppRequest, completion: @escaping @Sendable (Result<AppAnswer, AppClientError>) -> Void) {
-        if eventLoop.inEventLoop {
-            start(Exchange(request, completion: completion))
-        } else {
-            eventLoop.execute { self.start(Exchange(request, completion: completion)) }
-        }
+    deinit {
+        for connection in connections.values { Glibc.close(connection.fd) }
+        scratch.deallocate()
+        iovecs.deallocate()
     }
 
-    func execute(_ request: AppRequest) async -> Result<AppAnswer, AppClientError> {
-        await withCheckedContinuation { continuation in
-            execute(request) { continuation.resume(returning: $0) }
-        }
-    }
-
-    /// Whether something accepts TCP connections on `port`: on loopback the answer is immediate.
-    func accepts(port: Int) async -> Bool {
-        guard let address = try? SocketAddress(ipAddress: host, port: port) else { return false }
-        do {
-            let channel = try await ClientBootstrap(group: eventLoop).connectTimeout(connectTimeout).connect(to: address).get()
-            try? await channel.close()
-            return true
-        } catch {
-            return false
-        }
-    }
-
-    /// Fails whatever waits, then closes every connection (shutting the loop down does); requests still on one
-    /// fail with `.closedEarly`, later ones with `.shutDown`.
-    func shutdown() async {
-        try? await eventLoop.submit {
-            let pools = self.pools.value
-            pools.shutDown = true
-            for pool in pools.byPort.values {
-                while let exchange = pool.waiting.popFirst() { exchange.finish(.failure(.shutDown)) }
+    /// The connections' descriptors, for the bus loop to poll.
+    var descriptors: [WatchedDescriptor] {
+        if watchedChanged {
+            watched.removeAll(keepingCapacity: true)
+            for connection in connections.values {
+                watched.append(WatchedDescriptor(fd: connection.fd, events: connection.events, token: connection.token))
             }
-        }.get()
-        try? await group.shutdownGracefully()
+            watchedChanged = false
+        }
+        return watched
     }
 
-    // MARK: On the event loop
+    /// Sends `request` and calls `completion` exactly once, on the bus thread: maybe before this returns.
+    func execute(_ request: AppRequest, completion: @escaping (Result<AppAnswer, AppClientError>) -> Void) {
+        let exchange = Exchange(request, completion: completion)
+        guard !shutDown else { return exchange.finish(.failure(.shutDown)) }
+        noteDeadline(request.deadline)
+        start(exchange)
+    }
+
+    /// Calls `completion` with whether something accepts TCP connections on `port`. The connection made to find
+    /// out joins the pool.
+    func accepts(port: Int, completion: @escaping (Bool) -> Void) {
+        guard !shutDown else { return completion(false) }
+        connect(pool(for: port), then: .probe(completion))
+    }
+
+    /// Fails what waits and closes every connection: requests still on one fail with `.closedEarly`, later ones
+    /// with `.shutDown`.
+    func shutdown() {
+        shutDown = true
+        for pool in pools.values {
+            while let exchange = pool.waiting.popFirst() { exchange.finish(.failure(.shutDown)) }
+        }
+        for connection in Array(connections.values) { self.close(connection, failing: .closedEarly, mayRetry: false) }
+    }
+
+    // MARK: Readiness
+
+    func ready(token: Int, events: Int16) {
+        guard let connection = connections[token] else { return }
+        switch connection.phase {
+        case .connecting:
+            connected(connection)
+        case .idle:
+            // An idle connection that turns readable was closed by the app, or sent what nobody asked for.
+            close(connection, failing: .closedEarly, mayRetry: false)
+        case .busy:
+            if events & Int16(POLLOUT) != 0 { writeMore(connection) }
+            if events & ~Int16(POLLOUT) != 0, connection.phase == .busy { readMore(connection) }
+        case .closed:
+            return
+        }
+    }
+
+    /// Fails what is overdue. Returns when it next has to be called.
+    func expire(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        guard let due = nextDeadline, due <= now else { return nextDeadline }
+        nextDeadline = nil
+        for connection in Array(connections.values) {
+            switch connection.phase {
+            case .connecting:
+                if connection.connectDeadline <= now {
+                    close(connection, failing: .connectTimeout, mayRetry: false)
+                    continue
+                }
+                noteDeadline(connection.connectDeadline)
+                if case .exchange(let exchange) = connection.afterConnect, !exchange.isFinished {
+                    // It gives up; the connection goes on opening and joins the pool.
+                    if exchange.request.deadline <= now { exchange.finish(.failure(.deadlineExceeded)) } else { noteDeadline(exchange.request.deadline) }
+                }
+            case .busy:
+                guard let exchange = connection.exchange else { continue }
+                if exchange.request.deadline <= now {
+                    // The connection's state is unknown once its exchange gives up: closed, not reused.
+                    close(connection, failing: .deadlineExceeded, mayRetry: false)
+                } else {
+                    noteDeadline(exchange.request.deadline)
+                }
+            case .idle, .closed:
+                continue
+            }
+        }
+        for pool in pools.values where !pool.waiting.isEmpty {
+            pool.waiting.removeAll { exchange in
+                guard exchange.request.deadline > now else {
+                    exchange.finish(.failure(.deadlineExceeded))
+                    return true
+                }
+                noteDeadline(exchange.request.deadline)
+                return false
+            }
+        }
+        return nextDeadline
+    }
+
+    private func noteDeadline(_ deadline: ContinuousClock.Instant) {
+        if nextDeadline.map({ deadline < $0 }) ?? true { nextDeadline = deadline }
+    }
+
+    // MARK: Connections
+
+    private func pool(for port: Int) -> Pool {
+        if let pool = pools[port] { return pool }
+        let pool = Pool(port: port)
+        pools[port] = pool
+        return pool
+    }
 
     private func start(_ exchange: Exchange) {
-        let pools = pools.value
-        guard !pools.shutDown else { return exchange.finish(.failure(.shutDown)) }
-        if exchange.timer == nil {
-            exchange.timer = eventLoop.assumeIsolated().scheduleTask(deadline: exchange.request.deadline) {
-                exchange.connection?.abandon()
-                exchange.finish(.failure(.deadlineExceeded))
-            }
-        }
-        let pool = pools.pool(for: exchange.request.port)
-        while let connection = pool.idle.popLast() {
-            if connection.isActive {
-                return connection.start(exchange)
-            }
+        let pool = pool(for: exchange.request.port)
+        if let connection = pool.idle.popLast() {
+            return begin(exchange, on: connection)
         }
         if pool.open < maxConnectionsPerPort {
-            connect(pool, for: exchange)
+            connect(pool, then: .exchange(exchange))
         } else {
             pool.waiting.append(exchange)
         }
     }
 
-    private func connect(_ pool: Pool, for exchange: Exchange) {
-        pool.open += 1
-        let address: SocketAddress
-        do {
-            address = try SocketAddress(ipAddress: host, port: pool.port)
-        } catch {
-            pool.open -= 1
-            return exchange.finish(.failure(.connectFailed("\(host):\(pool.port) is not an IP address")))
+    private func connect(_ pool: Pool, then next: AppConnection.AfterConnect) {
+        guard let address else {
+            return next.failed(.connectFailed("\(host) is not an IP address"))
         }
-        let port = pool.port
-        let connecting = ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 512 << 10))
-            .connectTimeout(connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(AppConnection(port: port))
-                }
-            }
-            .connect(to: address)
-        connecting.assumeIsolated().whenComplete { result in
-            switch result {
-            case .success(let channel):
-                guard let connection = try? channel.pipeline.syncOperations.handler(type: AppConnection.self) else {
-                    pool.open -= 1
-                    channel.close(promise: nil)
-                    return exchange.finish(.failure(.failed("the connection to the app could not be set up")))
-                }
-                connection.onIdle = { [unowned self] connection in self.release(connection, to: pool) }
-                connection.onClosed = { [unowned self] connection, unanswered in self.closed(connection, in: pool, unanswered: unanswered) }
-                if exchange.isFinished {
-                    self.release(connection, to: pool)
-                } else {
-                    connection.start(exchange)
-                }
-            case .failure(let error):
-                pool.open -= 1
-                exchange.finish(.failure(Self.classify(connectError: error)))
-                self.serveWaiting(pool)
-            }
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return next.failed(.connectFailed(Self.describe(errno: errno))) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let result = address.connect(fd, port: pool.port)
+        let error = errno
+        if result != 0 && error != EINPROGRESS {
+            Glibc.close(fd)
+            return next.failed(error == ECONNREFUSED ? .refused : .connectFailed(Self.describe(errno: error)))
+        }
+        nextToken += 1
+        let connection = AppConnection(token: nextToken, fd: fd, pool: pool, afterConnect: next, connectDeadline: .now + connectTimeout)
+        pool.open += 1
+        connections[connection.token] = connection
+        watchedChanged = true
+        noteDeadline(connection.connectDeadline)
+        if result == 0 { connected(connection) }
+    }
+
+    private func connected(_ connection: AppConnection) {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(connection.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+        guard error == 0 else {
+            let failure: AppClientError = error == ECONNREFUSED ? .refused : .connectFailed(Self.describe(errno: error))
+            return close(connection, failing: failure, mayRetry: false)
+        }
+        let next = connection.afterConnect
+        connection.afterConnect = nil
+        connection.phase = .idle
+        connection.events = Int16(POLLIN)
+        watchedChanged = true
+        switch next {
+        case .exchange(let exchange) where !exchange.isFinished:
+            begin(exchange, on: connection)
+        case .probe(let completion):
+            release(connection)
+            completion(true)
+        case .exchange, nil:
+            release(connection)
         }
     }
 
-    /// A connection finished its exchange and can take another.
-    private func release(_ connection: AppConnection, to pool: Pool) {
+    /// A connection free for the next exchange: the first that waits, or the idle list.
+    private func release(_ connection: AppConnection) {
+        let pool = connection.pool
         while let next = pool.waiting.popFirst() {
-            if !next.isFinished { return connection.start(next) }
+            if !next.isFinished { return begin(next, on: connection) }
         }
+        connection.phase = .idle
         pool.idle.append(connection)
     }
 
-    private func closed(_ connection: AppConnection, in pool: Pool, unanswered: Unanswered?) {
+    private func begin(_ exchange: Exchange, on connection: AppConnection) {
+        exchange.attempts += 1
+        connection.exchanges += 1
+        connection.phase = .busy
+        connection.exchange = exchange
+        connection.reader = HTTPResponseReader(requestWasHead: exchange.request.isHead, maxBodyBytes: exchange.request.maxResponseBytes)
+        connection.cursor = (frame: -1, offset: 0)
+        connection.writing = true
+        connection.outputBroken = false
+        writeMore(connection)
+    }
+
+    /// Writes what it can of the request: the head, then the body frames from where it left off, in one sendmsg.
+    private func writeMore(_ connection: AppConnection) {
+        guard connection.writing, let exchange = connection.exchange else { return }
+        let request = exchange.request
+        while true {
+            var count = 0
+            var frame = connection.cursor.frame
+            var offset = connection.cursor.offset
+            while count < Self.maxIovecs && frame < request.body.count {
+                if frame < 0 {
+                    request.head.withUnsafeBytes { head in
+                        iovecs[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress! + offset), iov_len: head.count - offset)
+                    }
+                } else {
+                    request.body[frame].withUnsafeBytes { bytes in
+                        iovecs[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress.map { $0 + offset }), iov_len: bytes.count - offset)
+                    }
+                }
+                if iovecs[count].iov_len > 0 { count += 1 }
+                frame += 1
+                offset = 0
+            }
+            if count == 0 {
+                connection.writing = false
+                exchange.bodyWritten()
+                return setWantsWrite(connection, false)
+            }
+            var message = msghdr()
+            message.msg_iov = iovecs
+            message.msg_iovlen = count
+            // The head and body arrays stay alive in `exchange.request` for the call.
+            let written = withExtendedLifetime(request) { sendmsg(connection.fd, &message, Int32(MSG_NOSIGNAL)) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { return setWantsWrite(connection, true) }
+                // The app stopped reading: an answer it already sent may still be there to read.
+                connection.writing = false
+                connection.outputBroken = true
+                setWantsWrite(connection, false)
+                return readMore(connection)
+            }
+            advance(connection, by: written, request: request)
+        }
+    }
+
+    private func advance(_ connection: AppConnection, by written: Int, request: AppRequest) {
+        var left = written
+        while left > 0 {
+            let (frame, offset) = connection.cursor
+            let size = frame < 0 ? request.head.count : request.body[frame].count
+            let step = min(left, size - offset)
+            left -= step
+            connection.cursor = offset + step == size ? (frame + 1, 0) : (frame, offset + step)
+        }
+        // Empty frames carry nothing: step past them so the cursor always points at bytes still to go.
+        while connection.cursor.frame >= 0 && connection.cursor.frame < request.body.count && request.body[connection.cursor.frame].count == 0 {
+            connection.cursor = (connection.cursor.frame + 1, 0)
+        }
+    }
+
+    private func setWantsWrite(_ connection: AppConnection, _ wants: Bool) {
+        let events = wants ? Int16(POLLIN | POLLOUT) : Int16(POLLIN)
+        if connection.events != events {
+            connection.events = events
+            watchedChanged = true
+        }
+    }
+
+    /// Reads what has arrived of the answer.
+    private func readMore(_ connection: AppConnection) {
+        guard connection.phase == .busy, var reader = connection.reader, let exchange = connection.exchange else { return }
+        // Worked on as the only copy, so that its buffers grow in place, and put back before anything else.
+        connection.reader = nil
+        let outcome = read(connection, into: &reader, limit: exchange.request.maxResponseBytes)
+        connection.reader = reader
+        switch outcome {
+        case .waiting: return
+        case .complete: answered(connection)
+        case .failed(let error, let mayRetry): close(connection, failing: error, mayRetry: mayRetry)
+        }
+    }
+
+    private enum ReadOutcome {
+        case waiting
+        case complete
+        case failed(AppClientError, mayRetry: Bool)
+    }
+
+    /// Reads until the answer is complete or the socket has nothing more: straight into the body's frame when its
+    /// length is known, otherwise through the shared buffer.
+    private func read(_ connection: AppConnection, into reader: inout HTTPResponseReader, limit: Int) -> ReadOutcome {
+        while true {
+            let count: Int
+            var full = false
+            if let room = reader.directBodyRoom() {
+                count = Glibc.read(connection.fd, room.baseAddress, room.count)
+                if count > 0 { reader.filledDirectly(count) }
+            } else {
+                count = Glibc.read(connection.fd, scratch.baseAddress, scratch.count)
+                full = count == scratch.count
+                if count > 0 {
+                    do {
+                        let taken = try reader.consume(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+                        // Bytes after the answer were never asked for: the connection is not reused.
+                        if taken < count { connection.outputBroken = true }
+                    } catch {
+                        return .failed(error.tooLarge ? .tooLarge(limit: limit) : .invalidAnswer(error.description), mayRetry: false)
+                    }
+                }
+            }
+            if count == 0 {
+                connection.outputBroken = true
+                return reader.endOfInput() ? .complete : .failed(.closedEarly, mayRetry: !reader.hasStarted)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { return .waiting }
+                return .failed(.closedEarly, mayRetry: !reader.hasStarted)
+            }
+            if reader.isComplete { return .complete }
+            // A read that did not fill its buffer took all there was: poll before reading again.
+            if !full { return .waiting }
+        }
+    }
+
+    private func answered(_ connection: AppConnection) {
+        guard let exchange = connection.exchange, var reader = connection.reader, let head = reader.head else { return }
+        // An answer that came before the whole request went out (a 413, say) leaves the rest unsent: the
+        // connection cannot carry another request.
+        let keepAlive = head.keepAlive && !connection.writing && !connection.outputBroken
+        let answer = AppAnswer(head: head, body: reader.takeBody(), byteCount: reader.bodyBytes)
+        connection.exchange = nil
+        connection.reader = nil
+        connection.writing = false
+        if keepAlive {
+            release(connection)
+        } else {
+            close(connection, failing: nil, mayRetry: false)
+        }
+        exchange.finish(.success(answer))
+    }
+
+    /// Closes `connection`; the exchange on it, if any, fails with `failure`, or is sent once more when
+    /// `mayRetry` and it is a first attempt of an idempotent request on a reused connection.
+    private func close(_ connection: AppConnection, failing failure: AppClientError?, mayRetry: Bool) {
+        guard connections.removeValue(forKey: connection.token) != nil else { return }
+        Glibc.close(connection.fd)
+        watchedChanged = true
+        let pool = connection.pool
         pool.open -= 1
         pool.idle.removeAll { $0 === connection }
-        if let (exchange, error, nothingReceived) = unanswered {
-            // A kept-alive connection the app had already closed: nothing was answered, so ask again once.
-            if nothingReceived && connection.exchanges > 1 && exchange.request.mayRetry && exchange.attempts == 1 {
+        let wasConnecting = connection.phase == .connecting
+        connection.phase = .closed
+        if let next = connection.afterConnect {
+            connection.afterConnect = nil
+            next.failed(failure ?? .closedEarly)
+        }
+        if let exchange = connection.exchange, !exchange.isFinished {
+            connection.exchange = nil
+            if !wasConnecting && mayRetry && connection.exchanges > 1 && exchange.request.mayRetry && exchange.attempts == 1 && !shutDown {
+                // A kept-alive connection the app had already closed: nothing was answered, so ask again once.
                 start(exchange)
             } else {
-                exchange.finish(.failure(error))
+                exchange.finish(.failure(failure ?? .closedEarly))
             }
         }
-        serveWaiting(pool)
+        if !shutDown { serveWaiting(pool) }
     }
 
     private func serveWaiting(_ pool: Pool) {
         while pool.open < maxConnectionsPerPort, let next = pool.waiting.popFirst() {
-            if !next.isFinished { connect(pool, for: next) }
+            if !next.isFinished { connect(pool, then: .exchange(next)) }
         }
     }
 
-    private static func classify(connectError error: any Error) -> AppClientError {
-        if let error = error as? ChannelError, case .connectTimeout = error { return .connectTimeout }
-        if let error = error as? IOError, error.errnoCode == ECONNREFUSED { return .refused }
-        if let error = error as? NIOConnectionError {
-            if error.connectionErrors.contains(where: { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }) { return .refused }
-            return .connectFailed("\(error)")
-        }
-        return .connectFailed("\(error)")
-    }
-}
-
-/// The client's state, touched only on its event loop.
-private final class Pools {
-    var byPort: [Int: Pool] = [:]
-    var shutDown = false
-
-    func pool(for port: Int) -> Pool {
-        if let pool = byPort[port] { return pool }
-        let pool = Pool(port: port)
-        byPort[port] = pool
-        return pool
+    private static func describe(errno code: Int32) -> String {
+        String(cString: strerror(code))
     }
 }
 
@@ -233,20 +465,17 @@ private final class Pool {
 /// One request on its way: finished exactly once, by its answer, its deadline, or a failure.
 private final class Exchange {
     private(set) var request: AppRequest
-    private var completion: (@Sendable (Result<AppAnswer, AppClientError>) -> Void)?
-    var timer: Scheduled<Void>?
-    /// The connection carrying it right now.
-    var connection: AppConnection?
+    private var completion: ((Result<AppAnswer, AppClientError>) -> Void)?
     var attempts = 0
 
-    init(_ request: AppRequest, completion: @escaping @Sendable (Result<AppAnswer, AppClientError>) -> Void) {
+    init(_ request: AppRequest, completion: @escaping (Result<AppAnswer, AppClientError>) -> Void) {
         self.request = request
         self.completion = completion
     }
 
     var isFinished: Bool { completion == nil }
 
-    /// The body has been copied to the connection: it is kept only while the request may be sent again.
+    /// The body is on the connection: it is kept only while the request may be sent again.
     func bodyWritten() {
         if !request.mayRetry { request.body = [] }
     }
@@ -254,137 +483,104 @@ private final class Exchange {
     func finish(_ result: Result<AppAnswer, AppClientError>) {
         guard let completion else { return }
         self.completion = nil
-        connection = nil
-        timer?.cancel()
-        timer = nil
         completion(result)
     }
 }
 
-/// An exchange a connection closed under: why, and whether not a byte of the answer had come.
-private typealias Unanswered = (exchange: Exchange, error: AppClientError, nothingReceived: Bool)
+/// One TCP connection to the app, and the exchange it carries.
+private final class AppConnection {
+    enum Phase: Equatable {
+        case connecting
+        case idle
+        case busy
+        case closed
+    }
 
-/// The last handler of a connection to the app: writes one request at a time and collects its answer.
-private final class AppConnection: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    /// What a connection being opened is for.
+    enum AfterConnect {
+        case exchange(Exchange)
+        case probe((Bool) -> Void)
 
-    let port: Int
-    var onIdle: ((AppConnection) -> Void)?
-    var onClosed: ((AppConnection, Unanswered?) -> Void)?
+        func failed(_ error: AppClientError) {
+            switch self {
+            case .exchange(let exchange): exchange.finish(.failure(error))
+            case .probe(let completion): completion(false)
+            }
+        }
+    }
+
+    let token: Int
+    let fd: Int32
+    let pool: Pool
+    var phase = Phase.connecting
+    var events = Int16(POLLOUT)
+    var afterConnect: AfterConnect?
+    let connectDeadline: ContinuousClock.Instant
     /// Exchanges started on this connection so far.
-    private(set) var exchanges = 0
-    private var context: ChannelHandlerContext?
-    private var exchange: Exchange?
-    private var head: HTTPResponseHead?
-    private var body: [ByteBuffer] = []
-    private var byteCount = 0
-    private var failure: AppClientError?
-    /// Where the request body's next slice starts, and whether some of it is still to be written.
-    private var bodyCursor = (frame: 0, offset: 0)
-    private var writingBody = false
-    private static let bodySliceBytes = 256 << 10
+    var exchanges = 0
+    /// The exchange the connection carries once open.
+    var exchange: Exchange?
+    var reader: HTTPResponseReader?
+    /// Where the request's next bytes start: frame -1 is the head.
+    var cursor = (frame: -1, offset: 0)
+    var writing = false
+    /// The connection carried something other than one request and its answer: never reused.
+    var outputBroken = false
 
-    init(port: Int) { self.port = port }
-
-    var isActive: Bool { context?.channel.isActive ?? false }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+    init(token: Int, fd: Int32, pool: Pool, afterConnect: AfterConnect, connectDeadline: ContinuousClock.Instant) {
+        self.token = token
+        self.fd = fd
+        self.pool = pool
+        self.afterConnect = afterConnect
+        self.connectDeadline = connectDeadline
     }
+}
 
-    func start(_ exchange: Exchange) {
-        guard let context else { return exchange.finish(.failure(.closedEarly)) }
-        self.exchange = exchange
-        exchange.connection = self
-        exchange.attempts += 1
-        exchanges += 1
-        head = nil
-        body = []
-        byteCount = 0
-        failure = nil
-        bodyCursor = (0, 0)
-        writingBody = true
-        context.write(wrapOutboundOut(.head(exchange.request.head)), promise: nil)
-        writeBody(context: context)
-    }
+/// The app's IP address, IPv4 or IPv6.
+private enum AppAddress {
+    case v4(in_addr)
+    case v6(in6_addr)
 
-    /// Copies the request body into the connection a slice at a time while the channel is writable, so that a big
-    /// body is held once (in its frames) and not twice; `channelWritabilityChanged` carries on.
-    private func writeBody(context: ChannelHandlerContext) {
-        guard writingBody, let exchange else { return }
-        let frames = exchange.request.body
-        while bodyCursor.frame < frames.count && context.channel.isWritable {
-            let frame = frames[bodyCursor.frame]
-            let start = bodyCursor.offset
-            let end = min(frame.count, start + Self.bodySliceBytes)
-            if end > start {
-                var slice = context.channel.allocator.buffer(capacity: end - start)
-                frame.withUnsafeBytes { bytes in _ = slice.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) }
-                context.write(wrapOutboundOut(.body(.byteBuffer(slice))), promise: nil)
-            }
-            bodyCursor = end < frame.count ? (bodyCursor.frame, end) : (bodyCursor.frame + 1, 0)
-        }
-        guard bodyCursor.frame == frames.count else { return context.flush() }
-        writingBody = false
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        exchange.bodyWritten()
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { writeBody(context: context) }
-        context.fireChannelWritabilityChanged()
-    }
-
-    /// The exchange gave up (its deadline): this connection's state is unknown, so it is closed, not reused.
-    func abandon() {
-        exchange = nil
-        context?.close(promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let exchange else { return }
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-        case .body(let chunk):
-            byteCount += chunk.readableBytes
-            guard byteCount <= exchange.request.maxResponseBytes else {
-                failure = .tooLarge(limit: exchange.request.maxResponseBytes)
-                return context.close(promise: nil)
-            }
-            body.append(chunk)
-        case .end:
-            guard let head else { return }
-            let answer = AppAnswer(head: head, body: body, byteCount: byteCount)
-            // An answer that came before the whole request body went out (a 413, say) leaves the rest of the body
-            // unsent: the connection cannot carry another request.
-            let keepAlive = head.isKeepAlive && exchange.request.head.isKeepAlive && !writingBody
-            writingBody = false
-            self.exchange = nil
-            self.head = nil
-            body = []
-            exchange.finish(.success(answer))
-            if keepAlive {
-                onIdle?(self)
-            } else {
-                context.close(promise: nil)
-            }
+    init?(_ host: String) {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 {
+            self = .v4(v4)
+        } else if inet_pton(AF_INET6, host, &v6) == 1 {
+            self = .v6(v6)
+        } else {
+            return nil
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if failure == nil { failure = .failed("\(error)") }
-        context.close(promise: nil)
+    var family: Int32 {
+        switch self {
+        case .v4: AF_INET
+        case .v6: AF_INET6
+        }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        let unanswered = exchange.map { Unanswered($0, failure ?? .closedEarly, head == nil && failure == nil) }
-        exchange = nil
-        self.context = nil
-        onClosed?(self, unanswered)
-        onIdle = nil
-        onClosed = nil
-        context.fireChannelInactive()
+    func connect(_ fd: Int32, port: Int) -> Int32 {
+        let networkPort = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+        switch self {
+        case .v4(let address):
+            var socketAddress = sockaddr_in()
+            socketAddress.sin_family = sa_family_t(AF_INET)
+            socketAddress.sin_port = networkPort
+            socketAddress.sin_addr = address
+            return Self.connect(fd, to: &socketAddress)
+        case .v6(let address):
+            var socketAddress = sockaddr_in6()
+            socketAddress.sin6_family = sa_family_t(AF_INET6)
+            socketAddress.sin6_port = networkPort
+            socketAddress.sin6_addr = address
+            return Self.connect(fd, to: &socketAddress)
+        }
+    }
+
+    private static func connect<SocketAddress>(_ fd: Int32, to address: inout SocketAddress) -> Int32 {
+        withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<SocketAddress>.size)) }
+        }
     }
 }

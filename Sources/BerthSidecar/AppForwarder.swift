@@ -1,21 +1,13 @@
 import BerthBus
 import BerthWire
-import NIOCore
-import NIOHTTP1
 
-/// Turns a bus request into an HTTP request to the app on 127.0.0.1 and the app's answer back into a response,
-/// over `AppClient`'s keep-alive connections.
+/// Turns a bus request into an HTTP/1.1 request to the app and the app's answer back into a response, over
+/// `AppClient`'s keep-alive connections. It runs on the sidecar's bus thread, where the client lives.
 struct AppForwarder: Sendable {
-    private let client: AppClient
     private let configuration: SidecarConfiguration
 
     init(configuration: SidecarConfiguration) {
         self.configuration = configuration
-        client = AppClient(host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity)
-    }
-
-    func shutdown() async {
-        await client.shutdown()
     }
 
     /// What the app answered, or why it could not.
@@ -25,51 +17,34 @@ struct AppForwarder: Sendable {
         var bytesIn: Int
     }
 
-    /// Forwards `incoming` to the app; `completion` runs once, on the client's event loop (or here, for a request
-    /// that never leaves the sidecar).
-    func forward(_ incoming: IncomingRequest, completion: @escaping @Sendable (Outcome) -> Void) {
+    /// Forwards `incoming` to the app over `client`; `completion` runs once, on the bus thread, maybe before this
+    /// returns.
+    func forward(_ incoming: IncomingRequest, over client: AppClient, completion: @escaping (Outcome) -> Void) {
         let request = incoming.request
         let port = request.port == 0 ? UInt32(configuration.port) : request.port
         let bytesIn = incoming.body.byteCount
         guard configuration.ports.contains(port) else {
             return completion(failure(request, .badRequest, "port \(port) is not a port of \(configuration.className) (it listens on \(configuration.ports.map(String.init).joined(separator: ", ")))", bytesIn))
         }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(request.headers.count + 2)
-        var hasHost = false
-        var hadLength = false
-        for header in request.headers where !HopByHop.contains(header.name) {
-            if header.name.caseInsensitiveEquals("content-length") {
-                hadLength = true
-                continue
-            }
-            if header.name.caseInsensitiveEquals("host") { hasHost = true }
-            headers.add(name: header.name, value: header.value)
+        let head: [UInt8]
+        do {
+            head = try RequestHead.encode(request, host: "\(configuration.appHost):\(port)", bodyBytes: bytesIn)
+        } catch {
+            return completion(failure(request, .badRequest, error.message, bytesIn))
         }
-        if !hasHost { headers.add(name: "host", value: "\(configuration.appHost):\(port)") }
-        if bytesIn > 0 || hadLength { headers.add(name: "content-length", value: String(bytesIn)) }
-        let path = request.path.isEmpty ? "/" : request.path
-        let head = HTTPRequestHead(
-            version: .http1_1, method: HTTPMethod(rawValue: request.method),
-            uri: request.query.isEmpty ? path : path + "?" + request.query, headers: headers
-        )
-        let timeout: TimeAmount = request.timeoutMilliseconds > 0 ? .milliseconds(Int64(request.timeoutMilliseconds)) : .hours(1)
+        let timeout: Duration = request.timeoutMilliseconds > 0 ? .milliseconds(request.timeoutMilliseconds) : .seconds(3_600)
         let appRequest = AppRequest(
-            port: Int(port), head: head, body: incoming.body,
-            deadline: .now() + timeout, maxResponseBytes: configuration.maxBodyBytes,
+            port: Int(port), head: head, isHead: request.method == "HEAD", body: incoming.body,
+            deadline: .now + timeout, maxResponseBytes: configuration.maxBodyBytes,
             mayRetry: Self.idempotent.contains(request.method)
         )
         let configuration = configuration
         client.execute(appRequest) { result in
             switch result {
-            case .success(let answer):
-                var headers: [Header] = []
-                headers.reserveCapacity(answer.head.headers.count)
-                for (name, value) in answer.head.headers where !HopByHop.contains(name) {
-                    headers.append(Header(name, value))
-                }
-                let response = Response(id: request.id, status: UInt32(answer.head.status.code), headers: headers, servedBy: configuration.endpoint)
-                completion(Outcome(response: response, body: answer.body.map { Frame($0) }, bytesIn: bytesIn))
+            case .success(var answer):
+                answer.head.headers.removeAll { HopByHop.contains($0.name) }
+                let response = Response(id: request.id, status: UInt32(answer.head.status), headers: answer.head.headers, servedBy: configuration.endpoint)
+                completion(Outcome(response: response, body: answer.body, bytesIn: bytesIn))
             case .failure(let error):
                 let (code, message) = Self.describe(error, port: port, timeout: request.timeoutMilliseconds)
                 completion(failure(request, code, message, bytesIn))
@@ -78,17 +53,28 @@ struct AppForwarder: Sendable {
     }
 
     /// True when the app accepts connections on its port and, when `path` is given, answers it with 2xx.
-    func probe(path: String?, timeout: Duration) async -> Bool {
-        guard await client.accepts(port: configuration.port) else { return false }
-        guard let path else { return true }
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: "\(configuration.appHost):\(configuration.port)")
-        let request = AppRequest(
-            port: configuration.port, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers),
-            body: [], deadline: .now() + TimeAmount(timeout), maxResponseBytes: 1 << 20, mayRetry: true
-        )
-        guard case .success(let answer) = await client.execute(request) else { return false }
-        return (200..<300).contains(answer.head.status.code)
+    func probe(path: String?, timeout: Duration, on bus: BusLoop<SidecarBus>) async -> Bool {
+        let port = configuration.port
+        let request: AppRequest?
+        if let path {
+            let probe = Request(id: 0, target: Target(className: configuration.className), method: "GET", path: path)
+            guard let head = try? RequestHead.encode(probe, host: "\(configuration.appHost):\(port)", bodyBytes: 0) else { return false }
+            request = AppRequest(port: port, head: head, isHead: false, body: [], deadline: .now + timeout, maxResponseBytes: 1 << 20, mayRetry: true)
+        } else {
+            request = nil
+        }
+        return await withCheckedContinuation { continuation in
+            let queued = bus.execute { sidecar in
+                sidecar.app.accepts(port: port) { accepted in
+                    guard accepted, let request else { return continuation.resume(returning: accepted) }
+                    sidecar.app.execute(request) { result in
+                        guard case .success(let answer) = result else { return continuation.resume(returning: false) }
+                        continuation.resume(returning: (200..<300).contains(answer.head.status))
+                    }
+                }
+            }
+            if !queued { continuation.resume(returning: false) }
+        }
     }
 
     func failure(_ request: Request, _ code: ErrorCode, _ message: String, _ bytesIn: Int) -> Outcome {
@@ -110,6 +96,7 @@ struct AppForwarder: Sendable {
         case .connectFailed(let reason): (.appUnreachable, "cannot connect to the app on port \(port): \(reason)")
         case .closedEarly: (.appFailed, "the app on port \(port) closed the connection before it answered")
         case .tooLarge(let limit): (.appFailed, "the app's response body is over the \(limit)-byte limit")
+        case .invalidAnswer(let reason): (.appFailed, "\(reason) (port \(port))")
         case .failed(let reason): (.appFailed, "the app on port \(port) failed: \(reason)")
         case .shutDown: (.appUnavailable, "the sidecar is shutting down")
         }
@@ -125,5 +112,67 @@ enum HopByHop {
 
     static func contains(_ name: String) -> Bool {
         names.contains { name.caseInsensitiveEquals($0) }
+    }
+}
+
+/// A request's line and headers as the app receives them.
+enum RequestHead {
+    struct Invalid: Error {
+        var message: String
+    }
+
+    /// `request` as HTTP/1.1: hop-by-hop headers left out, a Host when the request had none, and the length of
+    /// its body. Anything that would let one request read as two (a CR or LF in a header, a space in the
+    /// target) is refused, whoever put it on the bus.
+    static func encode(_ request: Request, host: String, bodyBytes: Int) throws(Invalid) -> [UInt8] {
+        guard !request.method.isEmpty, request.method.utf8.allSatisfy(HTTPResponseReader.isTokenByte) else {
+            throw Invalid(message: "the request's method is not an HTTP token")
+        }
+        let path = request.path.isEmpty ? "/" : request.path
+        guard path.utf8.allSatisfy(isTargetByte), request.query.utf8.allSatisfy(isTargetByte) else {
+            throw Invalid(message: "the request's path or query has a space or a control character")
+        }
+        var head: [UInt8] = []
+        head.reserveCapacity(256 + request.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        head.append(contentsOf: request.method.utf8)
+        head.append(UInt8(ascii: " "))
+        head.append(contentsOf: path.utf8)
+        if !request.query.isEmpty {
+            head.append(UInt8(ascii: "?"))
+            head.append(contentsOf: request.query.utf8)
+        }
+        head.append(contentsOf: " HTTP/1.1\r\n".utf8)
+        var hasHost = false
+        var hadLength = false
+        for header in request.headers where !HopByHop.contains(header.name) {
+            if header.name.caseInsensitiveEquals("content-length") {
+                hadLength = true
+                continue
+            }
+            guard !header.name.isEmpty, header.name.utf8.allSatisfy(HTTPResponseReader.isTokenByte) else {
+                throw Invalid(message: "the request has a header name that is not an HTTP token: \(header.name.debugDescription)")
+            }
+            guard !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
+                throw Invalid(message: "the request's header \(header.name) has a CR, LF or NUL in its value")
+            }
+            if header.name.caseInsensitiveEquals("host") { hasHost = true }
+            append(header.name, header.value, to: &head)
+        }
+        if !hasHost { append("host", host, to: &head) }
+        if bodyBytes > 0 || hadLength { append("content-length", String(bodyBytes), to: &head) }
+        head.append(contentsOf: "\r\n".utf8)
+        return head
+    }
+
+    private static func append(_ name: String, _ value: String, to head: inout [UInt8]) {
+        head.append(contentsOf: name.utf8)
+        head.append(contentsOf: ": ".utf8)
+        head.append(contentsOf: value.utf8)
+        head.append(contentsOf: "\r\n".utf8)
+    }
+
+    /// What a request target may hold: visible ASCII and any byte of a UTF-8 sequence, not a space or a control.
+    private static func isTargetByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte != 0x7F
     }
 }

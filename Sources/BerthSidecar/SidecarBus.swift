@@ -2,13 +2,14 @@ import BerthBus
 import BerthWire
 import Logging
 
-/// A request from the router, with its body frames, handed from the bus thread to the app client.
+/// A request from the router, with its body frames.
 struct IncomingRequest: Sendable {
     var request: Request
     var body: [Frame]
 }
 
-/// The sidecar's side of the bus: a DEALER to the router and an `EventPublisher`, on the sidecar's bus thread.
+/// The sidecar's side of the bus: a DEALER to the router and an `EventPublisher`, on the sidecar's bus thread,
+/// and the `AppClient` whose connections to the app that thread polls beside them.
 ///
 /// It registers with READY, heartbeats, and when the router goes quiet for `heartbeatLiveness` intervals, or
 /// says it does not know us, it connects again and registers again: a restarted router gets us back by itself.
@@ -16,13 +17,14 @@ final class SidecarBus: BusLoopBody {
     private let configuration: SidecarConfiguration
     private let logger: Logger
     /// Called on the bus thread for every request; the answer comes back through `respond`.
-    private let handle: @Sendable (IncomingRequest) -> Void
+    private let handle: @Sendable (IncomingRequest, SidecarBus) -> Void
     /// Called once, when a drain is over.
     private let drained: @Sendable () -> Void
     private var drainedSignalled = false
     private var dealer: Socket
     private let events: EventPublisher
     private(set) var sockets: [Socket]
+    let app: AppClient
     private var lastHeard: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
     /// Until the router answers, READY is repeated often: with IMMEDIATE, a READY sent before the connection
@@ -42,7 +44,7 @@ final class SidecarBus: BusLoopBody {
 
     init(
         configuration: SidecarConfiguration, logger: Logger,
-        handle: @escaping @Sendable (IncomingRequest) -> Void, drained: @escaping @Sendable () -> Void
+        handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, drained: @escaping @Sendable () -> Void
     ) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
@@ -51,6 +53,7 @@ final class SidecarBus: BusLoopBody {
         dealer = try Self.connectDealer(configuration)
         events = try EventPublisher(connectingTo: configuration.events)
         sockets = [dealer, events.socket]
+        app = AppClient(host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity)
         sendReady()
     }
 
@@ -98,7 +101,7 @@ final class SidecarBus: BusLoopBody {
         switch envelope {
         case .request(let request):
             inFlight += 1
-            handle(IncomingRequest(request: request, body: Array(frames.dropFirst())))
+            handle(IncomingRequest(request: request, body: Array(frames.dropFirst())), self)
         case .heartbeat:
             break
         case .disconnect(let disconnect):
@@ -153,9 +156,24 @@ final class SidecarBus: BusLoopBody {
         }
     }
 
+    // MARK: The app's connections
+
+    var descriptors: [WatchedDescriptor] { app.descriptors }
+
+    func descriptorReady(token: Int, events: Int16) {
+        app.ready(token: token, events: events)
+    }
+
     // MARK: Timers
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        let appDeadline = app.expire(now: now)
+        let next = busTick(now: now)
+        guard let appDeadline else { return next }
+        return next.map { min($0, appDeadline) } ?? appDeadline
+    }
+
+    private func busTick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         finishIfDrained(now: now)
         if !registered && !draining && now >= nextReady {
             nextReady = now + .milliseconds(50)
@@ -182,6 +200,7 @@ final class SidecarBus: BusLoopBody {
     }
 
     func stopping() {
+        app.shutdown()
         send([Frame(Envelope.disconnect(Disconnect(reason: "sidecar stopping")).encoded())])
     }
 }

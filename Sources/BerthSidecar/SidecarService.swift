@@ -8,8 +8,8 @@ import Synchronization
 
 /// `berth-sidecar` as a service: one per container instance, between the bus and the app's port.
 ///
-/// A request goes bus thread → the app client's event loop → the bus thread again, with no Swift task on the way
-/// unless the app must be started first.
+/// A request goes from the router's message to the app and back on the bus thread alone, with no Swift task on the
+/// way unless the app must be started first.
 public struct SidecarService: Service {
     private let configuration: SidecarConfiguration
     private let logger: Logger
@@ -32,14 +32,14 @@ public struct SidecarService: Service {
         let bus = BusLoop(name: "berth-sidecar") {
             try SidecarBus(
                 configuration: configuration, logger: logger,
-                handle: { incoming in exchanges.withLock { $0 }?.handle(incoming) },
+                handle: { incoming, sidecar in exchanges.withLock { $0 }?.handle(incoming, on: sidecar) },
                 drained: { drainedContinuation.finish() }
             )
         }
         let supervisor = configuration.app.map { app in
             AppSupervisor(
                 app: app, sidecar: configuration, logger: logger,
-                probe: { path in await forwarder.probe(path: path, timeout: app.readinessTimeout) },
+                probe: { path in await forwarder.probe(path: path, timeout: app.readinessTimeout, on: bus) },
                 events: { event in
                     let topic = switch event {
                     case .lifecycle: "lifecycle.\(configuration.className).\(configuration.instanceID)"
@@ -68,7 +68,6 @@ public struct SidecarService: Service {
                     bus.execute { $0.drain() }
                 }
                 await supervisor?.shutdown()
-                await forwarder.shutdown()
                 bus.stop()
             }
         }
@@ -97,17 +96,17 @@ private final class Exchanges: Sendable {
     }
 
     /// On the bus thread.
-    func handle(_ incoming: IncomingRequest) {
+    func handle(_ incoming: IncomingRequest, on sidecar: SidecarBus) {
         let started = ContinuousClock.now
-        // The completions keep the request, not its body: the body's frames go as soon as the app client copied them out.
+        // The completions keep the request, not its body: the app client lets the body's frames go once written.
         let request = incoming.request
         guard let supervisor else {
-            return forwarder.forward(incoming) { outcome in self.answer(request, outcome, started: started) }
+            return forwarder.forward(incoming, over: sidecar.app) { outcome in self.answer(request, outcome, started: started, on: sidecar) }
         }
         if supervisor.admitIfHealthy() {
-            return forwarder.forward(incoming) { outcome in
+            return forwarder.forward(incoming, over: sidecar.app) { outcome in
                 supervisor.finish()
-                self.answer(request, outcome, started: started)
+                self.answer(request, outcome, started: started, on: sidecar)
             }
         }
         // The app is not running: the supervisor starts it (one cold start for all who wait) or says why it can't.
@@ -116,40 +115,42 @@ private final class Exchanges: Sendable {
                 try await supervisor.begin()
             } catch {
                 let message = (error as? AppUnavailable)?.message ?? "\(error)"
-                return self.answer(request, forwarder.failure(request, .appUnavailable, message, incoming.body.byteCount), started: started)
+                let outcome = forwarder.failure(request, .appUnavailable, message, incoming.body.byteCount)
+                bus.execute { sidecar in self.answer(request, outcome, started: started, on: sidecar) }
+                return
             }
-            forwarder.forward(incoming) { outcome in
-                supervisor.finish()
-                self.answer(request, outcome, started: started)
+            let queued = bus.execute { sidecar in
+                self.forwarder.forward(incoming, over: sidecar.app) { outcome in
+                    supervisor.finish()
+                    self.answer(request, outcome, started: started, on: sidecar)
+                }
             }
+            if !queued { supervisor.finish() }
         }
     }
 
-    private func answer(_ request: Request, _ outcome: AppForwarder.Outcome, started: ContinuousClock.Instant) {
+    /// On the bus thread: the answer to the router, the traffic event, the metrics.
+    private func answer(_ request: Request, _ outcome: AppForwarder.Outcome, started: ContinuousClock.Instant, on sidecar: SidecarBus) {
         let latency = started.duration(to: .now)
         let response = outcome.response
         metrics.record(response, latency: latency)
         if let error = response.error {
             logger.debug("request failed", metadata: ["berth.request.id": "\(request.id)", "berth.error": "\(error.message)"])
         }
-        let configuration = configuration
-        let topic = topic
         // Counted now: sending hands the frames' bytes to libzmq and leaves them empty.
         let bytesOut = UInt64(outcome.body.byteCount)
-        bus.execute { sidecar in
-            sidecar.respond(response, body: outcome.body)
-            // Made only when someone subscribes: `publish` takes it as an autoclosure.
-            sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
-                timeMicroseconds: WallClock.nowMicroseconds(),
-                requestID: request.id, traceID: request.traceID,
-                source: request.source,
-                destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
-                method: request.method, path: request.path, status: response.status,
-                bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
-                latencyMicroseconds: latency.wholeMicroseconds,
-                kind: .sidecar, error: response.error
-            )))
-        }
+        sidecar.respond(response, body: outcome.body)
+        // Made only when someone subscribes: `publish` takes it as an autoclosure.
+        sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
+            timeMicroseconds: WallClock.nowMicroseconds(),
+            requestID: request.id, traceID: request.traceID,
+            source: request.source,
+            destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
+            method: request.method, path: request.path, status: response.status,
+            bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
+            latencyMicroseconds: latency.wholeMicroseconds,
+            kind: .sidecar, error: response.error
+        )))
     }
 }
 

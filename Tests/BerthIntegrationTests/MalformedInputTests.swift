@@ -64,4 +64,34 @@ struct MalformedInputTests {
             #expect(sidecar.output.contains("rejected malformed envelope"), "\(sidecar.output.suffix(2_000))")
         }
     }
+
+    /// A header or target on the bus that would read as two requests to the app (a CR LF in a value, a space in the
+    /// path) is refused with a 400 that says why; the app never sees it.
+    @Test func aSidecarRefusesARequestThatWouldReadAsTwo() async throws {
+        try await withLoneSidecar(heartbeat: "300ms") { router, sidecar, identity in
+            let smuggling = [
+                Request(id: 1, target: Target(className: "ContainerA"), method: "GET", path: "/echo",
+                        headers: [Header("x-a", "1\r\nContent-Length: 40")], timeoutMilliseconds: 5_000),
+                Request(id: 2, target: Target(className: "ContainerA"), method: "GET", path: "/echo HTTP/1.1\r\nX-B: 2", timeoutMilliseconds: 5_000),
+            ]
+            for request in smuggling {
+                try router.send(.request(request), body: [], to: identity)
+                let answer = try await router.receive { if case .response(let response) = $0, response.id == request.id { true } else { false } }
+                guard case .response(let response)? = answer?.0 else {
+                    Issue.record("no answer to request \(request.id):\n\(sidecar.output)")
+                    continue
+                }
+                #expect(response.error?.code == .badRequest, "\(response)")
+                #expect(response.error?.message.contains("CR") == true || response.error?.message.contains("space") == true, "\(response)")
+            }
+            let fine = Request(id: 3, target: Target(className: "ContainerA"), method: "GET", path: "/echo", timeoutMilliseconds: 5_000)
+            try router.send(.request(fine), body: [], to: identity)
+            let answer = try await router.receive { if case .response(let response) = $0, response.id == 3 { true } else { false } }
+            guard case .response(let response)? = answer?.0 else {
+                Issue.record("no answer:\n\(sidecar.output)")
+                return
+            }
+            #expect(response.status == 200)
+        }
+    }
 }

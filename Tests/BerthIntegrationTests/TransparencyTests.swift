@@ -63,7 +63,7 @@ struct TransparencyTests {
         }
     }
 
-    /// The sidecar writes a request body in slices as the app takes them; an app that answers before it read them all
+    /// The sidecar writes a request body as the app takes it; an app that answers before it read them all
     /// gets its answer relayed, and the connection, with the rest of the body unsent, is not used again.
     @Test func anAnswerBeforeTheWholeBodyIsRelayedAndItsConnectionNotReused() async throws {
         try await withMesh { mesh in
@@ -81,6 +81,35 @@ struct TransparencyTests {
                 #expect(next.status == .ok, "round \(round): \(next.status) \(String(buffer: nextBody))\n\(mesh.logs)")
                 #expect(String(buffer: nextBody).contains("\"bodyLength\": 5"), "round \(round): \(String(buffer: nextBody))")
             }
+        }
+    }
+
+    /// However the app frames its answer (a length, chunks, the end of the connection, after a 100), the client gets
+    /// it whole; an answer that is not HTTP is a 502 that says what was wrong, and the next request is served.
+    @Test func answersFramedAnyWayArriveWholeAndGarbageIs502() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok }, "mesh never came up:\n\(mesh.logs)")
+
+            let pattern = (0..<300_000).map { UInt8(truncatingIfNeeded: $0) }
+            let (chunked, chunkedBody) = try await mesh.send("/a/chunked/300000", method: .GET)
+            #expect(chunked.status == .ok)
+            #expect(Array(chunkedBody.readableBytesView) == pattern, "\(chunkedBody.readableBytes) bytes")
+            let (unframed, unframedBody) = try await mesh.get("/a/raw/unframed")
+            #expect(unframed.status == .ok && unframedBody == "until the connection ends\n", "\(unframed.status) \(unframedBody)")
+            let (interim, interimBody) = try await mesh.get("/a/raw/continue")
+            #expect(interim.status == .ok && interimBody == "after\n", "\(interim.status) \(interimBody)")
+
+            for (path, reason) in [("/a/raw/garbage", "does not start with an HTTP/1.x status line"), ("/a/raw/conflict", "conflicting Content-Length")] {
+                let (response, body) = try await mesh.get(path)
+                #expect(response.status == .badGateway, "\(path): \(response.status) \(body)")
+                #expect(response.headers["x-berth-error"] == ["app-failed"], "\(path)")
+                #expect(body.contains(reason), "\(path): \(body)")
+            }
+            let (after, afterBody) = try await mesh.get("/a/echo")
+            #expect(after.status == .ok, "\(afterBody)")
         }
     }
 

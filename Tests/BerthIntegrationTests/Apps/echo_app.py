@@ -10,6 +10,9 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 /log?line=TEXT      -> prints TEXT on stdout, answers 200
 /close              -> 200 as if the connection stayed open, then closes it (as servers do with idle ones)
 /early              -> 413 before reading the request body; reads it 300 ms later and keeps the connection
+/chunked/N          -> N bytes of the /bytes pattern in chunks of growing size, with chunk extensions and a trailer
+/raw/NAME           -> a hand-written answer, then the connection closes: `garbage` (not HTTP), `unframed` (a body
+                       that ends with the connection), `continue` (a 100 first), `conflict` (two Content-Lengths)
 """
 import hashlib, json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +39,19 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(body)
 
+    RAW = {
+        "garbage": b"NOT HTTP AT ALL\r\n\r\n",
+        "unframed": b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the connection ends\n",
+        "continue": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nafter\n",
+        "conflict": b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc",
+    }
+
     def handle_any(self):
+        if self.path.startswith("/raw/"):
+            self.body()
+            self.wfile.write(self.RAW[self.path[len("/raw/"):]])
+            self.close_connection = True
+            return
         if self.path.startswith("/early"):
             # Answers first, then reads and drops the body to keep the connection in step: a client that stopped
             # sending the body when the answer came must not send another request on this connection.
@@ -56,6 +71,19 @@ class Handler(BaseHTTPRequestHandler):
             n = int(parts[1])
             pattern = bytes(range(256))
             self.send(200, (pattern * (n // 256 + 1))[:n], [("content-type", "application/octet-stream")])
+        elif parts[0] == "chunked" and len(parts) > 1:
+            n = int(parts[1])
+            data = (bytes(range(256)) * (n // 256 + 1))[:n]
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            offset, size = 0, 1
+            while offset < n:
+                piece = data[offset:offset + size]
+                self.wfile.write(b"%x;ext=1\r\n" % len(piece) + piece + b"\r\n")
+                offset, size = offset + len(piece), size * 3 + 1
+            self.wfile.write(b"0\r\nx-trailer: t\r\n\r\n")
         elif parts[0] == "slow" and len(parts) > 1:
             time.sleep(int(parts[1]) / 1000)
             self.send(200, b"slow\n", [("content-type", "text/plain")])
