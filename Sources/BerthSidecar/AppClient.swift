@@ -102,8 +102,7 @@ final class AppClient {
         start(exchange)
     }
 
-    /// Calls `completion` with whether something accepts TCP connections on `port`. The connection made to find
-    /// out joins the pool.
+    /// Calls `completion` with whether something accepts TCP connections on `port`.
     func accepts(port: Int, completion: @escaping (Bool) -> Void) {
         guard !shutDown else { return completion(false) }
         connect(pool(for: port), then: .probe(completion))
@@ -243,7 +242,8 @@ final class AppClient {
         case .exchange(let exchange) where !exchange.isFinished:
             begin(exchange, on: connection)
         case .probe(let completion):
-            release(connection)
+            // Closed, not pooled: a probe every readiness interval would otherwise leave a connection each time.
+            close(connection, failing: nil, mayRetry: false)
             completion(true)
         case .exchange, nil:
             release(connection)

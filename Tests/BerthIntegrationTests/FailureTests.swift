@@ -101,6 +101,40 @@ struct FailureTests {
         }
     }
 
+    /// An app that is up but not ready is probed every 100 ms; the probes share one kept-alive connection instead of
+    /// leaving one behind each.
+    @Test func readinessProbesOfAnAppNotReadyYetDoNotPileUpConnections() async throws {
+        let appPort = freePort()
+        let router = try FakeRouter()
+        let sidecar = try ChildProcess(name: "sidecar", executable: Paths.executable("berth-sidecar"), arguments: [
+            "--router", router.endpoint, "--events", "tcp://127.0.0.1:\(freePort())", "--port", String(appPort),
+            "--readiness-path", "/status/503", "--start-timeout", "30s", "--log-level", "debug",
+            "--", "/usr/bin/env", "python3", Paths.echoApp.path, String(appPort),
+        ])
+        defer { sidecar.stop() }
+        try awaitPort(appPort)
+        var counts: [Int] = []
+        for _ in 0..<20 {
+            try await Task.sleep(for: .milliseconds(100))
+            counts.append(try Self.establishedConnections(toPort: appPort))
+        }
+        #expect(counts.contains { $0 >= 1 }, "the sidecar should be probing the app:\n\(sidecar.output)")
+        #expect(counts.allSatisfy { $0 <= 2 }, "connections to the app, every 100 ms of probes: \(counts)")
+    }
+
+    /// Connections in ESTABLISHED state to 127.0.0.1:`port`, from /proc/net/tcp (the app's side not counted).
+    static func establishedConnections(toPort port: Int) throws -> Int {
+        // Read to the end: the kernel makes the table a page per read, and a single read stops at the first.
+        let file = try #require(FileHandle(forReadingAtPath: "/proc/net/tcp"))
+        defer { try? file.close() }
+        let table = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
+        let remote = String(format: "0100007F:%04X", port)
+        return table.split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 3 && fields[2] == remote && fields[3] == "01"
+        }.count
+    }
+
     @Test func anAppThatClosesKeptAliveConnectionsLosesNoRequest() async throws {
         try await withMesh { mesh in
             try mesh.startRouter()
