@@ -55,7 +55,7 @@ final class FakeRouter {
 
 /// Runs `body` with an echo app, a real sidecar for it, and a fake router the sidecar has registered with.
 func withLoneSidecar(
-    heartbeat: String, _ body: (_ router: FakeRouter, _ sidecar: ChildProcess, _ identity: [UInt8]) async throws -> Void
+    heartbeat: String, arguments: [String] = [], _ body: (_ router: FakeRouter, _ sidecar: ChildProcess, _ identity: [UInt8]) async throws -> Void
 ) async throws {
     let appPort = freePort()
     let app = try ChildProcess(name: "app", executable: URL(fileURLWithPath: "/usr/bin/env"),
@@ -66,7 +66,7 @@ func withLoneSidecar(
     let sidecar = try ChildProcess(name: "sidecar", executable: Paths.executable("berth-sidecar"), arguments: [
         "--router", router.endpoint, "--events", "tcp://127.0.0.1:\(freePort())", "--class", "ContainerA", "--instance", "a-0",
         "--port", String(appPort), "--heartbeat", heartbeat, "--log-level", "debug",
-    ])
+    ] + arguments)
     defer { sidecar.stop() }
     let identity = try #require(try await router.waitForReady(), "the sidecar never sent READY:\n\(sidecar.output)")
     try await body(router, sidecar, identity)
