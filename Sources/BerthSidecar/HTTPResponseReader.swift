@@ -256,16 +256,15 @@ struct HTTPResponseReader {
     }
 
     private static func parseHead(_ bytes: ArraySlice<UInt8>) throws(HTTPResponseError) -> (head: HTTPResponseHead, framing: Framing) {
-        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).makeIterator()
-        guard let statusLine = lines.next().map(trimmingCR) else { throw HTTPResponseError("the app's answer has no status line") }
+        var lines = Lines(bytes)
+        guard let statusLine = lines.next() else { throw HTTPResponseError("the app's answer has no status line") }
         let (version, status) = try parseStatusLine(statusLine)
         var headers: [Header] = []
         var contentLength: Int?
         var chunked = false
         var transferEncoded = false
         var close = version == 0
-        while let rawLine = lines.next() {
-            let line = trimmingCR(rawLine)
+        while let line = lines.next() {
             if line.isEmpty { break }
             guard line.first != UInt8(ascii: " ") && line.first != UInt8(ascii: "\t") else {
                 throw HTTPResponseError("the app's answer folds a header over two lines, which HTTP/1.1 forbids")
@@ -319,20 +318,37 @@ struct HTTPResponseReader {
 
     /// The minor version (0 or 1) and the status code.
     private static func parseStatusLine(_ line: ArraySlice<UInt8>) throws(HTTPResponseError) -> (Int, Int) {
-        let text = Array(line)
-        guard text.count >= 12, text.starts(with: Array("HTTP/1.".utf8)),
-              text[7] == UInt8(ascii: "0") || text[7] == UInt8(ascii: "1"), text[8] == UInt8(ascii: " "),
-              text[9...11].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              text.count == 12 || text[12] == UInt8(ascii: " ") else {
-            throw HTTPResponseError("the app's answer does not start with an HTTP/1.x status line: \(String(decoding: text.prefix(40), as: UTF8.self))")
+        let start = line.startIndex
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        guard line.count >= 12, line[start..<start + 7].elementsEqual("HTTP/1.".utf8),
+              line[start + 7] == UInt8(ascii: "0") || line[start + 7] == UInt8(ascii: "1"), line[start + 8] == UInt8(ascii: " "),
+              isDigit(line[start + 9]), isDigit(line[start + 10]), isDigit(line[start + 11]),
+              line.count == 12 || line[start + 12] == UInt8(ascii: " ") else {
+            throw HTTPResponseError("the app's answer does not start with an HTTP/1.x status line: \(String(decoding: line.prefix(40), as: UTF8.self))")
         }
-        let status = text[9...11].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        let status = line[start + 9..<start + 12].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
         guard status >= 100 else { throw HTTPResponseError("the app answered with status \(status), which is not an HTTP status") }
-        return (Int(text[7] - UInt8(ascii: "0")), status)
+        return (Int(line[start + 7] - UInt8(ascii: "0")), status)
     }
 
-    private static func trimmingCR(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        line.last == UInt8(ascii: "\r") ? line.dropLast() : line
+    /// The lines of a head, each without its CR LF (or bare LF), as slices of it: nothing is copied.
+    private struct Lines {
+        private let bytes: ArraySlice<UInt8>
+        private var position: Int
+
+        init(_ bytes: ArraySlice<UInt8>) {
+            self.bytes = bytes
+            position = bytes.startIndex
+        }
+
+        mutating func next() -> ArraySlice<UInt8>? {
+            guard position < bytes.endIndex else { return nil }
+            let end = bytes[position...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+            var line = bytes[position..<end]
+            position = end + 1
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            return line
+        }
     }
 
     /// RFC 9110 §5.6.2 tchar.
