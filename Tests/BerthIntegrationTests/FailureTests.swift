@@ -101,6 +101,45 @@ struct FailureTests {
         }
     }
 
+    /// An app whose port takes no more connections (its accept queue is full, so the kernel drops the SYN) is a 502
+    /// after the sidecar's 2 s connect timeout, not a hang until the request's deadline.
+    @Test func anAppThatAcceptsNoConnectionIs502AtTheConnectTimeout() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        #expect(listen(listener, 0) == 0)
+        // Never accepted: these fill the queue.
+        let fillers = (0..<3).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0) }
+        defer { fillers.forEach { close($0) } }
+        for filler in fillers {
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, length) } }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+
+        let router = try FakeRouter()
+        let sidecar = try ChildProcess(name: "sidecar", executable: Paths.executable("berth-sidecar"), arguments: [
+            "--router", router.endpoint, "--events", "tcp://127.0.0.1:\(freePort())", "--port", String(port), "--heartbeat", "5s",
+        ])
+        defer { sidecar.stop() }
+        let identity = try #require(try await router.waitForReady(), "the sidecar never sent READY:\n\(sidecar.output)")
+        let started = ContinuousClock.now
+        try router.send(.request(Request(id: 7, target: Target(className: "ContainerA"), method: "GET", path: "/", timeoutMilliseconds: 20_000)), to: identity)
+        let answer = try await router.receive(timeout: .seconds(10)) { if case .response(let response) = $0, response.id == 7 { true } else { false } }
+        guard case .response(let response)? = answer?.0 else {
+            Issue.record("no answer:\n\(sidecar.output)")
+            return
+        }
+        #expect(response.error?.code == .appUnreachable, "\(response)")
+        #expect(response.error?.message.contains("did not accept a connection in time") == true, "\(response)")
+        let waited = started.duration(to: .now)
+        #expect(waited < .seconds(5), "answered after \(waited), not at the connect timeout")
+    }
+
     /// An app that is up but not ready is probed every 100 ms; the probes share one kept-alive connection instead of
     /// leaving one behind each.
     @Test func readinessProbesOfAnAppNotReadyYetDoNotPileUpConnections() async throws {
