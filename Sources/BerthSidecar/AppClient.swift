@@ -25,7 +25,6 @@ struct AppRequest: Sendable {
 struct AppAnswer: Sendable {
     var head: HTTPResponseHead
     var body: [Frame]
-    var byteCount: Int
 }
 
 /// Why the app gave no answer.
@@ -40,7 +39,6 @@ enum AppClientError: Error, Sendable, Equatable {
     case tooLarge(limit: Int)
     /// The answer is not HTTP/1.1 as RFC 9112 frames it.
     case invalidAnswer(String)
-    case failed(String)
     case shutDown
 }
 
@@ -342,10 +340,10 @@ final class AppClient {
 
     /// Reads what has arrived of the answer.
     private func readMore(_ connection: AppConnection) {
-        guard connection.phase == .busy, var reader = connection.reader, let exchange = connection.exchange else { return }
+        guard connection.phase == .busy, var reader = connection.reader else { return }
         // Worked on as the only copy, so that its buffers grow in place, and put back before anything else.
         connection.reader = nil
-        let outcome = read(connection, into: &reader, limit: exchange.request.maxResponseBytes)
+        let outcome = read(connection, into: &reader)
         connection.reader = reader
         switch outcome {
         case .waiting: return
@@ -362,7 +360,7 @@ final class AppClient {
 
     /// Reads until the answer is complete or the socket has nothing more: straight into the body's frame when its
     /// length is known, otherwise through the shared buffer.
-    private func read(_ connection: AppConnection, into reader: inout HTTPResponseReader, limit: Int) -> ReadOutcome {
+    private func read(_ connection: AppConnection, into reader: inout HTTPResponseReader) -> ReadOutcome {
         while true {
             let count: Int
             var full = false
@@ -378,7 +376,7 @@ final class AppClient {
                         // Bytes after the answer were never asked for: the connection is not reused.
                         if taken < count { connection.outputBroken = true }
                     } catch {
-                        return .failed(error.tooLarge ? .tooLarge(limit: limit) : .invalidAnswer(error.description), mayRetry: false)
+                        return .failed(error.tooLarge ? .tooLarge(limit: reader.maxBodyBytes) : .invalidAnswer(error.description), mayRetry: false)
                     }
                 }
             }
@@ -402,7 +400,7 @@ final class AppClient {
         // An answer that came before the whole request went out (a 413, say) leaves the rest unsent: the
         // connection cannot carry another request.
         let keepAlive = head.keepAlive && !connection.writing && !connection.outputBroken
-        let answer = AppAnswer(head: head, body: reader.takeBody(), byteCount: reader.bodyBytes)
+        let answer = AppAnswer(head: head, body: reader.takeBody())
         connection.exchange = nil
         connection.reader = nil
         connection.writing = false
@@ -423,15 +421,15 @@ final class AppClient {
         let pool = connection.pool
         pool.open -= 1
         pool.idle.removeAll { $0 === connection }
-        let wasConnecting = connection.phase == .connecting
         connection.phase = .closed
         if let next = connection.afterConnect {
             connection.afterConnect = nil
             next.failed(failure ?? .closedEarly)
         }
+        // A connection still opening carries its exchange in `afterConnect`, above: this one had been sent.
         if let exchange = connection.exchange, !exchange.isFinished {
             connection.exchange = nil
-            if !wasConnecting && mayRetry && connection.exchanges > 1 && exchange.request.mayRetry && exchange.attempts == 1 && !shutDown {
+            if mayRetry && connection.exchanges > 1 && exchange.request.mayRetry && exchange.attempts == 1 && !shutDown {
                 // A kept-alive connection the app had already closed: nothing was answered, so ask again once.
                 start(exchange)
             } else {

@@ -28,7 +28,7 @@ struct AppForwarder: Sendable {
         }
         let head: [UInt8]
         do {
-            head = try RequestHead.encode(request, host: "\(configuration.appHost):\(port)", bodyBytes: bytesIn)
+            head = try RequestHead.encode(request, host: configuration.appHost, port: port, bodyBytes: bytesIn)
         } catch {
             return completion(failure(request, .badRequest, error.message, bytesIn))
         }
@@ -58,7 +58,7 @@ struct AppForwarder: Sendable {
         let request: AppRequest?
         if let path {
             let probe = Request(id: 0, target: Target(className: configuration.className), method: "GET", path: path)
-            guard let head = try? RequestHead.encode(probe, host: "\(configuration.appHost):\(port)", bodyBytes: 0) else { return false }
+            guard let head = try? RequestHead.encode(probe, host: configuration.appHost, port: UInt32(port), bodyBytes: 0) else { return false }
             request = AppRequest(port: port, head: head, isHead: false, body: [], deadline: .now + timeout, maxResponseBytes: 1 << 20, mayRetry: true)
         } else {
             request = nil
@@ -97,7 +97,6 @@ struct AppForwarder: Sendable {
         case .closedEarly: (.appFailed, "the app on port \(port) closed the connection before it answered")
         case .tooLarge(let limit): (.appFailed, "the app's response body is over the \(limit)-byte limit")
         case .invalidAnswer(let reason): (.appFailed, "\(reason) (port \(port))")
-        case .failed(let reason): (.appFailed, "the app on port \(port) failed: \(reason)")
         case .shutDown: (.appUnavailable, "the sidecar is shutting down")
         }
     }
@@ -121,10 +120,10 @@ enum RequestHead {
         var message: String
     }
 
-    /// `request` as HTTP/1.1: hop-by-hop headers left out, a Host when the request had none, and the length of
-    /// its body. Anything that would let one request read as two (a CR or LF in a header, a space in the
+    /// `request` as HTTP/1.1: hop-by-hop headers left out, `host:port` as Host when the request had none, and the
+    /// length of its body. Anything that would let one request read as two (a CR or LF in a header, a space in the
     /// target) is refused, whoever put it on the bus.
-    static func encode(_ request: Request, host: String, bodyBytes: Int) throws(Invalid) -> [UInt8] {
+    static func encode(_ request: Request, host: String, port: UInt32, bodyBytes: Int) throws(Invalid) -> [UInt8] {
         guard !request.method.isEmpty, request.method.utf8.allSatisfy(HTTPResponseReader.isTokenByte) else {
             throw Invalid(message: "the request's method is not an HTTP token")
         }
@@ -158,7 +157,7 @@ enum RequestHead {
             if header.name.caseInsensitiveEquals("host") { hasHost = true }
             append(header.name, header.value, to: &head)
         }
-        if !hasHost { append("host", host, to: &head) }
+        if !hasHost { append("host", "\(host):\(port)", to: &head) }
         if bodyBytes > 0 || hadLength { append("content-length", String(bodyBytes), to: &head) }
         head.append(contentsOf: "\r\n".utf8)
         return head

@@ -49,16 +49,16 @@ struct HTTPResponseReader {
     }
 
     private let requestWasHead: Bool
-    private let maxBodyBytes: Int
+    let maxBodyBytes: Int
     private var state = State.head
     private var headBytes: [UInt8] = []
     /// Where the search for the blank line that ends the head resumes.
     private var headScanned = 0
     private(set) var head: HTTPResponseHead?
-    private(set) var bodyBytes = 0
+    /// Body bytes taken so far; for a body of known length, also how far its frame is filled.
+    private var bodyBytes = 0
     private var frames: [Frame] = []
     private var fixedFrame: Frame?
-    private var fixedFilled = 0
     private var collected: [UInt8] = []
 
     init(requestWasHead: Bool, maxBodyBytes: Int) {
@@ -70,8 +70,8 @@ struct HTTPResponseReader {
         if case .complete = state { true } else { false }
     }
 
-    /// True once any byte of the answer arrived.
-    var hasStarted: Bool { head != nil || !headBytes.isEmpty }
+    /// True once any byte of the answer arrived, an interim 1xx included.
+    private(set) var hasStarted = false
 
     /// The body, once `isComplete`; the reader gives its frames away.
     mutating func takeBody() -> [Frame] {
@@ -81,6 +81,7 @@ struct HTTPResponseReader {
 
     /// Takes what it can of `bytes`: all of them, unless the answer ends first. Returns how many it took.
     mutating func consume(_ bytes: UnsafeRawBufferPointer) throws(HTTPResponseError) -> Int {
+        if !bytes.isEmpty { hasStarted = true }
         var taken = 0
         while taken < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[taken...])
@@ -90,7 +91,7 @@ struct HTTPResponseReader {
             case .fixed(let remaining):
                 let count = min(remaining, rest.count)
                 fixedFrame?.withUnsafeMutableBytes { frame in
-                    UnsafeMutableRawBufferPointer(rebasing: frame[fixedFilled..<fixedFilled + count]).copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[..<count]))
+                    UnsafeMutableRawBufferPointer(rebasing: frame[bodyBytes..<bodyBytes + count]).copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[..<count]))
                 }
                 taken += count
                 filledDirectly(count)
@@ -162,13 +163,12 @@ struct HTTPResponseReader {
     /// nothing is buffered ahead of it; nil otherwise.
     func directBodyRoom() -> UnsafeMutableRawBufferPointer? {
         guard case .fixed(let remaining) = state, let fixedFrame else { return nil }
-        return fixedFrame.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[fixedFilled..<fixedFilled + remaining]) }
+        return fixedFrame.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[bodyBytes..<bodyBytes + remaining]) }
     }
 
     /// `count` bytes were written into `directBodyRoom()`.
     mutating func filledDirectly(_ count: Int) {
         guard case .fixed(let remaining) = state else { return }
-        fixedFilled += count
         bodyBytes += count
         if remaining == count {
             if let fixedFrame { frames.append(fixedFrame) }
@@ -222,7 +222,6 @@ struct HTTPResponseReader {
         case .length(let length):
             try admit(length)
             fixedFrame = Frame(count: length)
-            fixedFilled = 0
             state = .fixed(remaining: length)
         case .chunked:
             state = .chunkSize(size: 0, digits: 0, inExtension: false, lineBytes: 0)

@@ -146,6 +146,16 @@ struct HTTPResponseReaderTests {
         #expect(Self.error(wire)?.description.contains("response head is over") == true)
     }
 
+    /// An interim answer means the app saw the request: a connection closed after it must not look unanswered.
+    @Test func anInterimAnswerCountsAsStarted() throws {
+        var reader = HTTPResponseReader(requestWasHead: false, maxBodyBytes: 100)
+        #expect(!reader.hasStarted)
+        _ = try Array("HTTP/1.1 100 Continue\r\n\r\n".utf8).withUnsafeBytes { try reader.consume($0) }
+        #expect(reader.hasStarted)
+        let complete = reader.endOfInput()
+        #expect(!complete)
+    }
+
     @Test func anAnswerCutShortIsNotComplete() throws {
         #expect(try Self.read("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", close: true) == nil)
         #expect(try Self.read("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", close: true) == nil)
@@ -156,7 +166,7 @@ struct HTTPResponseReaderTests {
 /// The request line and headers the app receives.
 struct RequestHeadTests {
     static func encode(_ request: Request, bodyBytes: Int = 0) throws(RequestHead.Invalid) -> String {
-        String(decoding: try RequestHead.encode(request, host: "127.0.0.1:8080", bodyBytes: bodyBytes), as: UTF8.self)
+        String(decoding: try RequestHead.encode(request, host: "127.0.0.1", port: 8080, bodyBytes: bodyBytes), as: UTF8.self)
     }
 
     @Test func hopByHopHeadersGoAndHostAndLengthAreSet() throws {
