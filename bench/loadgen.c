@@ -248,7 +248,7 @@ int main(int argc, char **argv) {
         case 't': drain_timeout = atof(optarg); break;
         case 'o': dump_path = optarg; break;
         default:
-            fprintf(stderr, "usage: loadgen -p PORT [-H host] [-u path] [-r rate] [-d seconds] [-w warmup] [-c conns] [-t drain]\n");
+            fprintf(stderr, "usage: loadgen -p PORT [-H host] [-u path] [-r rate] [-d seconds] [-w warmup] [-c conns] [-t drain] [-o file]\n");
             return 2;
         }
     }
