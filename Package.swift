@@ -21,7 +21,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
-        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
@@ -86,9 +85,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BerthHTTP",
+            dependencies: ["BerthBus", "BerthWire"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BerthSidecar",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthHTTP", "BerthMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -99,13 +103,10 @@ let package = Package(
         .target(
             name: "BerthEdge",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthHTTP", "BerthMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -248,6 +249,11 @@ let package = Package(
         .testTarget(
             name: "BerthSidecarTests",
             dependencies: ["BerthSidecar", "BerthBus", "BerthWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthHTTPTests",
+            dependencies: ["BerthHTTP", "BerthBus", "BerthWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -59,7 +59,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     }
 
     private let name: String
-    private let makeBody: @Sendable () throws -> Body
+    private let makeBody: @Sendable (BusLoop<Body>) throws -> Body
     private let pending = Mutex(Pending())
     private let wakeFD: Int32
     /// Messages taken from one socket before the loop looks at the others.
@@ -67,7 +67,14 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
 
     public init(name: String, makeBody: @escaping @Sendable () throws -> Body) {
         self.name = name
-        self.makeBody = makeBody
+        self.makeBody = { _ in try makeBody() }
+        self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+    }
+
+    /// A loop whose body hands work back to the loop itself (from a task it starts, say).
+    public init(name: String, makeBodyWithLoop: @escaping @Sendable (BusLoop<Body>) throws -> Body) {
+        self.name = name
+        self.makeBody = makeBodyWithLoop
         self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
     }
 
@@ -108,7 +115,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 DispatchQueue(label: name).async { [self] in
                     berth_name_thread(name)
                     do {
-                        let body = try makeBody()
+                        let body = try makeBody(self)
                         loop(body)
                         continuation.resume()
                     } catch {

@@ -1,30 +1,54 @@
 import BerthBus
 import NIOCore
 
-/// An HTTP body as the chunks it arrived in: handed on to the bus without being copied into one buffer.
+/// An HTTP body as the pieces it arrived in: bus frames for what came off the bus or a client connection, buffers
+/// for what a Worker made. Either goes on to the bus or to the client without being copied; a Worker that reads
+/// a body from frames gets it copied into buffers once, when it asks.
 public struct Body: Sendable {
-    public private(set) var chunks: [ByteBuffer]
+    private enum Storage: Sendable {
+        case buffers([ByteBuffer])
+        case frames([Frame])
+    }
 
-    public init() { chunks = [] }
+    private var storage: Storage
 
-    public init(_ buffer: ByteBuffer) { chunks = buffer.readableBytes > 0 ? [buffer] : [] }
+    public init() { storage = .buffers([]) }
 
-    public init(chunks: [ByteBuffer]) { self.chunks = chunks.filter { $0.readableBytes > 0 } }
+    public init(_ buffer: ByteBuffer) { storage = .buffers(buffer.readableBytes > 0 ? [buffer] : []) }
+
+    public init(chunks: [ByteBuffer]) { storage = .buffers(chunks.filter { $0.readableBytes > 0 }) }
 
     public init(string: String) { self.init(ByteBuffer(string: string)) }
 
     public init(bytes: some Sequence<UInt8>) { self.init(ByteBuffer(bytes: bytes)) }
 
-    init(frames: [Frame]) {
-        self.init(frames.isEmpty ? ByteBuffer() : ByteBuffer(frames: frames))
+    init(frames: [Frame]) { storage = .frames(frames.filter { $0.count > 0 }) }
+
+    /// The body's pieces as buffers.
+    public var chunks: [ByteBuffer] {
+        switch storage {
+        case .buffers(let buffers): buffers
+        case .frames(let frames): frames.isEmpty ? [] : [ByteBuffer(frames: frames)]
+        }
     }
 
-    public var count: Int { chunks.reduce(0) { $0 + $1.readableBytes } }
+    public var count: Int {
+        switch storage {
+        case .buffers(let buffers): buffers.reduce(0) { $0 + $1.readableBytes }
+        case .frames(let frames): frames.byteCount
+        }
+    }
 
-    public var isEmpty: Bool { chunks.isEmpty }
+    public var isEmpty: Bool {
+        switch storage {
+        case .buffers(let buffers): buffers.isEmpty
+        case .frames(let frames): frames.isEmpty
+        }
+    }
 
     /// The whole body in one buffer.
     public var buffer: ByteBuffer {
+        let chunks = chunks
         if chunks.count == 1 { return chunks[0] }
         var whole = ByteBufferAllocator().buffer(capacity: count)
         for chunk in chunks { whole.writeImmutableBuffer(chunk) }
@@ -34,5 +58,11 @@ public struct Body: Sendable {
     /// The body as UTF-8 text.
     public var string: String { String(buffer: buffer) }
 
-    var frames: [Frame] { chunks.map { Frame($0) } }
+    /// The body as frames for the bus or a socket, without copying.
+    var frames: [Frame] {
+        switch storage {
+        case .buffers(let buffers): buffers.map { Frame($0) }
+        case .frames(let frames): frames
+        }
+    }
 }

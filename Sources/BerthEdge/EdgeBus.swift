@@ -1,4 +1,5 @@
 import BerthBus
+import BerthHTTP
 import BerthMetrics
 import CoreMetrics
 import BerthWire
@@ -10,7 +11,7 @@ struct MeshAnswer: Sendable {
     var body: [Frame]
 }
 
-/// The edge's side of the bus: a DEALER to the router and an `EventPublisher`, on the edge's bus thread.
+/// The edge's bus thread: a DEALER to the router, an `EventPublisher`, and the edge's HTTP server.
 ///
 /// It matches answers to waiting requests by id, heartbeats the router, and when the router goes quiet it answers
 /// every waiting request at once and connects again: nothing waits on a router that is gone. Every exchange ends
@@ -45,8 +46,10 @@ final class EdgeBus: BusLoopBody {
         }
     }
 
-    private let configuration: EdgeConfiguration
+    let configuration: EdgeConfiguration
+    let ids: RequestIDs
     private let logger: Logger
+    let server: EdgeHTTPServer
     private var dealer: Socket
     private let events: EventPublisher
     private(set) var sockets: [Socket]
@@ -57,13 +60,26 @@ final class EdgeBus: BusLoopBody {
     private let trafficTopic: String
     private var classMetrics: [String: ClassMetrics] = [:]
 
-    init(configuration: EdgeConfiguration, logger: Logger) throws(BusError) {
+    init(
+        configuration: EdgeConfiguration, serving: EdgeHTTPServer.Serving, listener: ListeningSocket, ids: RequestIDs,
+        loop: BusLoop<EdgeBus>, logger: Logger
+    ) throws(BusError) {
         self.configuration = configuration
+        self.ids = ids
         self.logger = logger
         trafficTopic = "traffic.edge.\(configuration.name)"
         dealer = try Self.connectDealer(configuration)
         events = try EventPublisher(connectingTo: configuration.events)
         sockets = [dealer, events.socket]
+        let env = Environment(mesh: MeshClient(bus: loop, configuration: configuration, logger: logger, ids: ids))
+        server = EdgeHTTPServer(serving: serving, listener: listener, env: env, loop: loop)
+        server.bus = self
+    }
+
+    var descriptors: [WatchedDescriptor] { server.descriptors }
+
+    func descriptorReady(token: Int, events: Int16) {
+        server.ready(token: token, events: events)
     }
 
     private static func connectDealer(_ configuration: EdgeConfiguration) throws(BusError) -> Socket {
@@ -103,7 +119,10 @@ final class EdgeBus: BusLoopBody {
         let className = exchange.target.className
         classMetrics[className, default: ClassMetrics(className: className)].record(status: answer.status, latency: latency)
         publish(topic: trafficTopic, event: .traffic(exchange.event(answer: answer, latency: latency)))
-        exchange.completion(answer)
+        switch exchange.reply {
+        case .connection(let token, let number): server.answer(token: token, exchange: number, with: answer.edgeResponse)
+        case .callback(let completion): completion(answer)
+        }
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {
@@ -169,7 +188,8 @@ final class EdgeBus: BusLoopBody {
                 finish(entry.exchange, Self.failure(id, .deadlineExceeded, "no answer from the router before the deadline"))
             }
         }
-        return min(nextHeartbeat, nextSweep)
+        let next = min(nextHeartbeat, nextSweep)
+        return server.tick(now: now).map { min($0, next) } ?? next
     }
 
     private func failAll(_ code: ErrorCode, _ message: String) {
@@ -179,6 +199,7 @@ final class EdgeBus: BusLoopBody {
     }
 
     func stopping() {
+        server.stop()
         failAll(.routerUnreachable, "the edge is shutting down")
     }
 }

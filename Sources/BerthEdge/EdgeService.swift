@@ -1,15 +1,13 @@
 import BerthBus
+import BerthHTTP
 import Logging
-import NIOCore
-import NIOExtras
-import NIOHTTP1
-import NIOPosix
 import ServiceLifecycle
 
-/// `berth-edge` as a service: an HTTP/1.1 server whose requests a `Worker` sends into the mesh.
+/// `berth-edge` as a service: an HTTP/1.1 server whose requests a `Worker` sends into the mesh, all on one bus
+/// thread (see `EdgeHTTPServer`).
 ///
-/// On graceful shutdown the server stops accepting connections, finishes the requests it has, closes its idle
-/// connections, then the bus stops.
+/// On graceful shutdown the server stops accepting connections, closes its idle ones, finishes the requests it
+/// has, then the bus stops.
 public struct EdgeService: Service {
     private let configuration: EdgeConfiguration
     private let worker: any Worker
@@ -29,69 +27,21 @@ public struct EdgeService: Service {
     public func run() async throws {
         let configuration = configuration
         let logger = logger
-        let bus = BusLoop(name: "berth-edge") { try EdgeBus(configuration: configuration, logger: logger) }
-        let env = Environment(mesh: MeshClient(bus: bus, configuration: configuration, logger: logger))
-        let serving = EdgeHTTPHandler.Serving(worker: worker, env: env, maxBodyBytes: configuration.maxBodyBytes, logger: logger)
-        let group = MultiThreadedEventLoopGroup.singleton
-        let quiescing = ServerQuiescingHelper(group: group)
-
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await bus.run() }
-            tasks.addTask {
-                try await Self.serve(serving, configuration: configuration, group: group, quiescing: quiescing, logger: logger)
-            }
-            // The server returns once it has drained, the bus only when it failed or was cancelled; either way the
-            // other one stops now (cancelling the server drains it, cancelling the bus stops it).
-            do {
-                try await tasks.next()
-            } catch {
-                tasks.cancelAll()
-                throw error
-            }
-            tasks.cancelAll()
-            try await tasks.waitForAll()
+        let listener = try ListeningSocket(host: configuration.host, port: configuration.port)
+        let serving = EdgeHTTPServer.Serving(worker: worker, maxBodyBytes: configuration.maxBodyBytes, logger: logger)
+        let ids = RequestIDs()
+        let bus = BusLoop<EdgeBus>(name: "berth-edge") { loop in
+            try EdgeBus(configuration: configuration, serving: serving, listener: listener, ids: ids, loop: loop, logger: logger)
         }
-    }
+        logger.info("edge listening", metadata: ["berth.listen": "\(listener.address)", "berth.router": "\(configuration.router)"])
 
-    /// Accepts connections until shut down, then waits until every connection has finished its request and closed.
-    private static func serve(
-        _ serving: EdgeHTTPHandler.Serving, configuration: EdgeConfiguration, group: MultiThreadedEventLoopGroup,
-        quiescing: ServerQuiescingHelper, logger: Logger
-    ) async throws {
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 256)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
-                }
+        try await withGracefulShutdownHandler {
+            try await bus.run()
+        } onGracefulShutdown: {
+            logger.info("edge draining: no new connections; finishing the requests in flight")
+            bus.execute { edge in
+                edge.server.drain { bus.stop() }
             }
-            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // EdgeHTTPHandler makes every response head valid, so NIO need not check it again.
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false
-                    )
-                    try channel.pipeline.syncOperations.addHandler(EdgeHTTPHandler(serving: serving))
-                }
-            }
-            .bind(host: configuration.host, port: configuration.port)
-            .get()
-        logger.info("edge listening", metadata: [
-            "berth.listen": "\(channel.localAddress?.description ?? "?")", "berth.router": "\(configuration.router)",
-        ])
-
-        let drained = group.next().makePromise(of: Void.self)
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await drained.futureResult.get()
-            } onGracefulShutdown: {
-                logger.info("edge draining: no new connections; finishing the requests in flight")
-                quiescing.initiateShutdown(promise: drained)
-            }
-        } onCancel: {
-            quiescing.initiateShutdown(promise: drained)
         }
     }
 }

@@ -5,46 +5,57 @@ import Synchronization
 
 /// Sends requests into the mesh and hands back their answers.
 ///
-/// One hop to the bus thread per request: the request goes out there, and the answer, its metrics and its traffic
-/// event are all dealt with there when it comes back.
+/// For a Worker's task: one hop to the bus thread per request; the answer, its metrics and its traffic event are
+/// dealt with there when it comes back. Requests on declarative routes do not come through here: the edge's
+/// server sends those from the bus thread itself.
 struct MeshClient: Sendable {
     let bus: BusLoop<EdgeBus>
     let configuration: EdgeConfiguration
     let logger: Logger
-    let ids = RequestIDs()
-
-    /// Sends `request` and calls `completion` exactly once with the answer, usually on the bus thread: turn it into
-    /// the client's response (`MeshAnswer.edgeResponse`, which copies the body) after leaving that thread.
-    /// - Returns: the request's id, for `cancel(_:)`.
-    @discardableResult
-    func send(
-        _ request: EdgeRequest, to target: Target, port: Int?, completion: @escaping @Sendable (MeshAnswer) -> Void
-    ) -> UInt64 {
-        let id = ids.next()
-        send(request, id: id, to: target, port: port, completion: completion)
-        return id
-    }
+    let ids: RequestIDs
 
     /// Sends `request` and waits for its answer; cancelling the calling task stops the wait.
     func send(_ request: EdgeRequest, to target: Target, port: Int?) async -> EdgeResponse {
         let id = ids.next()
         let answer = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                send(request, id: id, to: target, port: port) { continuation.resume(returning: $0) }
+                let exchange = Exchange(
+                    request, id: id, to: target, port: port, configuration: configuration, ids: ids,
+                    reply: .callback { continuation.resume(returning: $0) }
+                )
+                let body = request.body.frames
+                if !bus.execute({ $0.send(exchange, body: body) }) {
+                    continuation.resume(returning: EdgeBus.failure(id, .internal, "the edge is shutting down"))
+                }
             }
         } onCancel: {
-            cancel(id)
+            bus.execute { $0.cancel(id) }
         }
         return answer.edgeResponse
     }
+}
 
-    /// The client went away: the request's completion is called at once and the router's answer is dropped.
-    func cancel(_ id: UInt64) {
-        bus.execute { $0.cancel(id) }
+/// One request on its way through the mesh: what the bus thread needs to finish it when the answer is in.
+struct Exchange: Sendable {
+    /// Who waits for the answer.
+    enum Reply: Sendable {
+        /// A connection of the edge's own server, on the bus thread: request `exchange` of connection `token`.
+        case connection(token: Int, exchange: UInt64)
+        /// A Worker's task, called on the bus thread exactly once.
+        case callback(@Sendable (MeshAnswer) -> Void)
     }
 
-    private func send(
-        _ request: EdgeRequest, id: UInt64, to target: Target, port: Int?, completion: @escaping @Sendable (MeshAnswer) -> Void
+    let request: Request
+    let target: Target
+    let bytesIn: Int
+    let started: ContinuousClock.Instant
+    let reply: Reply
+
+    /// The exchange for `request`: its deadline from `x-berth-timeout-ms` (taken off) or the edge's default, its
+    /// trace id from `x-request-id` or a new one.
+    init(
+        _ request: EdgeRequest, id: UInt64, to target: Target, port: Int?, configuration: EdgeConfiguration, ids: RequestIDs,
+        reply: Reply
     ) {
         var headers = request.headers
         var timeout = configuration.timeout.milliseconds
@@ -62,27 +73,17 @@ struct MeshClient: Sendable {
             if let asked = Int64(headers[timeoutIndex].value), asked > 0 { timeout = asked }
             headers.remove(at: timeoutIndex)
         }
-        let wire = Request(
+        self.request = Request(
             id: id, target: target, port: UInt32(clamping: port ?? 0), method: request.method, path: request.path,
             query: request.query, headers: headers, timeoutMilliseconds: UInt32(clamping: timeout),
             traceID: traceID ?? ids.traceID(for: id),
             source: Endpoint(className: "edge", instanceID: configuration.name)
         )
-        let exchange = Exchange(request: wire, target: target, bytesIn: request.body.count, started: .now, completion: completion)
-        let body = request.body.frames
-        if !bus.execute({ $0.send(exchange, body: body) }) {
-            completion(EdgeBus.failure(id, .internal, "the edge is shutting down"))
-        }
+        self.target = target
+        bytesIn = request.body.count
+        started = .now
+        self.reply = reply
     }
-}
-
-/// One request on its way through the mesh: what the bus thread needs to finish it when the answer is in.
-struct Exchange: Sendable {
-    let request: Request
-    let target: Target
-    let bytesIn: Int
-    let started: ContinuousClock.Instant
-    let completion: @Sendable (MeshAnswer) -> Void
 
     func event(answer: MeshAnswer, latency: Duration) -> TrafficEvent {
         TrafficEvent(
@@ -101,8 +102,7 @@ extension MeshAnswer {
     /// The status the client gets: the app's, or the one `Failures` gives the mesh's error.
     var status: Int { response.error.map { Failures.status(for: $0.code) } ?? Int(response.status) }
 
-    /// What the client gets: the app's answer, or the mesh's failure as `Failures` words it. It copies the body out
-    /// of the bus's frames, so it belongs on the thread that writes the response, not on the bus thread.
+    /// What the client gets: the app's answer, in the frames it came in, or the mesh's failure as `Failures` words it.
     var edgeResponse: EdgeResponse {
         if let error = response.error { return Failures.response(for: error) }
         var result = EdgeResponse(status: Int(response.status), headers: response.headers, body: Body(frames: body))

@@ -1,4 +1,5 @@
 import BerthBus
+import BerthHTTP
 import DequeModule
 
 #if canImport(Glibc)

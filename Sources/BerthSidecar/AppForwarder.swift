@@ -1,4 +1,5 @@
 import BerthBus
+import BerthHTTP
 import BerthWire
 
 /// Turns a bus request into an HTTP/1.1 request to the app and the app's answer back into a response, over
@@ -124,7 +125,7 @@ enum RequestHead {
     /// length of its body. Anything that would let one request read as two (a CR or LF in a header, a space in the
     /// target) is refused, whoever put it on the bus.
     static func encode(_ request: Request, host: String, port: UInt32, bodyBytes: Int) throws(Invalid) -> [UInt8] {
-        guard !request.method.isEmpty, request.method.utf8.allSatisfy(HTTPResponseReader.isTokenByte) else {
+        guard !request.method.isEmpty, request.method.utf8.allSatisfy(HTTPSyntax.isTokenByte) else {
             throw Invalid(message: "the request's method is not an HTTP token")
         }
         let path = request.path.isEmpty ? "/" : request.path
@@ -148,7 +149,7 @@ enum RequestHead {
                 hadLength = true
                 continue
             }
-            guard !header.name.isEmpty, header.name.utf8.allSatisfy(HTTPResponseReader.isTokenByte) else {
+            guard !header.name.isEmpty, header.name.utf8.allSatisfy(HTTPSyntax.isTokenByte) else {
                 throw Invalid(message: "the request has a header name that is not an HTTP token: \(header.name.debugDescription)")
             }
             guard !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {

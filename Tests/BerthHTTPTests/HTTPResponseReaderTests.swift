@@ -2,9 +2,9 @@ import BerthBus
 import BerthWire
 import Testing
 
-@testable import BerthSidecar
+@testable import BerthHTTP
 
-/// The sidecar's reading of an app's answer, fed as a socket would: whole, a byte at a time, and at every split.
+/// The reading of an app's answer, fed as a socket would: whole, a byte at a time, and at every split.
 struct HTTPResponseReaderTests {
     struct Read: Equatable {
         var status: Int
@@ -29,12 +29,12 @@ struct HTTPResponseReaderTests {
         return Read(status: head.status, headers: head.headers, keepAlive: head.keepAlive, body: reader.takeBody().flatMap(\.bytes))
     }
 
-    static func error(_ wire: String, requestWasHead: Bool = false, maxBodyBytes: Int = 1 << 20) -> HTTPResponseError? {
+    static func error(_ wire: String, requestWasHead: Bool = false, maxBodyBytes: Int = 1 << 20) -> HTTPMessageError? {
         do {
             _ = try read(wire, requestWasHead: requestWasHead, maxBodyBytes: maxBodyBytes, close: true)
             return nil
         } catch {
-            return error as? HTTPResponseError
+            return error as? HTTPMessageError
         }
     }
 
@@ -133,7 +133,7 @@ struct HTTPResponseReaderTests {
         do {
             refused = try Self.read(wire, maxBodyBytes: 100, close: true) == nil
         } catch {
-            let error = error as? HTTPResponseError
+            let error = error as? HTTPMessageError
             #expect(error?.description.contains(expected) == true, "\(wire.debugDescription): \(String(describing: error))")
             #expect(error?.tooLarge == expected.contains("limit"))
             return
@@ -143,7 +143,7 @@ struct HTTPResponseReaderTests {
 
     @Test func aHeadOverTheLimitIsRefused() {
         let wire = "HTTP/1.1 200 OK\r\nX-Big: " + String(repeating: "a", count: HTTPResponseReader.maxHeadBytes) + "\r\n\r\n"
-        #expect(Self.error(wire)?.description.contains("response head is over") == true)
+        #expect(Self.error(wire)?.description.contains("head of the app's answer is over") == true)
     }
 
     /// An interim answer means the app saw the request: a connection closed after it must not look unanswered.
@@ -160,37 +160,5 @@ struct HTTPResponseReaderTests {
         #expect(try Self.read("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", close: true) == nil)
         #expect(try Self.read("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", close: true) == nil)
         #expect(try Self.read("HTTP/1.1 200 OK\r\nContent-Le", close: true) == nil)
-    }
-}
-
-/// The request line and headers the app receives.
-struct RequestHeadTests {
-    static func encode(_ request: Request, bodyBytes: Int = 0) throws(RequestHead.Invalid) -> String {
-        String(decoding: try RequestHead.encode(request, host: "127.0.0.1", port: 8080, bodyBytes: bodyBytes), as: UTF8.self)
-    }
-
-    @Test func hopByHopHeadersGoAndHostAndLengthAreSet() throws {
-        let request = Request(id: 1, target: Target(className: "A"), method: "POST", path: "/p", query: "a=1&b", headers: [
-            Header("Connection", "keep-alive"), Header("X-One", "1"), Header("Transfer-Encoding", "chunked"),
-            Header("Content-Length", "999"), Header("X-Two", "two words"),
-        ])
-        #expect(try Self.encode(request, bodyBytes: 5) == "POST /p?a=1&b HTTP/1.1\r\nX-One: 1\r\nX-Two: two words\r\nhost: 127.0.0.1:8080\r\ncontent-length: 5\r\n\r\n")
-        let withHost = Request(id: 1, target: Target(className: "A"), method: "GET", path: "", headers: [Header("Host", "example.com")])
-        #expect(try Self.encode(withHost) == "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
-    }
-
-    @Test(arguments: [
-        Request(id: 1, target: Target(className: "A"), method: "GET", path: "/", headers: [Header("X-A", "1\r\nX-Injected: 1")]),
-        Request(id: 1, target: Target(className: "A"), method: "GET", path: "/", headers: [Header("X-A", "nul\u{0}")]),
-        Request(id: 1, target: Target(className: "A"), method: "GET", path: "/", headers: [Header("X A", "1")]),
-        Request(id: 1, target: Target(className: "A"), method: "GET", path: "/", headers: [Header("", "1")]),
-        Request(id: 1, target: Target(className: "A"), method: "GET", path: "/a b"),
-        Request(id: 1, target: Target(className: "A"), method: "GET", path: "/a\r\nHost: x"),
-        Request(id: 1, target: Target(className: "A"), method: "GET", path: "/", query: "a=1 HTTP/1.1"),
-        Request(id: 1, target: Target(className: "A"), method: "GET /x", path: "/"),
-        Request(id: 1, target: Target(className: "A"), method: "", path: "/"),
-    ])
-    func whatWouldReadAsTwoRequestsIsRefused(request: Request) {
-        #expect(throws: RequestHead.Invalid.self) { try Self.encode(request) }
     }
 }

@@ -1,0 +1,453 @@
+import BerthBus
+import BerthHTTP
+import BerthWire
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The edge's HTTP/1.1 server, driven by the edge's bus thread.
+///
+/// Client connections are non-blocking sockets that the bus loop polls beside its ZeroMQ sockets, so a request on
+/// a declarative route goes from the client's socket to the router and its answer back to the client on one thread:
+/// no event loop, no task, no lock. A request body is read into the frame that goes on the bus, and an answer's
+/// body is written to the client from the frames it came in. A `Worker` in code runs in a task per request.
+///
+/// Keep-alive and pipelining: a connection has one request open at a time, and reads the next only when the answer
+/// to the last is written. A client that closes its side, or goes, while its request is open has its request
+/// cancelled in the mesh, as nginx and Envoy take it.
+final class EdgeHTTPServer {
+    /// What every connection is served with.
+    struct Serving: Sendable {
+        let worker: any Worker
+        /// Set when the worker is plain declarative routes: those need no task.
+        let routes: RoutesWorker?
+        let maxBodyBytes: Int
+        let logger: Logger
+
+        init(worker: any Worker, maxBodyBytes: Int, logger: Logger) {
+            self.worker = worker
+            self.routes = worker as? RoutesWorker
+            self.maxBodyBytes = maxBodyBytes
+            self.logger = logger
+        }
+    }
+
+    /// Where a request of a connection is.
+    enum Open {
+        /// Sent into the mesh from this thread; `id` cancels it.
+        case mesh(id: UInt64)
+        /// A Worker's task has it.
+        case worker(Task<Void, Never>)
+    }
+
+    private static let listenerToken = 0
+    /// Bytes of pipelined requests held per connection while one is open; past it, only its end is watched for.
+    private static let maxPendingBytes = 64 << 10
+    private static let lingerTime: Duration = .seconds(2)
+    // poll(2)'s POLLRDHUP (the peer shut its side), which Glibc's module does not export.
+    private static let pollReadHangUp = Int16(0x2000)
+
+    private let serving: Serving
+    private let env: Environment
+    private let loop: BusLoop<EdgeBus>
+    private var listener: ListeningSocket?
+    /// Set once its bus is made: requests on routes go out through it on this thread.
+    unowned(unsafe) var bus: EdgeBus!
+    private var connections: [Int: ClientConnection] = [:]
+    private var nextToken = 1
+    private var watched: [WatchedDescriptor] = []
+    private var watchedChanged = true
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+    private var lingering = 0
+    /// Accepting stopped for a moment because the process ran out of descriptors.
+    private var acceptPausedUntil: ContinuousClock.Instant?
+    private var drained: (() -> Void)?
+
+    init(serving: Serving, listener: ListeningSocket, env: Environment, loop: BusLoop<EdgeBus>) {
+        self.serving = serving
+        self.listener = listener
+        self.env = env
+        self.loop = loop
+    }
+
+    deinit {
+        scratch.deallocate()
+        if let listener { Glibc.close(listener.fd) }
+        for connection in connections.values { Glibc.close(connection.fd) }
+    }
+
+    var descriptors: [WatchedDescriptor] {
+        if watchedChanged {
+            watchedChanged = false
+            watched.removeAll(keepingCapacity: true)
+            if let listener, acceptPausedUntil == nil {
+                watched.append(WatchedDescriptor(fd: listener.fd, events: Int16(POLLIN), token: Self.listenerToken))
+            }
+            for connection in connections.values {
+                watched.append(WatchedDescriptor(fd: connection.fd, events: connection.events, token: connection.token))
+            }
+        }
+        return watched
+    }
+
+    func ready(token: Int, events: Int16) {
+        if token == Self.listenerToken { return accept() }
+        guard let connection = connections[token] else { return }
+        if events & Int16(POLLOUT) != 0 { flush(connection) }
+        guard connections[token] != nil else { return }
+        if events & (Int16(POLLIN) | Self.pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 { readable(connection) }
+    }
+
+    /// When `tick` wants to be called next.
+    func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        var next: ContinuousClock.Instant?
+        if let paused = acceptPausedUntil {
+            if paused <= now {
+                acceptPausedUntil = nil
+                watchedChanged = true
+            } else {
+                next = paused
+            }
+        }
+        if lingering > 0 {
+            for connection in connections.values {
+                guard let until = connection.lingerUntil else { continue }
+                if until <= now { close(connection) } else { next = min(next ?? until, until) }
+            }
+        }
+        return next
+    }
+
+    // MARK: Connections
+
+    private func accept() {
+        guard let listener else { return }
+        for _ in 0..<64 {
+            let fd = Glibc.accept(listener.fd, nil, nil)
+            if fd < 0 {
+                switch errno {
+                case EINTR, ECONNABORTED: continue
+                case EAGAIN: return
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    serving.logger.warning("cannot accept client connections for now: out of descriptors or memory; trying again in 100 ms", metadata: [
+                        "berth.error": "\(String(cString: strerror(errno)))", "berth.connections": "\(connections.count)",
+                    ])
+                    acceptPausedUntil = .now + .milliseconds(100)
+                    watchedChanged = true
+                    return
+                default:
+                    serving.logger.warning("accepting a client connection failed", metadata: ["berth.error": "\(String(cString: strerror(errno)))"])
+                    return
+                }
+            }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let token = nextToken
+            nextToken += 1
+            connections[token] = ClientConnection(token: token, fd: fd, maxBodyBytes: serving.maxBodyBytes)
+            watchedChanged = true
+        }
+    }
+
+    private func close(_ connection: ClientConnection) {
+        guard connections.removeValue(forKey: connection.token) != nil else { return }
+        connection.isClosed = true
+        Glibc.close(connection.fd)
+        watchedChanged = true
+        if connection.lingerUntil != nil { lingering -= 1 }
+        switch connection.open {
+        case .mesh(let id): bus.cancel(id)
+        case .worker(let task): task.cancel()
+        case nil: break
+        }
+        connection.open = nil
+        if connections.isEmpty, listener == nil, let drained {
+            self.drained = nil
+            drained()
+        }
+    }
+
+    private func setEvents(_ connection: ClientConnection, _ events: Int16) {
+        guard connection.events != events else { return }
+        connection.events = events
+        watchedChanged = true
+    }
+
+    // MARK: Reading
+
+    private func readable(_ connection: ClientConnection) {
+        if connection.lingerUntil != nil { return discardInput(connection) }
+        if connection.open != nil || !connection.writer.isEmpty { return readAhead(connection) }
+        readRequest(connection)
+    }
+
+    /// Reads and dispatches requests until one is open, an answer waits to be written, or the socket has no more:
+    /// a body of known length is read straight into its frame. Requests answered at once (no route, say) loop here
+    /// rather than recurse, however many a client pipelines.
+    private func readRequest(_ connection: ClientConnection) {
+        guard !connection.reading else { return }
+        connection.reading = true
+        defer { connection.reading = false }
+        while connection.takesRequests {
+            if !connection.pending.isEmpty {
+                do {
+                    let taken = try connection.pending.withUnsafeBytes { try connection.reader.consume($0) }
+                    connection.pending.removeFirst(taken)
+                } catch {
+                    refuse(connection, error as? HTTPMessageError ?? HTTPMessageError("\(error)"))
+                    return
+                }
+                if connection.reader.isComplete {
+                    dispatch(connection)
+                } else {
+                    sendContinueIfAsked(connection)
+                }
+                continue
+            }
+            let count: Int
+            if let room = connection.reader.directBodyRoom() {
+                count = read(connection.fd, room.baseAddress, room.count)
+                if count > 0 {
+                    connection.reader.filledDirectly(count)
+                    if connection.reader.isComplete { dispatch(connection) }
+                    continue
+                }
+            } else {
+                count = read(connection.fd, scratch.baseAddress, scratch.count)
+                if count > 0 {
+                    connection.pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+                    continue
+                }
+            }
+            if count == 0 { return clientWentAway(connection) }
+            if errno == EINTR { continue }
+            if errno != EAGAIN { clientWentAway(connection) }
+            return
+        }
+    }
+
+    /// While a request is open, the next ones (pipelined) are held, up to a limit; a connection that ends now ends
+    /// the open request too.
+    private func readAhead(_ connection: ClientConnection) {
+        while connection.pending.count < Self.maxPendingBytes {
+            let count = read(connection.fd, scratch.baseAddress, min(scratch.count, Self.maxPendingBytes - connection.pending.count))
+            if count > 0 {
+                connection.pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[..<count]))
+                continue
+            }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 && errno == EAGAIN { return }
+            return clientWentAway(connection)
+        }
+        // Full: only the client's going away is watched for until the open request is answered.
+        setEvents(connection, Self.pollReadHangUp | (connection.writer.isEmpty ? 0 : Int16(POLLOUT)))
+    }
+
+    private func clientWentAway(_ connection: ClientConnection) {
+        if connection.open != nil {
+            serving.logger.debug("a client went away before its answer", metadata: ["berth.connection": "\(connection.token)"])
+        }
+        close(connection)
+    }
+
+    /// A client that sent `Expect: 100-continue` waits for this before its body.
+    private func sendContinueIfAsked(_ connection: ClientConnection) {
+        guard let head = connection.reader.head, head.expectsContinue, head.minorVersion == 1, !connection.continueSent else { return }
+        connection.continueSent = true
+        connection.writer.append(Frame("HTTP/1.1 100 Continue\r\n\r\n"))
+        flush(connection)
+    }
+
+    /// Drops what a client still sends after its answer said the connection closes: closing with input unread would
+    /// reset the connection, and the client could lose the answer.
+    private func discardInput(_ connection: ClientConnection) {
+        while true {
+            let count = read(connection.fd, scratch.baseAddress, scratch.count)
+            if count > 0 { continue }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 && errno == EAGAIN { return }
+            return close(connection)
+        }
+    }
+
+    // MARK: Requests
+
+    private func dispatch(_ connection: ClientConnection) {
+        guard let head = connection.reader.head else { return }
+        let body = connection.reader.takeBody()
+        connection.reader = HTTPRequestReader(maxBodyBytes: serving.maxBodyBytes)
+        connection.continueSent = false
+        connection.request = head
+        connection.exchange &+= 1
+        let request = HTTPMapping.edgeRequest(head, body: body)
+
+        if let routes = serving.routes {
+            switch routes.decide(request) {
+            case .answer(let response):
+                respond(connection, with: response)
+            case .forward(let forwarded, let target):
+                let id = bus.ids.next()
+                connection.open = .mesh(id: id)
+                let exchange = Exchange(
+                    forwarded, id: id, to: target, port: nil, configuration: bus.configuration, ids: bus.ids,
+                    reply: .connection(token: connection.token, exchange: connection.exchange)
+                )
+                bus.send(exchange, body: forwarded.body.frames)
+            }
+            return
+        }
+        let worker = serving.worker
+        let env = env
+        let logger = serving.logger
+        let token = connection.token
+        let number = connection.exchange
+        let loop = loop
+        connection.open = .worker(Task {
+            let response: EdgeResponse
+            do {
+                response = try await worker.fetch(request, env: env)
+            } catch {
+                logger.warning("worker failed", metadata: ["berth.path": "\(request.path)", "berth.error": "\(error)"])
+                response = .failure(MeshError(code: .internal, message: "the worker failed: \(error)", component: "edge"))
+            }
+            loop.execute { $0.server.answer(token: token, exchange: number, with: response) }
+        })
+    }
+
+    /// The answer to the request `exchange` of connection `token`, if both are still there.
+    func answer(token: Int, exchange number: UInt64, with response: EdgeResponse) {
+        guard let connection = connections[token], connection.exchange == number, connection.open != nil else { return }
+        connection.open = nil
+        respond(connection, with: response)
+    }
+
+    /// A request that cannot be read: 413 for a body over the limit, 400 for anything else, and the connection closes.
+    private func refuse(_ connection: ClientConnection, _ error: HTTPMessageError) {
+        let meshError = error.tooLarge
+            ? MeshError(code: .tooLarge, message: "the request body is over the \(serving.maxBodyBytes)-byte limit", component: "edge")
+            : MeshError(code: .badRequest, message: error.description, component: "edge")
+        serving.logger.debug("refused a client's request", metadata: ["berth.error": "\(error)"])
+        connection.request = connection.reader.head
+        respond(connection, with: .failure(meshError), closing: true)
+    }
+
+    // MARK: Writing
+
+    private func respond(_ connection: ClientConnection, with response: EdgeResponse, closing: Bool = false) {
+        var response = response
+        if !(100...999).contains(response.status) {
+            serving.logger.warning("the worker answered with an invalid status", metadata: [
+                "berth.path": "\(connection.request?.target ?? "?")", "berth.status": "\(response.status)",
+            ])
+            response = .failure(MeshError(code: .internal, message: "the worker answered with status \(response.status), which HTTP has not got", component: "edge"))
+        }
+        let request = connection.request
+        let bodyFrames = HTTPMapping.bodyAllowed(status: response.status) && request?.isHead != true ? response.body.frames : []
+        let (head, closes) = HTTPMapping.head(
+            of: response, bodyBytes: bodyFrames.byteCount, for: request, forceClose: closing || connection.draining || listener == nil
+        )
+        connection.request = nil
+        connection.writer.append(Frame(head))
+        connection.writer.append(contentsOf: bodyFrames)
+        connection.closesAfterWrite = closes
+        // Closing after a request that was not read to its end (a 413, a 400) must not reset the connection.
+        connection.lingersAfterWrite = closing
+        flush(connection)
+    }
+
+    private func flush(_ connection: ClientConnection) {
+        switch connection.writer.write(to: connection.fd) {
+        case .blocked:
+            setEvents(connection, Int16(POLLOUT) | (connection.open == nil ? 0 : Self.pollReadHangUp))
+        case .failed:
+            close(connection)
+        case .done:
+            written(connection)
+        }
+    }
+
+    /// Everything queued is written: close, linger, or go on with the next request.
+    private func written(_ connection: ClientConnection) {
+        guard !connection.closesAfterWrite else {
+            guard connection.lingersAfterWrite else { return close(connection) }
+            shutdown(connection.fd, Int32(SHUT_WR))
+            connection.lingerUntil = .now + Self.lingerTime
+            lingering += 1
+            setEvents(connection, Int16(POLLIN) | Self.pollReadHangUp)
+            return
+        }
+        setEvents(connection, Int16(POLLIN) | Self.pollReadHangUp)
+        // A request already held (pipelined) goes on now, and the socket may have more.
+        readRequest(connection)
+    }
+
+    // MARK: Draining
+
+    /// Stops accepting, closes idle connections, and calls `completion` once every open request is answered and
+    /// its connection closed.
+    func drain(then completion: @escaping () -> Void) {
+        if let listener {
+            Glibc.close(listener.fd)
+            self.listener = nil
+            watchedChanged = true
+        }
+        drained = completion
+        for connection in Array(connections.values) where connection.isIdle {
+            close(connection)
+        }
+        for connection in connections.values { connection.draining = true }
+        if connections.isEmpty {
+            drained = nil
+            completion()
+        }
+    }
+
+    /// The loop stops: every connection goes, open requests with it.
+    func stop() {
+        if let listener { Glibc.close(listener.fd) }
+        listener = nil
+        for connection in Array(connections.values) { close(connection) }
+    }
+}
+
+/// One client connection of the edge's server.
+final class ClientConnection {
+    let token: Int
+    let fd: Int32
+    var events = Int16(POLLIN) | Int16(0x2000)
+    var reader: HTTPRequestReader
+    /// Bytes read but not parsed yet: the rest of a request, or the next ones.
+    var pending: [UInt8] = []
+    var writer = FrameWriter()
+    /// Numbers the requests of this connection, so that an answer meant for an earlier one is never written.
+    var exchange: UInt64 = 0
+    var open: EdgeHTTPServer.Open?
+    /// The head of the request being answered.
+    var request: HTTPRequestHead?
+    var continueSent = false
+    var closesAfterWrite = false
+    var lingersAfterWrite = false
+    /// Set once the answer that closes the connection is out and the client's rest is being dropped.
+    var lingerUntil: ContinuousClock.Instant?
+    /// The edge is draining: the next answer closes the connection.
+    var draining = false
+    var isClosed = false
+    /// `readRequest` is on the stack for this connection.
+    var reading = false
+
+    init(token: Int, fd: Int32, maxBodyBytes: Int) {
+        self.token = token
+        self.fd = fd
+        reader = HTTPRequestReader(maxBodyBytes: maxBodyBytes)
+    }
+
+    /// A request may be read now: none is open, no answer waits to be written, the connection is not ending.
+    var takesRequests: Bool { !isClosed && open == nil && writer.isEmpty && lingerUntil == nil }
+
+    /// Nothing open, nothing to write, no request begun.
+    var isIdle: Bool { open == nil && writer.isEmpty && pending.isEmpty && !reader.hasStarted }
+}

@@ -1,0 +1,212 @@
+import BerthBus
+
+/// Reads a message body as RFC 9112 frames it, from bytes that arrive in pieces of any size, into frames for the bus.
+///
+/// A body of known length goes into one frame of that size that the caller may read into directly (`directRoom`),
+/// so the kernel copies it once and nothing copies it again; other bodies are gathered into frames of up to 256 KiB.
+struct HTTPBodyReader {
+    private static let gatheredFrameBytes = 256 << 10
+    private static let maxChunkLineBytes = 4 << 10
+
+    private enum State {
+        /// Bytes still to come into `fixedFrame`.
+        case fixed(remaining: Int)
+        case chunkSize(size: Int, digits: Int, inExtension: Bool, lineBytes: Int)
+        case chunkData(remaining: Int)
+        /// The CR LF after a chunk's data; `seen` of its two bytes so far.
+        case chunkDataEnd(seen: Int)
+        /// Trailer lines after the last chunk; `lineBytes` in the current one.
+        case trailers(lineBytes: Int, totalBytes: Int)
+        case untilClose
+        case complete
+    }
+
+    /// Whose body, for error messages: "the app's answer", "the request".
+    let subject: String
+    let maxBytes: Int
+    private var state: State
+    /// Body bytes taken so far; for a body of known length, also how far its frame is filled.
+    private(set) var count = 0
+    private var frames: [Frame] = []
+    private var fixedFrame: Frame?
+    private var gathered: [UInt8] = []
+
+    /// - Throws: when a body of known length is over `maxBytes`.
+    init(_ framing: HTTPFraming, maxBytes: Int, subject: String) throws(HTTPMessageError) {
+        self.subject = subject
+        self.maxBytes = maxBytes
+        switch framing {
+        case .none, .length(0):
+            state = .complete
+        case .length(let length):
+            state = .complete
+            try admit(length)
+            fixedFrame = Frame(count: length)
+            state = .fixed(remaining: length)
+        case .chunked:
+            state = .chunkSize(size: 0, digits: 0, inExtension: false, lineBytes: 0)
+        case .untilClose:
+            state = .untilClose
+        }
+    }
+
+    var isComplete: Bool {
+        if case .complete = state { true } else { false }
+    }
+
+    /// The body, once complete; the reader gives its frames away.
+    mutating func take() -> [Frame] {
+        defer { frames = [] }
+        return frames
+    }
+
+    /// Takes what it can of `bytes`: all of them, unless the body ends first. Returns how many it took.
+    mutating func consume(_ bytes: UnsafeRawBufferPointer) throws(HTTPMessageError) -> Int {
+        var taken = 0
+        while taken < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[taken...])
+            switch state {
+            case .fixed(let remaining):
+                let count = min(remaining, rest.count)
+                fixedFrame?.withUnsafeMutableBytes { frame in
+                    UnsafeMutableRawBufferPointer(rebasing: frame[self.count..<self.count + count]).copyMemory(from: UnsafeRawBufferPointer(rebasing: rest[..<count]))
+                }
+                taken += count
+                filledDirectly(count)
+            case .chunkSize(var size, var digits, var inExtension, var lineBytes):
+                let byte = rest[0]
+                taken += 1
+                lineBytes += 1
+                guard lineBytes <= Self.maxChunkLineBytes else { throw HTTPMessageError("a chunk-size line of \(subject) is over \(Self.maxChunkLineBytes) bytes") }
+                if byte == UInt8(ascii: "\n") {
+                    guard digits > 0 else { throw HTTPMessageError("\(subject) has a chunk without a size") }
+                    if size == 0 {
+                        state = .trailers(lineBytes: 0, totalBytes: 0)
+                    } else {
+                        try admit(size)
+                        state = .chunkData(remaining: size)
+                    }
+                    continue
+                }
+                if inExtension || byte == UInt8(ascii: "\r") {
+                    state = .chunkSize(size: size, digits: digits, inExtension: inExtension, lineBytes: lineBytes)
+                    continue
+                }
+                if byte == UInt8(ascii: ";") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
+                    inExtension = true
+                } else if let value = Self.hexValue(byte), digits < 15 {
+                    size = size << 4 | value
+                    digits += 1
+                } else {
+                    throw HTTPMessageError("\(subject) has an invalid chunk size")
+                }
+                state = .chunkSize(size: size, digits: digits, inExtension: inExtension, lineBytes: lineBytes)
+            case .chunkData(let remaining):
+                let count = min(remaining, rest.count)
+                gather(UnsafeRawBufferPointer(rebasing: rest[..<count]))
+                taken += count
+                state = remaining == count ? .chunkDataEnd(seen: 0) : .chunkData(remaining: remaining - count)
+            case .chunkDataEnd(let seen):
+                let expected = seen == 0 ? UInt8(ascii: "\r") : UInt8(ascii: "\n")
+                guard rest[0] == expected else { throw HTTPMessageError("a chunk of \(subject) is longer than its size says") }
+                taken += 1
+                state = seen == 0 ? .chunkDataEnd(seen: 1) : .chunkSize(size: 0, digits: 0, inExtension: false, lineBytes: 0)
+            case .trailers(let lineBytes, let totalBytes):
+                let byte = rest[0]
+                taken += 1
+                guard totalBytes < HTTPHeadBuffer.maxBytes else { throw HTTPMessageError("the trailers of \(subject) are over \(HTTPHeadBuffer.maxBytes) bytes") }
+                if byte == UInt8(ascii: "\n") {
+                    if lineBytes == 0 {
+                        finish()
+                        return taken
+                    }
+                    state = .trailers(lineBytes: 0, totalBytes: totalBytes + 1)
+                } else if byte == UInt8(ascii: "\r") {
+                    state = .trailers(lineBytes: lineBytes, totalBytes: totalBytes + 1)
+                } else {
+                    state = .trailers(lineBytes: lineBytes + 1, totalBytes: totalBytes + 1)
+                }
+            case .untilClose:
+                try admit(rest.count)
+                gather(rest)
+                taken += rest.count
+            case .complete:
+                return taken
+            }
+        }
+        return taken
+    }
+
+    /// Room in the body's frame for bytes that may be read straight into it, when the body's length is known;
+    /// nil otherwise.
+    func directRoom() -> UnsafeMutableRawBufferPointer? {
+        guard case .fixed(let remaining) = state, let fixedFrame else { return nil }
+        return fixedFrame.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[count..<count + remaining]) }
+    }
+
+    /// `count` bytes were written into `directRoom()`.
+    mutating func filledDirectly(_ filled: Int) {
+        guard case .fixed(let remaining) = state else { return }
+        count += filled
+        if remaining == filled {
+            if let fixedFrame { frames.append(fixedFrame) }
+            fixedFrame = nil
+            state = .complete
+        } else {
+            state = .fixed(remaining: remaining - filled)
+        }
+    }
+
+    /// The connection closed. Returns whether the body is complete: one whose end is the end of the connection now
+    /// is; any other is cut short.
+    mutating func endOfInput() -> Bool {
+        switch state {
+        case .untilClose:
+            finish()
+            return true
+        case .complete:
+            return true
+        default:
+            return false
+        }
+    }
+
+    private func admit(_ more: Int) throws(HTTPMessageError) {
+        guard count + more <= maxBytes else {
+            throw HTTPMessageError("the body of \(subject) is over the \(maxBytes)-byte limit", tooLarge: true)
+        }
+    }
+
+    /// Body bytes of unknown total length, gathered into frames of up to 256 KiB.
+    private mutating func gather(_ bytes: UnsafeRawBufferPointer) {
+        count += bytes.count
+        var rest = bytes
+        while !rest.isEmpty {
+            if gathered.isEmpty { gathered.reserveCapacity(min(Self.gatheredFrameBytes, max(rest.count, 4096))) }
+            let step = min(rest.count, Self.gatheredFrameBytes - gathered.count)
+            gathered.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest[..<step]))
+            rest = UnsafeRawBufferPointer(rebasing: rest[step...])
+            if gathered.count == Self.gatheredFrameBytes { flushGathered() }
+        }
+    }
+
+    private mutating func flushGathered() {
+        guard !gathered.isEmpty else { return }
+        frames.append(Frame(gathered))
+        gathered.removeAll(keepingCapacity: false)
+    }
+
+    private mutating func finish() {
+        flushGathered()
+        state = .complete
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+}

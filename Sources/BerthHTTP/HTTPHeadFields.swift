@@ -1,0 +1,157 @@
+import BerthWire
+
+/// How a message says where its body ends (RFC 9112 §6).
+package enum HTTPFraming: Equatable, Sendable {
+    case none
+    case length(Int)
+    case chunked
+    case untilClose
+}
+
+/// The bytes of a message head, gathered as they arrive until the blank line that ends it.
+struct HTTPHeadBuffer {
+    static let maxBytes = 64 << 10
+
+    private var bytes: [UInt8] = []
+    /// Where the search for the blank line resumes.
+    private var scanned = 0
+
+    /// Takes what it can of `input`. Returns how many bytes it took and, once the head is whole, the head (its
+    /// CR LF CR LF included); the buffer is then empty for the next head.
+    /// - Throws: when the head grows past `maxBytes` without ending.
+    mutating func take(_ input: UnsafeRawBufferPointer, subject: String) throws(HTTPMessageError) -> (taken: Int, head: ArraySlice<UInt8>?) {
+        let before = bytes.count
+        let count = min(input.count, Self.maxBytes - before)
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[..<count]))
+        guard let end = findEnd() else {
+            guard bytes.count < Self.maxBytes else { throw HTTPMessageError("the head of \(subject) is over \(Self.maxBytes) bytes") }
+            return (count, nil)
+        }
+        let head = bytes[..<end]
+        bytes = []
+        scanned = 0
+        return (end - before, head)
+    }
+
+    /// The index just past the blank line that ends the head, scanning only bytes not looked at before.
+    private mutating func findEnd() -> Int? {
+        defer { scanned = max(0, bytes.count - 3) }
+        var index = scanned
+        while index + 3 < bytes.count {
+            if bytes[index + 3] == UInt8(ascii: "\n") && bytes[index + 2] == UInt8(ascii: "\r")
+                && bytes[index + 1] == UInt8(ascii: "\n") && bytes[index] == UInt8(ascii: "\r") {
+                return index + 4
+            }
+            index += 1
+        }
+        return nil
+    }
+}
+
+/// The lines of a head, each without its CR LF (or bare LF), as slices of it: nothing is copied.
+struct HTTPLines {
+    private let bytes: ArraySlice<UInt8>
+    private var position: Int
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        position = bytes.startIndex
+    }
+
+    mutating func next() -> ArraySlice<UInt8>? {
+        guard position < bytes.endIndex else { return nil }
+        let end = bytes[position...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+        var line = bytes[position..<end]
+        position = end + 1
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        return line
+    }
+}
+
+/// The header lines of a head, and what of them decides the framing and the connection.
+struct HTTPHeaderFields {
+    var headers: [Header] = []
+    var contentLength: Int?
+    /// A Transfer-Encoding header was sent.
+    var transferEncoded = false
+    /// Its last coding is chunked.
+    var chunked = false
+    var connectionClose = false
+    var connectionKeepAlive = false
+    var expectsContinue = false
+
+    /// Parses the lines after the start line, up to the blank one.
+    init(_ lines: inout HTTPLines, subject: String) throws(HTTPMessageError) {
+        while let line = lines.next() {
+            if line.isEmpty { break }
+            guard line.first != UInt8(ascii: " ") && line.first != UInt8(ascii: "\t") else {
+                throw HTTPMessageError("\(subject) folds a header over two lines, which HTTP/1.1 forbids")
+            }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
+                  line[line.startIndex..<colon].allSatisfy(HTTPSyntax.isTokenByte) else {
+                throw HTTPMessageError("\(subject) has a malformed header line")
+            }
+            var value = line[(colon + 1)...]
+            while let first = value.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { value = value.dropFirst() }
+            while let last = value.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { value = value.dropLast() }
+            let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
+            let text = String(decoding: value, as: UTF8.self)
+            try note(name: name, value: text, subject: subject)
+            headers.append(Header(name, text))
+        }
+    }
+
+    private mutating func note(name: String, value: String, subject: String) throws(HTTPMessageError) {
+        // Only names of these lengths matter here: most headers are passed over without comparing.
+        switch name.utf8.count {
+        case 14 where name.caseInsensitiveEquals("content-length"):
+            for item in value.split(separator: ",") {
+                let digits = item.trimmingSpaces
+                guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                      let length = Int(digits) else {
+                    throw HTTPMessageError("\(subject) has an invalid Content-Length: \(value)")
+                }
+                guard contentLength == nil || contentLength == length else {
+                    throw HTTPMessageError("\(subject) has conflicting Content-Length values")
+                }
+                contentLength = length
+            }
+        case 17 where name.caseInsensitiveEquals("transfer-encoding"):
+            transferEncoded = true
+            chunked = value.split(separator: ",").last.map { String($0.trimmingSpaces).caseInsensitiveEquals("chunked") } ?? false
+        case 10 where name.caseInsensitiveEquals("connection"):
+            for token in value.split(separator: ",") {
+                let token = String(token.trimmingSpaces)
+                if token.caseInsensitiveEquals("close") { connectionClose = true }
+                if token.caseInsensitiveEquals("keep-alive") { connectionKeepAlive = true }
+            }
+        case 6 where name.caseInsensitiveEquals("expect"):
+            expectsContinue = value.caseInsensitiveEquals("100-continue")
+        default:
+            break
+        }
+    }
+}
+
+package enum HTTPSyntax {
+    /// RFC 9110 §5.6.2 tchar.
+    package static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    package static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy(isTokenByte)
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: Substring {
+        var value = self
+        while let first = value.first, first == " " || first == "\t" { value = value.dropFirst() }
+        while let last = value.last, last == " " || last == "\t" { value = value.dropLast() }
+        return value
+    }
+}
