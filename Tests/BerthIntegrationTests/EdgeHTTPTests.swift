@@ -24,7 +24,7 @@ struct EdgeHTTPTests {
         }
     }
 
-    private static func send(_ fd: Int32, _ request: [UInt8]) {
+    fileprivate static func send(_ fd: Int32, _ request: [UInt8]) {
         var sent = 0
         while sent < request.count {
             let count = request[sent...].withUnsafeBytes { Foundation.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -33,7 +33,7 @@ struct EdgeHTTPTests {
         }
     }
 
-    private static func connected(port: Int) throws -> Int32 {
+    fileprivate static func connected(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -137,6 +137,142 @@ struct EdgeHTTPTests {
             #expect(garbageClosed)
             let (after, _) = try await mesh.get("/a/instance")
             #expect(after.status == .ok, "the edge keeps serving after garbage")
+        }
+    }
+
+    /// One client connection driven step by step: send, then read until the answer so far holds what is expected.
+    final class Conversation {
+        let fd: Int32
+        private(set) var received: [UInt8] = []
+        private(set) var closed = false
+
+        init(port: Int) throws {
+            fd = try EdgeHTTPTests.connected(port: port)
+            var wait = timeval(tv_sec: 0, tv_usec: 100_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        }
+
+        deinit { close(fd) }
+
+        func send(_ text: String) { EdgeHTTPTests.send(fd, Array(text.utf8)) }
+
+        var text: String { String(decoding: received, as: UTF8.self) }
+
+        /// Reads until `text` contains `expected` (true), or the connection closes or `timeout` passes (false).
+        func read(until expected: String, timeout: Duration = .seconds(5)) -> Bool {
+            let deadline = ContinuousClock.now + timeout
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while !text.contains(expected) {
+                guard !closed, ContinuousClock.now < deadline else { return false }
+                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if count == 0 { closed = true }
+                if count > 0 { received.append(contentsOf: buffer[..<count]) }
+            }
+            return true
+        }
+
+        /// Reads until the edge closes the connection; false when it stays open past `timeout`.
+        func readToEnd(timeout: Duration = .seconds(5)) -> Bool {
+            _ = read(until: "\u{0}never", timeout: timeout)
+            return closed
+        }
+    }
+
+    @Test func aClientThatWaitsToSendItsBodyIsToldToGoOnUnlessTheBodyIsTooLarge() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--max-body", "1000"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            let waiting = try Conversation(port: mesh.edgePort)
+            waiting.send("POST /a/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            #expect(waiting.read(until: "HTTP/1.1 100 Continue\r\n\r\n"), "\(waiting.text)")
+            waiting.send("hello")
+            #expect(waiting.read(until: "\"bodyLength\": 5"), "\(waiting.text)")
+            #expect(waiting.text.contains("HTTP/1.1 200 OK"), "\(waiting.text)")
+
+            let tooLarge = try Conversation(port: mesh.edgePort)
+            tooLarge.send("POST /a/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
+            #expect(tooLarge.readToEnd(), "the edge closes after its 413: \(tooLarge.text)")
+            #expect(tooLarge.text.hasPrefix("HTTP/1.1 413"), "a 413 at once, no 100 first: \(tooLarge.text)")
+        }
+    }
+
+    @Test func chunkedBodiesAndHTTP10ClientsAreServed() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            let chunked = try Conversation(port: mesh.edgePort)
+            chunked.send("POST /a/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+            #expect(chunked.read(until: "\"bodyLength\": 11"), "\(chunked.text)")
+            #expect(!chunked.text.contains("transfer-encoding"), "the app gets a length, not a coding: \(chunked.text)")
+
+            let (plain, plainClosed) = try Self.exchange(port: mesh.edgePort, Array("GET /a/instance HTTP/1.0\r\n\r\n".utf8))
+            #expect(plain.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(plain)")
+            #expect(plain.hasSuffix("\r\n\r\na-0"), "\(plain)")
+            #expect(plainClosed, "HTTP/1.0 closes after the answer unless asked to keep the connection")
+
+            let kept = try Conversation(port: mesh.edgePort)
+            kept.send("GET /a/instance HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            #expect(kept.read(until: "a-0"), "\(kept.text)")
+            #expect(kept.text.lowercased().contains("connection: keep-alive"), "\(kept.text)")
+            kept.send("GET /a/status/404 HTTP/1.0\r\n\r\n")
+            #expect(kept.readToEnd(), "the second request did not ask to keep it: \(kept.text)")
+            #expect(kept.text.contains("HTTP/1.0 404"), "\(kept.text)")
+        }
+    }
+
+    @Test(arguments: [
+        ("POST /a/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "both Content-Length and Transfer-Encoding"),
+        ("POST /a/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc", "does not end with chunked"),
+        ("POST /a/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "conflicting Content-Length"),
+        ("GET /a/echo HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n X-Folded: 2\r\n\r\n", "folds a header"),
+        ("GET /a/echo\u{1}x HTTP/1.1\r\nHost: x\r\n\r\n", "space or a control byte"),
+        ("GET /a/echo HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.0 or HTTP/1.1"),
+    ])
+    func requestsThatCouldBeReadTwoWaysAreRefusedWithWhy(request: String, why: String) async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            let (answer, closed) = try Self.exchange(port: mesh.edgePort, Array(request.utf8))
+            #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(answer)")
+            #expect(answer.contains("x-berth-error: bad-request"), "\(answer)")
+            #expect(answer.contains(why), "\(answer)")
+            #expect(closed)
+        }
+    }
+
+    /// Many more connections than the edge has threads, each with several requests in turn: all answered, each
+    /// with its own answer.
+    @Test func manyClientsAtOnceAreEachAnsweredRightly() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            // All connections open and each with a request in flight at once; then the next round on each.
+            let conversations = try (0..<200).map { _ in try Conversation(port: mesh.edgePort) }
+            var problems: [String] = []
+            for round in 0..<3 {
+                for (client, conversation) in conversations.enumerated() {
+                    let body = "client \(client) round \(round)"
+                    conversation.send("POST /a/echo?c=\(client)&r=\(round) HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                }
+                for (client, conversation) in conversations.enumerated() {
+                    let answer = "\"query\": \"c=\(client)&r=\(round)\""
+                    if !conversation.read(until: answer, timeout: .seconds(20)) {
+                        problems.append("client \(client) round \(round): \(conversation.text.suffix(300))")
+                    }
+                }
+            }
+            let answered = conversations.map { $0.text.components(separatedBy: "HTTP/1.1 200 OK").count - 1 }
+            #expect(answered.allSatisfy { $0 == 3 }, "answers per client: \(answered)")
+            #expect(problems.isEmpty, "\(problems.prefix(5))")
         }
     }
 }
