@@ -65,8 +65,6 @@ final class AppClient {
     private var shutDown = false
     /// One read buffer for every connection: only the bus thread reads.
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
-    private let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: AppClient.maxIovecs)
-    private static let maxIovecs = 64
 
     init(host: String, connectTimeout: Duration, maxConnectionsPerPort: Int) {
         self.host = host
@@ -78,7 +76,6 @@ final class AppClient {
     deinit {
         for connection in connections.values { Glibc.close(connection.fd) }
         scratch.deallocate()
-        iovecs.deallocate()
     }
 
     /// The connections' descriptors, for the bus loop to poll.
@@ -265,69 +262,30 @@ final class AppClient {
         connection.phase = .busy
         connection.exchange = exchange
         connection.reader = HTTPResponseReader(requestWasHead: exchange.request.isHead, maxBodyBytes: exchange.request.maxResponseBytes)
-        connection.cursor = (frame: -1, offset: 0)
+        connection.writer = FrameWriter()
+        connection.writer.append(Frame(exchange.request.head))
+        connection.writer.append(contentsOf: exchange.request.body)
         connection.writing = true
         connection.outputBroken = false
         writeMore(connection)
     }
 
-    /// Writes what it can of the request: the head, then the body frames from where it left off, in one sendmsg.
+    /// Writes what it can of the request: the head and the body frames, in one sendmsg when the socket takes them.
     private func writeMore(_ connection: AppConnection) {
         guard connection.writing, let exchange = connection.exchange else { return }
-        let request = exchange.request
-        while true {
-            var count = 0
-            var frame = connection.cursor.frame
-            var offset = connection.cursor.offset
-            while count < Self.maxIovecs && frame < request.body.count {
-                if frame < 0 {
-                    request.head.withUnsafeBytes { head in
-                        iovecs[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress! + offset), iov_len: head.count - offset)
-                    }
-                } else {
-                    request.body[frame].withUnsafeBytes { bytes in
-                        iovecs[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress.map { $0 + offset }), iov_len: bytes.count - offset)
-                    }
-                }
-                if iovecs[count].iov_len > 0 { count += 1 }
-                frame += 1
-                offset = 0
-            }
-            if count == 0 {
-                connection.writing = false
-                exchange.bodyWritten()
-                return setWantsWrite(connection, false)
-            }
-            var message = msghdr()
-            message.msg_iov = iovecs
-            message.msg_iovlen = count
-            // The head and body arrays stay alive in `exchange.request` for the call.
-            let written = withExtendedLifetime(request) { sendmsg(connection.fd, &message, Int32(MSG_NOSIGNAL)) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN { return setWantsWrite(connection, true) }
-                // The app stopped reading: an answer it already sent may still be there to read.
-                connection.writing = false
-                connection.outputBroken = true
-                setWantsWrite(connection, false)
-                return readMore(connection)
-            }
-            advance(connection, by: written, request: request)
-        }
-    }
-
-    private func advance(_ connection: AppConnection, by written: Int, request: AppRequest) {
-        var left = written
-        while left > 0 {
-            let (frame, offset) = connection.cursor
-            let size = frame < 0 ? request.head.count : request.body[frame].count
-            let step = min(left, size - offset)
-            left -= step
-            connection.cursor = offset + step == size ? (frame + 1, 0) : (frame, offset + step)
-        }
-        // Empty frames carry nothing: step past them so the cursor always points at bytes still to go.
-        while connection.cursor.frame >= 0 && connection.cursor.frame < request.body.count && request.body[connection.cursor.frame].count == 0 {
-            connection.cursor = (connection.cursor.frame + 1, 0)
+        switch connection.writer.write(to: connection.fd) {
+        case .done:
+            connection.writing = false
+            exchange.bodyWritten()
+            setWantsWrite(connection, false)
+        case .blocked:
+            setWantsWrite(connection, true)
+        case .failed:
+            // The app stopped reading: an answer it already sent may still be there to read.
+            connection.writing = false
+            connection.outputBroken = true
+            setWantsWrite(connection, false)
+            readMore(connection)
         }
     }
 
@@ -520,8 +478,8 @@ private final class AppConnection {
     /// The exchange the connection carries once open.
     var exchange: Exchange?
     var reader: HTTPResponseReader?
-    /// Where the request's next bytes start: frame -1 is the head.
-    var cursor = (frame: -1, offset: 0)
+    /// The request's bytes still to go.
+    var writer = FrameWriter()
     var writing = false
     /// The connection carried something other than one request and its answer: never reused.
     var outputBroken = false
