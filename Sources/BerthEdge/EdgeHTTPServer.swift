@@ -325,14 +325,18 @@ final class EdgeHTTPServer {
         respond(connection, with: response)
     }
 
-    /// A request that cannot be read: 413 for a body over the limit, 400 for anything else, and the connection closes.
+    /// A request that cannot be read: 413 for a body over the limit, 431 for a head over it, 400 for anything else;
+    /// the connection closes.
     private func refuse(_ connection: ClientConnection, _ error: HTTPMessageError) {
-        let meshError = error.tooLarge
-            ? MeshError(code: .tooLarge, message: "the request body is over the \(serving.maxBodyBytes)-byte limit", component: "edge")
-            : MeshError(code: .badRequest, message: error.description, component: "edge")
+        let response: EdgeResponse
+        if error.tooLarge {
+            response = .failure(MeshError(code: .tooLarge, message: "the request body is over the \(serving.maxBodyBytes)-byte limit", component: "edge"))
+        } else {
+            response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: error.headTooLarge ? 431 : 400)
+        }
         serving.logger.debug("refused a client's request", metadata: ["berth.error": "\(error)"])
         connection.request = connection.reader.head
-        respond(connection, with: .failure(meshError), closing: true)
+        respond(connection, with: response, closing: true)
     }
 
     // MARK: Writing

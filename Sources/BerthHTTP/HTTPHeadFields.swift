@@ -20,17 +20,24 @@ struct HTTPHeadBuffer {
     /// CR LF CR LF included); the buffer is then empty for the next head.
     /// - Throws: when the head grows past `maxBytes` without ending.
     mutating func take(_ input: UnsafeRawBufferPointer, subject: String) throws(HTTPMessageError) -> (taken: Int, head: ArraySlice<UInt8>?) {
+        // Empty lines before a head are skipped (RFC 9112 §2.2): a client may send one after a body.
+        var skipped = 0
+        if bytes.isEmpty {
+            while skipped < input.count && (input[skipped] == UInt8(ascii: "\r") || input[skipped] == UInt8(ascii: "\n")) { skipped += 1 }
+        }
         let before = bytes.count
-        let count = min(input.count, Self.maxBytes - before)
-        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[..<count]))
+        let count = min(input.count - skipped, Self.maxBytes - before)
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[skipped..<skipped + count]))
         guard let end = findEnd() else {
-            guard bytes.count < Self.maxBytes else { throw HTTPMessageError("the head of \(subject) is over \(Self.maxBytes) bytes") }
-            return (count, nil)
+            guard bytes.count < Self.maxBytes else {
+                throw HTTPMessageError("the head of \(subject) is over \(Self.maxBytes) bytes", headTooLarge: true)
+            }
+            return (skipped + count, nil)
         }
         let head = bytes[..<end]
         bytes = []
         scanned = 0
-        return (end - before, head)
+        return (skipped + end - before, head)
     }
 
     /// The index just past the blank line that ends the head, scanning only bytes not looked at before.
@@ -105,7 +112,8 @@ struct HTTPHeaderFields {
         // Only names of these lengths matter here: most headers are passed over without comparing.
         switch name.utf8.count {
         case 14 where name.caseInsensitiveEquals("content-length"):
-            for item in value.split(separator: ",") {
+            // Empty items count: "Content-Length: ," is no length at all, not a body of none.
+            for item in value.split(separator: ",", omittingEmptySubsequences: false) {
                 let digits = item.trimmingSpaces
                 guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
                       let length = Int(digits) else {

@@ -4,9 +4,12 @@ package struct HTTPMessageError: Error, Sendable, Equatable, CustomStringConvert
     package var description: String
     /// The body passed its limit: the message is refused for its size, not its form.
     package var tooLarge = false
+    /// The head passed its limit.
+    package var headTooLarge = false
 
-    package init(_ description: String, tooLarge: Bool = false) {
+    package init(_ description: String, tooLarge: Bool = false, headTooLarge: Bool = false) {
         self.description = description
         self.tooLarge = tooLarge
+        self.headTooLarge = headTooLarge
     }
 }

@@ -33,10 +33,7 @@ extension HTTPRequestHead: HTTPMessageHead {
     /// chunked) is refused: that is how requests are smuggled past a proxy.
     package static func parse(_ bytes: ArraySlice<UInt8>, context: Void) throws(HTTPMessageError) -> (Self, HTTPFraming)? {
         var lines = HTTPLines(bytes)
-        // RFC 9112 §2.2: empty lines before the request line are ignored.
-        var requestLine = lines.next()
-        while requestLine?.isEmpty == true { requestLine = lines.next() }
-        guard let requestLine, !requestLine.isEmpty else { throw HTTPMessageError("the request has no request line") }
+        guard let requestLine = lines.next(), !requestLine.isEmpty else { throw HTTPMessageError("the request has no request line") }
         let (method, target, version) = try parseRequestLine(requestLine)
         let fields = try HTTPHeaderFields(&lines, subject: subject)
         let framing: HTTPFraming
@@ -67,17 +64,17 @@ extension HTTPRequestHead: HTTPMessageHead {
             throw refused("has no valid method")
         }
         let afterMethod = firstSpace + 1
-        guard let secondSpace = line[afterMethod...].firstIndex(of: UInt8(ascii: " ")), secondSpace > afterMethod else {
+        guard let lastSpace = line.lastIndex(of: UInt8(ascii: " ")), lastSpace > afterMethod else {
             throw refused("is not METHOD TARGET HTTP/1.x")
         }
-        let target = line[afterMethod..<secondSpace]
-        // Visible bytes only: a space or a control byte in the target is how one request hides another.
-        guard target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw refused("has a target with a space or a control byte") }
-        let version = line[(secondSpace + 1)...]
+        let version = line[(lastSpace + 1)...]
         guard version.count == 8, version.prefix(7).elementsEqual("HTTP/1.".utf8),
               let minor = version.last, minor == UInt8(ascii: "0") || minor == UInt8(ascii: "1") else {
             throw refused("does not end with HTTP/1.0 or HTTP/1.1")
         }
+        let target = line[afterMethod..<lastSpace]
+        // Visible bytes only: a space or a control byte in the target is how one request hides another.
+        guard target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw refused("has a target with a space or a control byte") }
         return (
             String(decoding: line[line.startIndex..<firstSpace], as: UTF8.self),
             String(decoding: target, as: UTF8.self),

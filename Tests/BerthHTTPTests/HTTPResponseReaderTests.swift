@@ -120,6 +120,7 @@ struct HTTPResponseReaderTests {
         ("HTTP/1.1 200 OK\r\nBad Name: 1\r\n\r\n", "malformed header line"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "conflicting Content-Length"),
         ("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length: -1"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: ,\r\n\r\nabc", "invalid Content-Length: ,"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", "invalid Content-Length"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", "invalid chunk size"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n", "chunk without a size"),

@@ -246,6 +246,18 @@ struct EdgeHTTPTests {
         }
     }
 
+    @Test func aHeadOverItsLimitIs431() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.startEdge(routes: ["/a/=ContainerA"])
+            let request = "GET /a/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n"
+            let (answer, closed) = try Self.exchange(port: mesh.edgePort, Array(request.utf8))
+            #expect(answer.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "\(answer.prefix(300))")
+            #expect(answer.contains("the head of the request is over 65536 bytes"), "\(answer.prefix(300))")
+            #expect(closed)
+        }
+    }
+
     /// Many more connections than the edge has threads, each with several requests in turn: all answered, each
     /// with its own answer.
     @Test func manyClientsAtOnceAreEachAnsweredRightly() async throws {
