@@ -13,6 +13,9 @@ public struct EdgeConfiguration: Sendable {
     /// Largest request body accepted; more is answered with 413.
     public var maxBodyBytes = 32 << 20
     public var heartbeatInterval: Duration = .seconds(1)
+    /// A client connection with no request in the mesh and no progress for this long is closed: an idle kept-alive
+    /// one, or a client that sends its request too slowly to ever finish it.
+    public var idleTimeout: Duration = .seconds(60)
     public var heartbeatLiveness = 3
 
     public init() {}

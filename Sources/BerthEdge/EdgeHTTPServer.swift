@@ -24,12 +24,14 @@ final class EdgeHTTPServer {
         /// Set when the worker is plain declarative routes: those need no task.
         let routes: RoutesWorker?
         let maxBodyBytes: Int
+        let idleTimeout: Duration
         let logger: Logger
 
-        init(worker: any Worker, maxBodyBytes: Int, logger: Logger) {
+        init(worker: any Worker, maxBodyBytes: Int, idleTimeout: Duration, logger: Logger) {
             self.worker = worker
             self.routes = worker as? RoutesWorker
             self.maxBodyBytes = maxBodyBytes
+            self.idleTimeout = idleTimeout
             self.logger = logger
         }
     }
@@ -64,6 +66,7 @@ final class EdgeHTTPServer {
     /// Accepting stopped for a moment because the process ran out of descriptors.
     private var acceptPausedUntil: ContinuousClock.Instant?
     private var drained: (() -> Void)?
+    private var nextIdleSweep: ContinuousClock.Instant = .now
 
     init(serving: Serving, listener: ListeningSocket, env: Environment, loop: BusLoop<EdgeBus>) {
         self.serving = serving
@@ -117,7 +120,25 @@ final class EdgeHTTPServer {
                 if until <= now { close(connection) } else { next = min(next ?? until, until) }
             }
         }
-        return next
+        if now >= nextIdleSweep {
+            closeIdle(now: now)
+            nextIdleSweep = now + min(serving.idleTimeout / 4, .seconds(1))
+        }
+        return min(next ?? nextIdleSweep, nextIdleSweep)
+    }
+
+    /// Connections without a request in the mesh that made no progress for the idle timeout: kept-alive ones nobody
+    /// uses, and clients that send a request (or read an answer) too slowly to ever finish.
+    private func closeIdle(now: ContinuousClock.Instant) {
+        let limit = now - serving.idleTimeout
+        for connection in Array(connections.values) where connection.open == nil && connection.lingerUntil == nil && connection.lastActive < limit {
+            if connection.reader.hasStarted || !connection.writer.isEmpty {
+                serving.logger.debug("closing a client connection that made no progress", metadata: [
+                    "berth.connection": "\(connection.token)", "berth.idle": "\(serving.idleTimeout)",
+                ])
+            }
+            close(connection)
+        }
     }
 
     // MARK: Connections
@@ -180,6 +201,7 @@ final class EdgeHTTPServer {
     // MARK: Reading
 
     private func readable(_ connection: ClientConnection) {
+        connection.lastActive = .now
         if connection.lingerUntil != nil { return discardInput(connection) }
         if connection.open != nil || !connection.writer.isEmpty { return readAhead(connection) }
         readRequest(connection)
@@ -364,6 +386,7 @@ final class EdgeHTTPServer {
     }
 
     private func flush(_ connection: ClientConnection) {
+        connection.lastActive = .now
         switch connection.writer.write(to: connection.fd) {
         case .blocked:
             setEvents(connection, Int16(POLLOUT) | (connection.open == nil ? 0 : Self.pollReadHangUp))
@@ -440,6 +463,8 @@ final class ClientConnection {
     /// The edge is draining: the next answer closes the connection.
     var draining = false
     var isClosed = false
+    /// The last time the client sent something or took some of an answer.
+    var lastActive = ContinuousClock.now
     /// `readRequest` is on the stack for this connection.
     var reading = false
 

@@ -21,6 +21,8 @@ public struct EdgeOptions: ParsableArguments {
     @Option(help: "Deadline for a request without x-berth-timeout-ms.") public var timeout = DurationArgument(.seconds(30))
     @Option(help: "Largest request body in bytes; larger gets 413.") public var maxBody = 32 << 20
     @Option(help: "Heartbeat interval.") public var heartbeat = DurationArgument(.seconds(1))
+    @Option(help: "Close a client connection that has sent no request (or not all of one) for this long.")
+    public var idleTimeout = DurationArgument(.seconds(60))
     @Option(help: "This edge's name in traffic events.") public var name = "edge"
     @OptionGroup public var metrics: MetricsOptions
     @OptionGroup public var common: CommonOptions
@@ -47,6 +49,7 @@ public struct EdgeOptions: ParsableArguments {
         configuration.timeout = timeout.duration
         configuration.maxBodyBytes = maxBody
         configuration.heartbeatInterval = heartbeat.duration
+        configuration.idleTimeout = idleTimeout.duration
         configuration.name = name
         return (configuration, routes, common.bootstrapLogging(label: label))
     }

@@ -28,7 +28,9 @@ public struct EdgeService: Service {
         let configuration = configuration
         let logger = logger
         let listener = try ListeningSocket(host: configuration.host, port: configuration.port)
-        let serving = EdgeHTTPServer.Serving(worker: worker, maxBodyBytes: configuration.maxBodyBytes, logger: logger)
+        let serving = EdgeHTTPServer.Serving(
+            worker: worker, maxBodyBytes: configuration.maxBodyBytes, idleTimeout: configuration.idleTimeout, logger: logger
+        )
         let ids = RequestIDs()
         let bus = BusLoop<EdgeBus>(name: "berth-edge") { loop in
             try EdgeBus(configuration: configuration, serving: serving, listener: listener, ids: ids, loop: loop, logger: logger)

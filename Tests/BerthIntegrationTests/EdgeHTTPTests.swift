@@ -258,6 +258,30 @@ struct EdgeHTTPTests {
         }
     }
 
+    /// Idle kept-alive connections and clients too slow to finish a request are closed; a request waiting on a slow
+    /// app is not idle.
+    @Test func connectionsThatMakeNoProgressAreClosedButSlowAnswersAreWaitedFor() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--idle-timeout", "300ms"])
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            let slowApp = try Conversation(port: mesh.edgePort)
+            slowApp.send("GET /a/slow/900 HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(slowApp.read(until: "slow\n"), "an answer slower than the idle timeout still comes: \(slowApp.text)")
+
+            let started = ContinuousClock.now
+            #expect(slowApp.readToEnd(timeout: .seconds(3)), "the kept-alive connection, idle now, is closed")
+            #expect(started.duration(to: .now) >= .milliseconds(250))
+
+            let slowClient = try Conversation(port: mesh.edgePort)
+            slowClient.send("GET /a/instance HTTP/1.1\r\nHo")
+            #expect(slowClient.readToEnd(timeout: .seconds(3)), "a request never finished is not waited for forever")
+            #expect(slowClient.text.isEmpty, "\(slowClient.text)")
+        }
+    }
+
     /// Many more connections than the edge has threads, each with several requests in turn: all answered, each
     /// with its own answer.
     @Test func manyClientsAtOnceAreEachAnsweredRightly() async throws {
