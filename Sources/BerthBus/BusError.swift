@@ -13,6 +13,8 @@ public struct BusError: Error, CustomStringConvertible, Sendable, Equatable {
         case tooManyFrames
         /// The bus loop is not running.
         case stopped
+        /// A system call of the loop's own failed; the value is its errno.
+        case system(Int32)
     }
 
     public var code: Code

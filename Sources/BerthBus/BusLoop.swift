@@ -18,32 +18,15 @@ public protocol BusLoopBody: AnyObject, SendableMetatype {
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant?
     /// The loop is about to stop: last words (e.g. DISCONNECT) go out here.
     func stopping()
-    /// Plain descriptors the body drives itself beside its sockets (non-blocking TCP connections, say), each with
-    /// the poll(2) events it waits for; read again before every poll.
-    var descriptors: [WatchedDescriptor] { get }
-    /// `descriptors` had `events` (poll(2)'s revents) for the one with this `token`.
+    /// A descriptor the body watches in its loop's `DescriptorPoller` had `events` (poll(2)'s bits); `token` is the
+    /// one it was watched with.
     func descriptorReady(token: Int, events: Int16)
-}
-
-/// A file descriptor a `BusLoop` polls for its body. The token names it to the body: a descriptor number may be
-/// closed and reused between the poll and the call.
-public struct WatchedDescriptor: Sendable {
-    public var fd: Int32
-    public var events: Int16
-    public var token: Int
-
-    public init(fd: Int32, events: Int16, token: Int) {
-        self.fd = fd
-        self.events = events
-        self.token = token
-    }
 }
 
 extension BusLoopBody {
     public func receiveFailed(_ error: BusError, on index: Int) {}
     public func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? { nil }
     public func stopping() {}
-    public var descriptors: [WatchedDescriptor] { [] }
     public func descriptorReady(token: Int, events: Int16) {}
 }
 
@@ -59,7 +42,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     }
 
     private let name: String
-    private let makeBody: @Sendable (BusLoop<Body>) throws -> Body
+    private let makeBody: @Sendable (BusLoop<Body>, DescriptorPoller) throws -> Body
     private let pending = Mutex(Pending())
     private let wakeFD: Int32
     /// Messages taken from one socket before the loop looks at the others.
@@ -67,12 +50,13 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
 
     public init(name: String, makeBody: @escaping @Sendable () throws -> Body) {
         self.name = name
-        self.makeBody = { _ in try makeBody() }
+        self.makeBody = { _, _ in try makeBody() }
         self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
     }
 
-    /// A loop whose body hands work back to the loop itself (from a task it starts, say).
-    public init(name: String, makeBodyWithLoop: @escaping @Sendable (BusLoop<Body>) throws -> Body) {
+    /// A loop whose body drives plain descriptors of its own (`DescriptorPoller`), or hands work back to the loop
+    /// itself (from a task it starts, say).
+    public init(name: String, makeBodyWithLoop: @escaping @Sendable (BusLoop<Body>, DescriptorPoller) throws -> Body) {
         self.name = name
         self.makeBody = makeBodyWithLoop
         self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -115,8 +99,9 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 DispatchQueue(label: name).async { [self] in
                     berth_name_thread(name)
                     do {
-                        let body = try makeBody(self)
-                        loop(body)
+                        let descriptors = try DescriptorPoller()
+                        let body = try makeBody(self, descriptors)
+                        loop(body, descriptors: descriptors)
                         continuation.resume()
                     } catch {
                         continuation.resume(throwing: error)
@@ -131,9 +116,11 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     /// Polls the sockets' ZMQ_FD descriptors with poll(2) rather than `zmq_poll`: zmq_poll asks every socket for
     /// ZMQ_EVENTS twice per wake-up (two system calls each), which on the router was most of its system calls.
     /// Here a socket costs nothing until its descriptor fires or a send on it leaves its state unknown.
-    private func loop(_ body: Body) {
+    private func loop(_ body: Body, descriptors: DescriptorPoller) {
         var fds: [pollfd] = []
-        var readyDescriptors: [(token: Int, events: Int16)] = []
+        let readyEvents = UnsafeMutablePointer<epoll_event>.allocate(capacity: receiveBatch)
+        defer { readyEvents.deallocate() }
+        var readyCount = 0
         var next = body.tick(now: .now)
         var trimmer = FreedMemoryTrimmer()
         while true {
@@ -150,10 +137,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 }
             }
             fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
-            let descriptors = body.descriptors
-            for descriptor in descriptors {
-                fds.append(pollfd(fd: descriptor.fd, events: descriptor.events, revents: 0))
-            }
+            fds.append(pollfd(fd: descriptors.fd, events: Int16(POLLIN), revents: 0))
 
             let wakeAt = trimmer.trimIfQuiet(wakeAt: next)
             let timeout = inputWaiting ? 0 : Self.milliseconds(until: wakeAt)
@@ -165,10 +149,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 var counter: UInt64 = 0
                 _ = read(wakeFD, &counter, 8)
             }
-            readyDescriptors.removeAll(keepingCapacity: true)
-            for (index, descriptor) in descriptors.enumerated() where fds[sockets.count + 1 + index].revents != 0 {
-                readyDescriptors.append((descriptor.token, fds[sockets.count + 1 + index].revents))
-            }
+            readyCount = fds[sockets.count + 1].revents != 0 ? descriptors.ready(into: readyEvents, capacity: Int32(receiveBatch)) : 0
 
             let (work, stopRequested) = pending.withLock { pending in
                 let work = pending.work
@@ -180,7 +161,10 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 body.stopping()
                 return
             }
-            for ready in readyDescriptors { body.descriptorReady(token: ready.token, events: ready.events) }
+            for index in 0..<readyCount {
+                let event = readyEvents[index]
+                body.descriptorReady(token: Int(Int64(bitPattern: event.data.u64)), events: Int16(truncatingIfNeeded: event.events))
+            }
 
             for (index, socket) in sockets.enumerated() where socket.inputWaiting {
                 // Up to a batch from one socket before the others get their turn; what is left keeps it waiting.

@@ -62,7 +62,7 @@ final class EdgeBus: BusLoopBody {
 
     init(
         configuration: EdgeConfiguration, serving: EdgeHTTPServer.Serving, listener: ListeningSocket, ids: RequestIDs,
-        loop: BusLoop<EdgeBus>, logger: Logger
+        loop: BusLoop<EdgeBus>, descriptors: DescriptorPoller, logger: Logger
     ) throws(BusError) {
         self.configuration = configuration
         self.ids = ids
@@ -72,11 +72,9 @@ final class EdgeBus: BusLoopBody {
         events = try EventPublisher(connectingTo: configuration.events)
         sockets = [dealer, events.socket]
         let env = Environment(mesh: MeshClient(bus: loop, configuration: configuration, logger: logger, ids: ids))
-        server = EdgeHTTPServer(serving: serving, listener: listener, env: env, loop: loop)
+        server = EdgeHTTPServer(serving: serving, listener: listener, env: env, loop: loop, descriptors: descriptors)
         server.bus = self
     }
-
-    var descriptors: [WatchedDescriptor] { server.descriptors }
 
     func descriptorReady(token: Int, events: Int16) {
         server.ready(token: token, events: events)

@@ -59,8 +59,7 @@ final class EdgeHTTPServer {
     unowned(unsafe) var bus: EdgeBus!
     private var connections: [Int: ClientConnection] = [:]
     private var nextToken = 1
-    private var watched: [WatchedDescriptor] = []
-    private var watchedChanged = true
+    private let descriptors: DescriptorPoller
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
     private var lingering = 0
     /// Accepting stopped for a moment because the process ran out of descriptors.
@@ -68,31 +67,19 @@ final class EdgeHTTPServer {
     private var drained: (() -> Void)?
     private var nextIdleSweep: ContinuousClock.Instant = .now
 
-    init(serving: Serving, listener: ListeningSocket, env: Environment, loop: BusLoop<EdgeBus>) {
+    init(serving: Serving, listener: ListeningSocket, env: Environment, loop: BusLoop<EdgeBus>, descriptors: DescriptorPoller) {
         self.serving = serving
         self.listener = listener
         self.env = env
         self.loop = loop
+        self.descriptors = descriptors
+        descriptors.watch(listener.fd, events: Int16(POLLIN), token: Self.listenerToken)
     }
 
     deinit {
         scratch.deallocate()
         if let listener { Glibc.close(listener.fd) }
         for connection in connections.values { Glibc.close(connection.fd) }
-    }
-
-    var descriptors: [WatchedDescriptor] {
-        if watchedChanged {
-            watchedChanged = false
-            watched.removeAll(keepingCapacity: true)
-            if let listener, acceptPausedUntil == nil {
-                watched.append(WatchedDescriptor(fd: listener.fd, events: Int16(POLLIN), token: Self.listenerToken))
-            }
-            for connection in connections.values {
-                watched.append(WatchedDescriptor(fd: connection.fd, events: connection.events, token: connection.token))
-            }
-        }
-        return watched
     }
 
     func ready(token: Int, events: Int16) {
@@ -109,7 +96,7 @@ final class EdgeHTTPServer {
         if let paused = acceptPausedUntil {
             if paused <= now {
                 acceptPausedUntil = nil
-                watchedChanged = true
+                if let listener { descriptors.watch(listener.fd, events: Int16(POLLIN), token: Self.listenerToken) }
             } else {
                 next = paused
             }
@@ -156,7 +143,7 @@ final class EdgeHTTPServer {
                         "berth.error": "\(String(cString: strerror(errno)))", "berth.connections": "\(connections.count)",
                     ])
                     acceptPausedUntil = .now + .milliseconds(100)
-                    watchedChanged = true
+                    descriptors.unwatch(listener.fd)
                     return
                 default:
                     serving.logger.warning("accepting a client connection failed", metadata: ["berth.error": "\(String(cString: strerror(errno)))"])
@@ -169,16 +156,17 @@ final class EdgeHTTPServer {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let token = nextToken
             nextToken += 1
-            connections[token] = ClientConnection(token: token, fd: fd, maxBodyBytes: serving.maxBodyBytes)
-            watchedChanged = true
+            let connection = ClientConnection(token: token, fd: fd, maxBodyBytes: serving.maxBodyBytes)
+            connections[token] = connection
+            descriptors.watch(fd, events: connection.events, token: token)
         }
     }
 
     private func close(_ connection: ClientConnection) {
         guard connections.removeValue(forKey: connection.token) != nil else { return }
         connection.isClosed = true
+        descriptors.unwatch(connection.fd)
         Glibc.close(connection.fd)
-        watchedChanged = true
         if connection.lingerUntil != nil { lingering -= 1 }
         switch connection.open {
         case .mesh(let id): bus.cancel(id)
@@ -195,7 +183,7 @@ final class EdgeHTTPServer {
     private func setEvents(_ connection: ClientConnection, _ events: Int16) {
         guard connection.events != events else { return }
         connection.events = events
-        watchedChanged = true
+        descriptors.change(connection.fd, events: events, token: connection.token)
     }
 
     // MARK: Reading
@@ -418,9 +406,9 @@ final class EdgeHTTPServer {
     /// its connection closed.
     func drain(then completion: @escaping () -> Void) {
         if let listener {
+            descriptors.unwatch(listener.fd)
             Glibc.close(listener.fd)
             self.listener = nil
-            watchedChanged = true
         }
         drained = completion
         for connection in Array(connections.values) where connection.isIdle {
@@ -435,7 +423,10 @@ final class EdgeHTTPServer {
 
     /// The loop stops: every connection goes, open requests with it.
     func stop() {
-        if let listener { Glibc.close(listener.fd) }
+        if let listener {
+            descriptors.unwatch(listener.fd)
+            Glibc.close(listener.fd)
+        }
         listener = nil
         for connection in Array(connections.values) { close(connection) }
     }

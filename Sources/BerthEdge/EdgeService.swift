@@ -32,8 +32,11 @@ public struct EdgeService: Service {
             worker: worker, maxBodyBytes: configuration.maxBodyBytes, idleTimeout: configuration.idleTimeout, logger: logger
         )
         let ids = RequestIDs()
-        let bus = BusLoop<EdgeBus>(name: "berth-edge") { loop in
-            try EdgeBus(configuration: configuration, serving: serving, listener: listener, ids: ids, loop: loop, logger: logger)
+        let bus = BusLoop<EdgeBus>(name: "berth-edge") { loop, descriptors in
+            try EdgeBus(
+                configuration: configuration, serving: serving, listener: listener, ids: ids, loop: loop, descriptors: descriptors,
+                logger: logger
+            )
         }
         logger.info("edge listening", metadata: ["berth.listen": "\(listener.address)", "berth.router": "\(configuration.router)"])
 

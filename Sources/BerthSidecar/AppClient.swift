@@ -58,15 +58,15 @@ final class AppClient {
     private var pools: [Int: Pool] = [:]
     private var connections: [Int: AppConnection] = [:]
     private var nextToken = 0
-    private var watched: [WatchedDescriptor] = []
-    private var watchedChanged = false
+    private let descriptors: DescriptorPoller
     /// The earliest deadline of any exchange or connection attempt: `expire` looks no closer before it.
     private var nextDeadline: ContinuousClock.Instant?
     private var shutDown = false
     /// One read buffer for every connection: only the bus thread reads.
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
 
-    init(host: String, connectTimeout: Duration, maxConnectionsPerPort: Int) {
+    init(host: String, connectTimeout: Duration, maxConnectionsPerPort: Int, descriptors: DescriptorPoller) {
+        self.descriptors = descriptors
         self.host = host
         address = AppAddress(host)
         self.connectTimeout = connectTimeout
@@ -76,18 +76,6 @@ final class AppClient {
     deinit {
         for connection in connections.values { Glibc.close(connection.fd) }
         scratch.deallocate()
-    }
-
-    /// The connections' descriptors, for the bus loop to poll.
-    var descriptors: [WatchedDescriptor] {
-        if watchedChanged {
-            watched.removeAll(keepingCapacity: true)
-            for connection in connections.values {
-                watched.append(WatchedDescriptor(fd: connection.fd, events: connection.events, token: connection.token))
-            }
-            watchedChanged = false
-        }
-        return watched
     }
 
     /// Sends `request` and calls `completion` exactly once, on the bus thread: maybe before this returns.
@@ -216,7 +204,7 @@ final class AppClient {
         let connection = AppConnection(token: nextToken, fd: fd, pool: pool, afterConnect: next, connectDeadline: .now + connectTimeout)
         pool.open += 1
         connections[connection.token] = connection
-        watchedChanged = true
+        descriptors.watch(fd, events: connection.events, token: connection.token)
         noteDeadline(connection.connectDeadline)
         if result == 0 { connected(connection) }
     }
@@ -232,8 +220,7 @@ final class AppClient {
         let next = connection.afterConnect
         connection.afterConnect = nil
         connection.phase = .idle
-        connection.events = Int16(POLLIN)
-        watchedChanged = true
+        setWantsWrite(connection, false)
         switch next {
         case .exchange(let exchange) where !exchange.isFinished:
             begin(exchange, on: connection)
@@ -293,7 +280,7 @@ final class AppClient {
         let events = wants ? Int16(POLLIN | POLLOUT) : Int16(POLLIN)
         if connection.events != events {
             connection.events = events
-            watchedChanged = true
+            descriptors.change(connection.fd, events: events, token: connection.token)
         }
     }
 
@@ -375,8 +362,8 @@ final class AppClient {
     /// `mayRetry` and it is a first attempt of an idempotent request on a reused connection.
     private func close(_ connection: AppConnection, failing failure: AppClientError?, mayRetry: Bool) {
         guard connections.removeValue(forKey: connection.token) != nil else { return }
+        descriptors.unwatch(connection.fd)
         Glibc.close(connection.fd)
-        watchedChanged = true
         let pool = connection.pool
         pool.open -= 1
         pool.idle.removeAll { $0 === connection }

@@ -44,7 +44,8 @@ final class SidecarBus: BusLoopBody {
 
     init(
         configuration: SidecarConfiguration, logger: Logger,
-        handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, drained: @escaping @Sendable () -> Void
+        handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, drained: @escaping @Sendable () -> Void,
+        descriptors: DescriptorPoller
     ) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
@@ -53,7 +54,10 @@ final class SidecarBus: BusLoopBody {
         dealer = try Self.connectDealer(configuration)
         events = try EventPublisher(connectingTo: configuration.events)
         sockets = [dealer, events.socket]
-        app = AppClient(host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity)
+        app = AppClient(
+            host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity,
+            descriptors: descriptors
+        )
         sendReady()
     }
 
@@ -157,8 +161,6 @@ final class SidecarBus: BusLoopBody {
     }
 
     // MARK: The app's connections
-
-    var descriptors: [WatchedDescriptor] { app.descriptors }
 
     func descriptorReady(token: Int, events: Int16) {
         app.ready(token: token, events: events)

@@ -29,11 +29,12 @@ public struct SidecarService: Service {
         let (drained, drainedContinuation) = AsyncStream.makeStream(of: Never.self)
         // The bus and the exchanges need each other; the bus calls `handle` only once it runs, after this is set.
         let exchanges = Mutex<Exchanges?>(nil)
-        let bus = BusLoop(name: "berth-sidecar") {
+        let bus = BusLoop<SidecarBus>(name: "berth-sidecar") { _, descriptors in
             try SidecarBus(
                 configuration: configuration, logger: logger,
                 handle: { incoming, sidecar in exchanges.withLock { $0 }?.handle(incoming, on: sidecar) },
-                drained: { drainedContinuation.finish() }
+                drained: { drainedContinuation.finish() },
+                descriptors: descriptors
             )
         }
         let supervisor = configuration.app.map { app in

@@ -7,3 +7,6 @@ static inline void berth_name_thread(const char *name) { prctl(PR_SET_NAME, name
 
 // The bus loop hands freed memory back to the system once big messages stop (malloc_trim).
 #include <malloc.h>
+
+// The bus loop keeps the plain descriptors its body drives (client and app connections) in an epoll set.
+#include <sys/epoll.h>
