@@ -95,6 +95,7 @@ ROWS = [
     ("c1", "rps", "Throughput at 1 connection (req/s)", "tput", None),
     ("big", "rps", "1 MiB responses, 8 connections (req/s)", "tput", ("ratio", "nginx2", 0.8)),
     ("post", "rps", "1 MiB request bodies, 8 connections (req/s)", "tput", ("ratio", "nginx2", 0.8)),
+    ("idle", "rps", "Throughput, 32 connections beside 2,000 idle clients (req/s)", "tput", None),
     ("mem", "edge_rss_max_kb", "Memory under load, edge process, max VmRSS (MB)", "mem", ("max_mb", 40)),
     ("mem", "router_rss_max_kb", "Memory under load, router process, max VmRSS (MB)", "mem", ("max_mb", 30)),
     ("mem", "sidecar_rss_max_kb", "Memory under load, sidecar process, max VmRSS (MB)", "mem", ("max_mb", 30)),
@@ -102,9 +103,9 @@ ROWS = [
     ("hwm", "router_hwm_kb", "Peak memory over the run, router, VmHWM (MB)", "mem", None),
     ("hwm", "sidecar_hwm_kb", "Peak memory over the run, sidecar, VmHWM (MB)", "mem", None),
 ]
-LOAD_SCENARIOS = ["small", "open", "c1", "big", "post"]
+LOAD_SCENARIOS = ["small", "open", "c1", "big", "post", "idle"]
 scenario_titles = {"small": "32 connections, small JSON", "open": "open-loop at 1000 req/s", "c1": "1 connection",
-                   "big": "1 MiB responses", "post": "1 MiB request bodies"}
+                   "big": "1 MiB responses", "post": "1 MiB request bodies", "idle": "beside 2,000 idle clients"}
 
 
 def cell_value(values, scenario, peer, metric):

@@ -456,7 +456,32 @@ run_open() { # ROUND PEER
     record "$round" open "$peer" $out
 }
 
-scenarios=(small open c1 big post)
+# Clients that connect and then say nothing, held open beside the load: an edge that looks at every connection on
+# every wake-up slows down with them; one that asks the kernel only for the ready ones does not.
+idle_clients=2000
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+(($(ulimit -n) > idle_clients + 1000)) || die "the open-files limit ($(ulimit -n)) is too low for $idle_clients idle clients"
+
+run_idle() { # ROUND PEER
+    local round=$1 peer=$2 held="$work/idle-held"
+    rm -f "$held"
+    "$py" -c '
+import socket, sys, time
+port, count, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+open(ready, "w").write(str(len(held)))
+time.sleep(600)
+' "${peer_port[$peer]}" "$idle_clients" "$held" &
+    local holder=$!
+    local i
+    for i in $(seq 100); do [ -s "$held" ] && break; sleep 0.1; done
+    [ -s "$held" ] || die "$peer: could not hold $idle_clients idle connections open"
+    run_wrk "$round" idle "$peer" "$d_small" -t2 -c32 "http://127.0.0.1:${peer_port[$peer]}/"
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+}
+
+scenarios=(small open c1 big post idle)
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 started=$SECONDS
 for ((round = 1; round <= rounds; round++)); do
@@ -472,6 +497,7 @@ for ((round = 1; round <= rounds; round++)); do
                 c1) run_wrk "$round" c1 "$peer" "$d_c1" -t1 -c1 "$url/" ;;
                 big) run_wrk "$round" big "$peer" "$d_big" -t2 -c8 "$url/big" ;;
                 post) run_wrk "$round" post "$peer" "$d_big" -t2 -c8 -s "$bench/post.lua" "$url/upload" ;;
+                idle) run_idle "$round" "$peer" ;;
             esac
         done
     done
