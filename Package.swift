@@ -43,10 +43,11 @@ let package = Package(
         ),
 
         // Libraries.
+        .target(name: "CBerthMemory"),
         .target(
             name: "BerthBus",
             dependencies: [
-                "CZeroMQ",
+                "CZeroMQ", "CBerthMemory",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

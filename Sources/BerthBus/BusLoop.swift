@@ -93,7 +93,6 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
     /// Starts the thread and returns when it has stopped: after `stop()`, or when the calling task is cancelled.
     /// - Throws: what `makeBody` threw (a bind that failed, say).
     public func run() async throws {
-        FreedMemoryTrimmer.keepFreedBlocks
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 // A thread of its own for as long as the loop runs: the block blocks in poll(2).

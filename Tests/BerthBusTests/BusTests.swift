@@ -26,6 +26,11 @@ struct BusTests {
 
     static func endpoint() -> String { "ipc:///tmp/berth-bus-test-\(UUID().uuidString).ipc" }
 
+    /// Set before main by CBerthMemory: without it, each 1 MiB body is mapped fresh and faulted in again.
+    @Test func aProcessOnTheBusKeepsFreedBlocksInOneHeap() {
+        #expect(FreedMemoryTrimmer.keepsFreedBlocks)
+    }
+
     @Test func multipartMessagesArriveWholeAndInOrder() async throws {
         let endpoint = Self.endpoint()
         let (stream, continuation) = AsyncStream.makeStream(of: [[UInt8]].self)
