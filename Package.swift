@@ -253,6 +253,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BerthEdgeTests",
+            dependencies: ["BerthEdge", "BerthBus"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BerthHTTPTests",
             dependencies: ["BerthHTTP", "BerthBus", "BerthWire"],
             swiftSettings: swiftSettings

@@ -58,11 +58,13 @@ public struct Body: Sendable {
     /// The body as UTF-8 text.
     public var string: String { String(buffer: buffer) }
 
-    /// The body as frames for the bus or a socket, without copying.
+    /// The body as frames for the bus or a socket, without copying its bytes. Sending a frame on the bus empties
+    /// it, so these are new frames over the same bytes each time: a Worker may send a body, then read it or send
+    /// it again.
     var frames: [Frame] {
         switch storage {
         case .buffers(let buffers): buffers.map { Frame($0) }
-        case .frames(let frames): frames
+        case .frames(let frames): frames.map { $0.copy() }
         }
     }
 }
