@@ -350,7 +350,7 @@ profile_berth() {
             >"$work/logs/perf-$scenario.log" 2>&1 &
         local perf_pids=($!)
         for entry in ${peer_procs[berth]}; do
-            timeout $((seconds + 30)) perf stat -x, -e task-clock,context-switches -p "${entry#*:}" -o "$work/stat-$scenario-${entry%%:*}.csv" \
+            timeout $((seconds + 30)) perf stat -x, -e task-clock,context-switches,page-faults -p "${entry#*:}" -o "$work/stat-$scenario-${entry%%:*}.csv" \
                 -- sleep $((seconds + 1)) >/dev/null 2>&1 &
             perf_pids+=($!)
         done
@@ -361,8 +361,8 @@ profile_berth() {
         requests="$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/logs/wrk-profile-$scenario.txt")"
         for entry in ${peer_procs[berth]}; do
             awk -F, -v role="${entry%%:*}" -v n="${requests:-0}" -v s="$scenario" -v secs="$seconds" '
-                $3 == "task-clock" { cpu = $1 } $3 == "context-switches" { cs = $1 }
-                END { if (n > 0) printf "%-8s under %-5s: %6.1f us CPU and %5.1f context switches per request (%d requests in %ds, %.2f cores)\n", role, s, cpu * 1000 / n, cs / n, n, secs, cpu / 1000 / (secs + 1) }
+                $3 == "task-clock" { cpu = $1 } $3 == "context-switches" { cs = $1 } $3 == "page-faults" { pf = $1 }
+                END { if (n > 0) printf "%-8s under %-5s: %6.1f us CPU, %5.1f context switches and %5.1f page faults per request (%d requests in %ds, %.2f cores)\n", role, s, cpu * 1000 / n, cs / n, pf / n, n, secs, cpu / 1000 / (secs + 1) }
             ' "$work/stat-$scenario-${entry%%:*}.csv" | tee -a "$work/profile-summary.txt"
         done
         [ "$scenario" = c1 ] && continue
