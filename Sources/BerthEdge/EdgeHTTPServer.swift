@@ -87,7 +87,9 @@ final class EdgeHTTPServer {
         guard let connection = connections[token] else { return }
         if events & Int16(POLLOUT) != 0 { flush(connection) }
         guard connections[token] != nil else { return }
-        if events & (Int16(POLLIN) | Self.pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 { readable(connection) }
+        if events & (Int16(POLLIN) | Self.pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+            readable(connection, hungUp: events & (Self.pollReadHangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0)
+        }
     }
 
     /// When `tick` wants to be called next.
@@ -188,10 +190,11 @@ final class EdgeHTTPServer {
 
     // MARK: Reading
 
-    private func readable(_ connection: ClientConnection) {
+    /// `hungUp`: the client shut its side or the connection broke.
+    private func readable(_ connection: ClientConnection, hungUp: Bool) {
         connection.lastActive = .now
         if connection.lingerUntil != nil { return discardInput(connection) }
-        if connection.open != nil || !connection.writer.isEmpty { return readAhead(connection) }
+        if connection.open != nil || !connection.writer.isEmpty { return readAhead(connection, hungUp: hungUp) }
         readRequest(connection)
     }
 
@@ -242,7 +245,11 @@ final class EdgeHTTPServer {
 
     /// While a request is open, the next ones (pipelined) are held, up to a limit; a connection that ends now ends
     /// the open request too.
-    private func readAhead(_ connection: ClientConnection) {
+    private func readAhead(_ connection: ClientConnection, hungUp: Bool) {
+        // With the held bytes at their limit nothing more is read, so the end of the connection cannot show as a
+        // read of nothing: the hang-up itself says it (and, polled level-triggered, would wake the loop again and
+        // again until it is dealt with).
+        if hungUp && connection.pending.count >= Self.maxPendingBytes { return clientWentAway(connection) }
         while connection.pending.count < Self.maxPendingBytes {
             let count = read(connection.fd, scratch.baseAddress, min(scratch.count, Self.maxPendingBytes - connection.pending.count))
             if count > 0 {

@@ -92,6 +92,30 @@ struct EdgeHTTPTests {
         }
     }
 
+    /// A client that pipelines more than the edge holds while its first request is open, then hangs up: the edge
+    /// reads no more from it, so only the hang-up says it is gone; it must still cancel the request at once.
+    @Test func aClientThatHangsUpWithMoreQueuedThanTheEdgeHoldsIsNoticed() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true)
+            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+
+            let fd = try Self.connected(port: mesh.edgePort)
+            let queued = String(repeating: "GET /a/instance HTTP/1.1\r\nHost: x\r\nX-Filler: \(String(repeating: "f", count: 200))\r\n\r\n", count: 500)
+            Self.send(fd, Array(("GET /a/slow/5000 HTTP/1.1\r\nHost: x\r\n\r\n" + queued).utf8))
+            try await Task.sleep(for: .milliseconds(300))
+            close(fd)
+
+            let metricsPort = try #require(mesh.edgeMetricsPort)
+            #expect(try await mesh.waitUntil("/metrics", port: metricsPort, timeout: .seconds(3)) { _, text in
+                text.contains(#"berth_edge_requests_total{class="ContainerA",status="500"} 1"#)
+            }, "the slow request should be cancelled when its client hangs up, not answered 5 s later")
+            let (after, _) = try await mesh.get("/a/instance")
+            #expect(after.status == .ok)
+        }
+    }
+
     @Test func aBodyOverTheLimitIs413AndTheConnectionCloses() async throws {
         try await withMesh { mesh in
             try mesh.startRouter()
