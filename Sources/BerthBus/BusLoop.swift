@@ -120,7 +120,6 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
         var fds: [pollfd] = []
         let readyEvents = UnsafeMutablePointer<epoll_event>.allocate(capacity: receiveBatch)
         defer { readyEvents.deallocate() }
-        var readyCount = 0
         var next = body.tick(now: .now)
         var trimmer = FreedMemoryTrimmer()
         while true {
@@ -149,7 +148,7 @@ public final class BusLoop<Body: BusLoopBody>: Sendable {
                 var counter: UInt64 = 0
                 _ = read(wakeFD, &counter, 8)
             }
-            readyCount = fds[sockets.count + 1].revents != 0 ? descriptors.ready(into: readyEvents, capacity: Int32(receiveBatch)) : 0
+            let readyCount = fds[sockets.count + 1].revents != 0 ? descriptors.ready(into: readyEvents, capacity: Int32(receiveBatch)) : 0
 
             let (work, stopRequested) = pending.withLock { pending in
                 let work = pending.work

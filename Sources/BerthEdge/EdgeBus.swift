@@ -71,7 +71,7 @@ final class EdgeBus: BusLoopBody {
         dealer = try Self.connectDealer(configuration)
         events = try EventPublisher(connectingTo: configuration.events)
         sockets = [dealer, events.socket]
-        let env = Environment(mesh: MeshClient(bus: loop, configuration: configuration, logger: logger, ids: ids))
+        let env = Environment(mesh: MeshClient(bus: loop, configuration: configuration, ids: ids))
         server = EdgeHTTPServer(serving: serving, listener: listener, env: env, loop: loop, descriptors: descriptors)
         server.bus = self
     }

@@ -49,7 +49,7 @@ final class EdgeHTTPServer {
     private static let maxPendingBytes = 64 << 10
     private static let lingerTime: Duration = .seconds(2)
     // poll(2)'s POLLRDHUP (the peer shut its side), which Glibc's module does not export.
-    private static let pollReadHangUp = Int16(0x2000)
+    static let pollReadHangUp = Int16(0x2000)
 
     private let serving: Serving
     private let env: Environment
@@ -313,7 +313,9 @@ final class EdgeHTTPServer {
                     forwarded, id: id, to: target, port: nil, configuration: bus.configuration, ids: bus.ids,
                     reply: .connection(token: connection.token, exchange: connection.exchange)
                 )
-                bus.send(exchange, body: forwarded.body.frames)
+                // Nothing reads the body after this, so its frames go to the bus as read (`Body.frames` would make
+                // new ones for a second reader).
+                bus.send(exchange, body: body)
             }
             return
         }
@@ -369,7 +371,7 @@ final class EdgeHTTPServer {
         let request = connection.request
         let bodyFrames = HTTPMapping.bodyAllowed(status: response.status) && request?.isHead != true ? response.body.frames : []
         let (head, closes) = HTTPMapping.head(
-            of: response, bodyBytes: bodyFrames.byteCount, for: request, forceClose: closing || connection.draining || listener == nil
+            of: response, bodyBytes: bodyFrames.byteCount, for: request, forceClose: closing || listener == nil
         )
         connection.request = nil
         connection.writer.append(Frame(head))
@@ -411,17 +413,13 @@ final class EdgeHTTPServer {
 
     /// Stops accepting, closes idle connections, and calls `completion` once every open request is answered and
     /// its connection closed.
+    /// Answers given from now on close their connections.
     func drain(then completion: @escaping () -> Void) {
-        if let listener {
-            descriptors.unwatch(listener.fd)
-            Glibc.close(listener.fd)
-            self.listener = nil
-        }
+        closeListener()
         drained = completion
         for connection in Array(connections.values) where connection.isIdle {
             close(connection)
         }
-        for connection in connections.values { connection.draining = true }
         if connections.isEmpty {
             drained = nil
             completion()
@@ -430,12 +428,15 @@ final class EdgeHTTPServer {
 
     /// The loop stops: every connection goes, open requests with it.
     func stop() {
-        if let listener {
-            descriptors.unwatch(listener.fd)
-            Glibc.close(listener.fd)
-        }
-        listener = nil
+        closeListener()
         for connection in Array(connections.values) { close(connection) }
+    }
+
+    private func closeListener() {
+        guard let listener else { return }
+        descriptors.unwatch(listener.fd)
+        Glibc.close(listener.fd)
+        self.listener = nil
     }
 }
 
@@ -443,7 +444,7 @@ final class EdgeHTTPServer {
 final class ClientConnection {
     let token: Int
     let fd: Int32
-    var events = Int16(POLLIN) | Int16(0x2000)
+    var events = Int16(POLLIN) | EdgeHTTPServer.pollReadHangUp
     var reader: HTTPRequestReader
     /// Bytes read but not parsed yet: the rest of a request, or the next ones.
     var pending: [UInt8] = []
@@ -458,8 +459,6 @@ final class ClientConnection {
     var lingersAfterWrite = false
     /// Set once the answer that closes the connection is out and the client's rest is being dropped.
     var lingerUntil: ContinuousClock.Instant?
-    /// The edge is draining: the next answer closes the connection.
-    var draining = false
     var isClosed = false
     /// The last time the client sent something or took some of an answer.
     var lastActive = ContinuousClock.now

@@ -57,27 +57,19 @@ enum HTTPMapping {
                 continue
             default: break
             }
-            append(header.name, legalValue(header.value), to: &bytes)
+            bytes.appendHeader(header.name, legalValue(header.value))
         }
-        if writesBody { append("content-length", String(bodyBytes), to: &bytes) }
+        if writesBody { bytes.appendHeader("content-length", String(bodyBytes)) }
         if let connection, connection.utf8.count >= 5 && connection.lowercased().contains("close") { keepAlive = false }
         if !keepAlive {
-            append("connection", "close", to: &bytes)
+            bytes.appendHeader("connection", "close")
         } else if minor == 0 {
-            append("connection", "keep-alive", to: &bytes)
+            bytes.appendHeader("connection", "keep-alive")
         }
         bytes.append(contentsOf: "\r\n".utf8)
         return (bytes, !keepAlive)
     }
 
-    private static func append(_ name: String, _ value: String, to bytes: inout [UInt8]) {
-        bytes.append(contentsOf: name.utf8)
-        bytes.append(UInt8(ascii: ":"))
-        bytes.append(UInt8(ascii: " "))
-        bytes.append(contentsOf: value.utf8)
-        bytes.append(UInt8(ascii: "\r"))
-        bytes.append(UInt8(ascii: "\n"))
-    }
 
     /// `value` with every control byte but HTAB replaced by a space (RFC 9110 §5.5).
     static func legalValue(_ value: String) -> String {

@@ -1,6 +1,5 @@
 import BerthBus
 import BerthWire
-import Logging
 import Synchronization
 
 /// Sends requests into the mesh and hands back their answers.
@@ -11,7 +10,6 @@ import Synchronization
 struct MeshClient: Sendable {
     let bus: BusLoop<EdgeBus>
     let configuration: EdgeConfiguration
-    let logger: Logger
     let ids: RequestIDs
 
     /// Sends `request` and waits for its answer; cancelling the calling task stops the wait.

@@ -153,6 +153,24 @@ package enum HTTPSyntax {
     package static func isToken(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy(isTokenByte)
     }
+
+    /// What a request target may hold: visible ASCII and any byte of a UTF-8 sequence, not a space or a control
+    /// (one of those is how one request hides another).
+    package static func isTargetByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte != 0x7F
+    }
+}
+
+extension [UInt8] {
+    /// Appends the header line `name: value` CR LF.
+    package mutating func appendHeader(_ name: String, _ value: String) {
+        append(contentsOf: name.utf8)
+        append(UInt8(ascii: ":"))
+        append(UInt8(ascii: " "))
+        append(contentsOf: value.utf8)
+        append(UInt8(ascii: "\r"))
+        append(UInt8(ascii: "\n"))
+    }
 }
 
 extension Substring {

@@ -73,8 +73,7 @@ extension HTTPRequestHead: HTTPMessageHead {
             throw refused("does not end with HTTP/1.0 or HTTP/1.1")
         }
         let target = line[afterMethod..<lastSpace]
-        // Visible bytes only: a space or a control byte in the target is how one request hides another.
-        guard target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { throw refused("has a target with a space or a control byte") }
+        guard target.allSatisfy(HTTPSyntax.isTargetByte) else { throw refused("has a target with a space or a control byte") }
         return (
             String(decoding: line[line.startIndex..<firstSpace], as: UTF8.self),
             String(decoding: target, as: UTF8.self),

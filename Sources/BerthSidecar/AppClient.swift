@@ -249,27 +249,24 @@ final class AppClient {
         connection.phase = .busy
         connection.exchange = exchange
         connection.reader = HTTPResponseReader(requestWasHead: exchange.request.isHead, maxBodyBytes: exchange.request.maxResponseBytes)
-        connection.writer = FrameWriter()
         connection.writer.append(Frame(exchange.request.head))
         connection.writer.append(contentsOf: exchange.request.body)
-        connection.writing = true
         connection.outputBroken = false
         writeMore(connection)
     }
 
     /// Writes what it can of the request: the head and the body frames, in one sendmsg when the socket takes them.
     private func writeMore(_ connection: AppConnection) {
-        guard connection.writing, let exchange = connection.exchange else { return }
+        guard !connection.writer.isEmpty, let exchange = connection.exchange else { return }
         switch connection.writer.write(to: connection.fd) {
         case .done:
-            connection.writing = false
             exchange.bodyWritten()
             setWantsWrite(connection, false)
         case .blocked:
             setWantsWrite(connection, true)
         case .failed:
             // The app stopped reading: an answer it already sent may still be there to read.
-            connection.writing = false
+            connection.writer = FrameWriter()
             connection.outputBroken = true
             setWantsWrite(connection, false)
             readMore(connection)
@@ -345,11 +342,11 @@ final class AppClient {
         guard let exchange = connection.exchange, var reader = connection.reader, let head = reader.head else { return }
         // An answer that came before the whole request went out (a 413, say) leaves the rest unsent: the
         // connection cannot carry another request.
-        let keepAlive = head.keepAlive && !connection.writing && !connection.outputBroken
+        let keepAlive = head.keepAlive && connection.writer.isEmpty && !connection.outputBroken
         let answer = AppAnswer(head: head, body: reader.takeBody())
         connection.exchange = nil
         connection.reader = nil
-        connection.writing = false
+        connection.writer = FrameWriter()
         if keepAlive {
             release(connection)
         } else {
@@ -465,9 +462,8 @@ private final class AppConnection {
     /// The exchange the connection carries once open.
     var exchange: Exchange?
     var reader: HTTPResponseReader?
-    /// The request's bytes still to go.
+    /// The request's bytes still to go: empty once all went out (or the app stopped taking them).
     var writer = FrameWriter()
-    var writing = false
     /// The connection carried something other than one request and its answer: never reused.
     var outputBroken = false
 

@@ -125,11 +125,11 @@ enum RequestHead {
     /// length of its body. Anything that would let one request read as two (a CR or LF in a header, a space in the
     /// target) is refused, whoever put it on the bus.
     static func encode(_ request: Request, host: String, port: UInt32, bodyBytes: Int) throws(Invalid) -> [UInt8] {
-        guard !request.method.isEmpty, request.method.utf8.allSatisfy(HTTPSyntax.isTokenByte) else {
+        guard HTTPSyntax.isToken(request.method) else {
             throw Invalid(message: "the request's method is not an HTTP token")
         }
         let path = request.path.isEmpty ? "/" : request.path
-        guard path.utf8.allSatisfy(isTargetByte), request.query.utf8.allSatisfy(isTargetByte) else {
+        guard path.utf8.allSatisfy(HTTPSyntax.isTargetByte), request.query.utf8.allSatisfy(HTTPSyntax.isTargetByte) else {
             throw Invalid(message: "the request's path or query has a space or a control character")
         }
         var head: [UInt8] = []
@@ -149,30 +149,18 @@ enum RequestHead {
                 hadLength = true
                 continue
             }
-            guard !header.name.isEmpty, header.name.utf8.allSatisfy(HTTPSyntax.isTokenByte) else {
+            guard HTTPSyntax.isToken(header.name) else {
                 throw Invalid(message: "the request has a header name that is not an HTTP token: \(header.name.debugDescription)")
             }
             guard !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
                 throw Invalid(message: "the request's header \(header.name) has a CR, LF or NUL in its value")
             }
             if header.name.caseInsensitiveEquals("host") { hasHost = true }
-            append(header.name, header.value, to: &head)
+            head.appendHeader(header.name, header.value)
         }
-        if !hasHost { append("host", "\(host):\(port)", to: &head) }
-        if bodyBytes > 0 || hadLength { append("content-length", String(bodyBytes), to: &head) }
+        if !hasHost { head.appendHeader("host", "\(host):\(port)") }
+        if bodyBytes > 0 || hadLength { head.appendHeader("content-length", String(bodyBytes)) }
         head.append(contentsOf: "\r\n".utf8)
         return head
-    }
-
-    private static func append(_ name: String, _ value: String, to head: inout [UInt8]) {
-        head.append(contentsOf: name.utf8)
-        head.append(contentsOf: ": ".utf8)
-        head.append(contentsOf: value.utf8)
-        head.append(contentsOf: "\r\n".utf8)
-    }
-
-    /// What a request target may hold: visible ASCII and any byte of a UTF-8 sequence, not a space or a control.
-    private static func isTargetByte(_ byte: UInt8) -> Bool {
-        byte > 0x20 && byte != 0x7F
     }
 }
