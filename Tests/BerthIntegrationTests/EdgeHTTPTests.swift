@@ -58,12 +58,7 @@ struct EdgeHTTPTests {
             try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true, executable: edge)
             #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
             let routerMetrics = try #require(mesh.routerMetricsPort)
-            /// Whether the router's `berth_router_in_flight` gauge reads `count`.
-            func inFlight(_ count: Double) -> (HTTPClientResponse, String) -> Bool {
-                { _, text in
-                    text.split(separator: "\n").contains { $0.hasPrefix("berth_router_in_flight ") && Double($0.split(separator: " ")[1]) == count }
-                }
-            }
+            let inFlight = Self.routerInFlight
 
             // Five clients ask for a slow answer and hang up long before it comes, once the mesh has their requests.
             var hungUp: [Int32] = []
@@ -92,19 +87,27 @@ struct EdgeHTTPTests {
         }
     }
 
+    /// Whether the router's `berth_router_in_flight` gauge reads `count`, for `waitUntil`.
+    static func routerInFlight(_ count: Double) -> (HTTPClientResponse, String) -> Bool {
+        { _, text in
+            text.split(separator: "\n").contains { $0.hasPrefix("berth_router_in_flight ") && Double($0.split(separator: " ")[1]) == count }
+        }
+    }
+
     /// A client that pipelines more than the edge holds while its first request is open, then hangs up: the edge
     /// reads no more from it, so only the hang-up says it is gone; it must still cancel the request at once.
     @Test func aClientThatHangsUpWithMoreQueuedThanTheEdgeHoldsIsNoticed() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
+            try mesh.startRouter(metrics: true)
             try mesh.addInstance(className: "ContainerA", id: "a-0")
             try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true)
             #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            let routerMetrics = try #require(mesh.routerMetricsPort)
 
             let fd = try Self.connected(port: mesh.edgePort)
             let queued = String(repeating: "GET /a/instance HTTP/1.1\r\nHost: x\r\nX-Filler: \(String(repeating: "f", count: 200))\r\n\r\n", count: 500)
             Self.send(fd, Array(("GET /a/slow/5000 HTTP/1.1\r\nHost: x\r\n\r\n" + queued).utf8))
-            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: Self.routerInFlight(1)), "the slow request should reach the app")
             close(fd)
 
             let metricsPort = try #require(mesh.edgeMetricsPort)

@@ -140,8 +140,8 @@ struct FailureTests {
         #expect(waited < .seconds(5), "answered after \(waited), not at the connect timeout")
     }
 
-    /// An app that is up but not ready is probed every 100 ms; the probes share one kept-alive connection instead of
-    /// leaving one behind each.
+    /// An app that is up but not ready is probed every 100 ms; each probe closes its connection instead of leaving
+    /// it behind (the count is sampled every 100 ms for two seconds).
     @Test func readinessProbesOfAnAppNotReadyYetDoNotPileUpConnections() async throws {
         let appPort = freePort()
         let router = try FakeRouter()
