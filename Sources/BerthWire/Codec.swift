@@ -265,6 +265,8 @@ private struct Arena: ~Copyable {
         copy(request.traceID, to: &c.pointee.trace_id)
         c.pointee.attempt = request.attempt
         c.pointee.source = encodeUnlessDefault(request.source)
+        copy(request.replyTo, to: &c.pointee.reply_to)
+        c.pointee.reply_id = request.replyID
         return c
     }
 
@@ -275,6 +277,7 @@ private struct Arena: ~Copyable {
         (c.pointee.n_headers, c.pointee.headers) = encode(response.headers)
         if let error = response.error { c.pointee.error = encode(error) }
         if let servedBy = response.servedBy { c.pointee.served_by = encode(servedBy) }
+        c.pointee.delivered = response.delivered ? 1 : 0
         return c
     }
 
@@ -451,7 +454,9 @@ extension Request {
             timeoutMilliseconds: c.pointee.timeout_ms,
             traceID: try string(c.pointee.trace_id, "Request.trace_id"),
             attempt: c.pointee.attempt,
-            source: try Endpoint(c.pointee.source, "Request.source")
+            source: try Endpoint(c.pointee.source, "Request.source"),
+            replyTo: try string(c.pointee.reply_to, "Request.reply_to"),
+            replyID: c.pointee.reply_id
         )
     }
 }
@@ -470,7 +475,8 @@ extension Response {
             error: try c.pointee.error.map { error throws(WireError) in try MeshError(error, "Response.error") },
             servedBy: try c.pointee.served_by.map { endpoint throws(WireError) in
                 try Endpoint(endpoint, "Response.served_by")
-            }
+            },
+            delivered: c.pointee.delivered != 0
         )
     }
 }

@@ -110,6 +110,10 @@ public struct Request: Sendable, Hashable {
     public var traceID: String
     public var attempt: UInt32
     public var source: Endpoint
+    /// The sender's own endpoint for answers that skip the router; empty: answer through the router.
+    public var replyTo: String
+    /// Set by the router: the id the sender gave the request, for an answer sent to `replyTo`.
+    public var replyID: UInt64
 
     public init(
         id: UInt64,
@@ -122,7 +126,9 @@ public struct Request: Sendable, Hashable {
         timeoutMilliseconds: UInt32 = 0,
         traceID: String = "",
         attempt: UInt32 = 0,
-        source: Endpoint = Endpoint()
+        source: Endpoint = Endpoint(),
+        replyTo: String = "",
+        replyID: UInt64 = 0
     ) {
         self.id = id
         self.target = target
@@ -135,6 +141,8 @@ public struct Request: Sendable, Hashable {
         self.traceID = traceID
         self.attempt = attempt
         self.source = source
+        self.replyTo = replyTo
+        self.replyID = replyID
     }
 }
 
@@ -193,13 +201,19 @@ public struct Response: Sendable, Hashable {
     public var headers: [Header]
     public var error: MeshError?
     public var servedBy: Endpoint?
+    /// From a sidecar to the router: the answer went to the request's `replyTo`; this only closes the request.
+    public var delivered: Bool
 
-    public init(id: UInt64, status: UInt32, headers: [Header] = [], error: MeshError? = nil, servedBy: Endpoint? = nil) {
+    public init(
+        id: UInt64, status: UInt32, headers: [Header] = [], error: MeshError? = nil, servedBy: Endpoint? = nil,
+        delivered: Bool = false
+    ) {
         self.id = id
         self.status = status
         self.headers = headers
         self.error = error
         self.servedBy = servedBy
+        self.delivered = delivered
     }
 }
 

@@ -918,7 +918,7 @@ const ProtobufCMessageDescriptor berth__disconnect__descriptor =
   (ProtobufCMessageInit) berth__disconnect__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__request__field_descriptors[11] =
+static const ProtobufCFieldDescriptor berth__request__field_descriptors[13] =
 {
   {
     "id",
@@ -1052,6 +1052,30 @@ static const ProtobufCFieldDescriptor berth__request__field_descriptors[11] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reply_to",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, reply_to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reply_id",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, reply_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__request__field_indices_by_name[] = {
   9,   /* field[9] = attempt */
@@ -1061,6 +1085,8 @@ static const unsigned berth__request__field_indices_by_name[] = {
   4,   /* field[4] = path */
   2,   /* field[2] = port */
   5,   /* field[5] = query */
+  12,   /* field[12] = reply_id */
+  11,   /* field[11] = reply_to */
   10,   /* field[10] = source */
   1,   /* field[1] = target */
   7,   /* field[7] = timeout_ms */
@@ -1069,7 +1095,7 @@ static const unsigned berth__request__field_indices_by_name[] = {
 static const ProtobufCIntRange berth__request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor berth__request__descriptor =
 {
@@ -1079,7 +1105,7 @@ const ProtobufCMessageDescriptor berth__request__descriptor =
   "Berth__Request",
   "berth",
   sizeof(Berth__Request),
-  11,
+  13,
   berth__request__field_descriptors,
   berth__request__field_indices_by_name,
   1,  berth__request__number_ranges,
@@ -1150,7 +1176,7 @@ const ProtobufCMessageDescriptor berth__error__descriptor =
   (ProtobufCMessageInit) berth__error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__response__field_descriptors[5] =
+static const ProtobufCFieldDescriptor berth__response__field_descriptors[6] =
 {
   {
     "id",
@@ -1212,8 +1238,21 @@ static const ProtobufCFieldDescriptor berth__response__field_descriptors[5] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "delivered",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Response, delivered),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__response__field_indices_by_name[] = {
+  5,   /* field[5] = delivered */
   3,   /* field[3] = error */
   2,   /* field[2] = headers */
   0,   /* field[0] = id */
@@ -1223,7 +1262,7 @@ static const unsigned berth__response__field_indices_by_name[] = {
 static const ProtobufCIntRange berth__response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor berth__response__descriptor =
 {
@@ -1233,7 +1272,7 @@ const ProtobufCMessageDescriptor berth__response__descriptor =
   "Berth__Response",
   "berth",
   sizeof(Berth__Response),
-  5,
+  6,
   berth__response__field_descriptors,
   berth__response__field_indices_by_name,
   1,  berth__response__number_ranges,

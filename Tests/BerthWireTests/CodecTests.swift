@@ -25,7 +25,9 @@ private let fullRequest = Request(
     timeoutMilliseconds: .max,
     traceID: "4bf92f3577b34da6a3ce929d0e0e4736",
     attempt: 1,
-    source: Endpoint(className: "edge", instanceID: "edge-0", port: 443)
+    source: Endpoint(className: "edge", instanceID: "edge-0", port: 443),
+    replyTo: "ipc:///run/user/0/berth-edge-\(unicode).sock",
+    replyID: .max
 )
 
 private let envelopes: [Envelope] = [
@@ -40,6 +42,7 @@ private let envelopes: [Envelope] = [
     .request(fullRequest),
     .request(Request(id: 0, target: Target(className: "B"), method: "GET", path: "/")),
     .response(Response(id: 1, status: 200)),
+    .response(Response(id: 2, status: 204, delivered: true)),
     .response(Response(id: .max, status: 599, headers: fullRequest.headers, servedBy: fullEndpoint)),
     .response(
         Response(

@@ -236,10 +236,21 @@ struct  Berth__Request
    * Where the request came from, for traffic events.
    */
   Berth__Endpoint *source;
+  /*
+   * Set by an edge that takes answers straight from sidecars: a ZeroMQ endpoint where it binds a ROUTER socket.
+   * A sidecar connected to it sends the Response there, with `reply_id` as its id, and closes the request at the
+   * router with a Response marked `delivered` (no headers, no body). A sidecar not (yet) connected to it answers
+   * through the router as usual. Empty: always through the router.
+   */
+  char *reply_to;
+  /*
+   * Set by the router when it forwards a request that has `reply_to`: the id its sender gave it.
+   */
+  uint64_t reply_id;
 };
 #define BERTH__REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__request__descriptor) \
-    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL }
+    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Berth__Error
@@ -278,10 +289,15 @@ struct  Berth__Response
    * Who served it.
    */
   Berth__Endpoint *served_by;
+  /*
+   * From a sidecar to the router only: the answer went straight to the request's `reply_to`. The router closes
+   * the request and forwards nothing.
+   */
+  protobuf_c_boolean delivered;
 };
 #define BERTH__RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__response__descriptor) \
-    , 0, 0, 0,NULL, NULL, NULL }
+    , 0, 0, 0,NULL, NULL, NULL, 0 }
 
 
 typedef enum {
