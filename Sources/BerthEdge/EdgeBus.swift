@@ -11,7 +11,8 @@ struct MeshAnswer: Sendable {
     var body: [Frame]
 }
 
-/// The edge's bus thread: a DEALER to the router, an `EventPublisher`, and the edge's HTTP server.
+/// The edge's bus thread: a DEALER to the router, an `EventPublisher`, a ROUTER where sidecars send answers that
+/// skip the router (`ReplyEndpoint`), and the edge's HTTP server.
 ///
 /// It matches answers to waiting requests by id, heartbeats the router, and when the router goes quiet it answers
 /// every waiting request at once and connects again: nothing waits on a router that is gone. Every exchange ends
@@ -52,6 +53,11 @@ final class EdgeBus: BusLoopBody {
     let server: EdgeHTTPServer
     private var dealer: Socket
     private let events: EventPublisher
+    /// Sidecars' direct answers arrive here; nil when they all come through the router.
+    private let replies: Socket?
+    /// What requests carry as `replyTo`: the endpoint `replies` bound.
+    private let replyTo: String
+    /// The router's DEALER, the event publisher, then `replies`.
     private(set) var sockets: [Socket]
     private var waiting: [UInt64: Waiting] = [:]
     private var lastHeard: ContinuousClock.Instant = .now
@@ -70,7 +76,9 @@ final class EdgeBus: BusLoopBody {
         trafficTopic = "traffic.edge.\(configuration.name)"
         dealer = try Self.connectDealer(configuration)
         events = try EventPublisher(connectingTo: configuration.events)
-        sockets = [dealer, events.socket]
+        replies = try configuration.replies.bind(logger: logger)
+        replyTo = replies?.lastEndpoint ?? ""
+        sockets = [dealer, events.socket] + (replies.map { [$0] } ?? [])
         let env = Environment(mesh: MeshClient(bus: loop, configuration: configuration, ids: ids))
         server = EdgeHTTPServer(serving: serving, listener: listener, env: env, loop: loop, descriptors: descriptors)
         server.bus = self
@@ -90,7 +98,8 @@ final class EdgeBus: BusLoopBody {
 
     /// Sends the exchange's request; its completion is called exactly once, with the answer or with why there is none.
     func send(_ exchange: Exchange, body: [Frame]) {
-        let request = exchange.request
+        var request = exchange.request
+        request.replyTo = replyTo
         var frames = [Frame(Envelope.request(request).encoded())]
         frames.append(contentsOf: body)
         do {
@@ -131,23 +140,22 @@ final class EdgeBus: BusLoopBody {
         MeshAnswer(response: Response(id: id, status: 0, error: MeshError(code: code, message: message, component: code == .routerUnreachable ? "router" : "edge")), body: [])
     }
 
-    // MARK: From the router
+    // MARK: From the router and the sidecars
 
     func received(_ frames: [Frame], on index: Int) {
-        guard index == 0 else { return events.received(frames) }
-        lastHeard = .now
-        guard let first = frames.first else { return }
-        let envelope: Envelope
-        do {
-            envelope = try first.withUnsafeBytes { bytes throws(WireError) in try Envelope(decoding: bytes) }
-        } catch {
-            logger.warning("rejected malformed envelope from router", metadata: ["berth.error": "\(error)"])
-            return
+        switch index {
+        case 0: fromRouter(frames)
+        case 1: events.received(frames)
+        default: fromSidecar(frames)
         }
+    }
+
+    private func fromRouter(_ frames: [Frame]) {
+        lastHeard = .now
+        guard let first = frames.first, let envelope = decode(first, from: "router") else { return }
         switch envelope {
         case .response(let response):
-            guard let entry = waiting.removeValue(forKey: response.id) else { return }
-            finish(entry.exchange, MeshAnswer(response: response, body: Array(frames.dropFirst())))
+            answer(response, body: Array(frames.dropFirst()))
         case .heartbeat, .disconnect:
             break
         case .ready, .request:
@@ -155,8 +163,37 @@ final class EdgeBus: BusLoopBody {
         }
     }
 
+    /// `[sidecar's routing id, envelope, body...]` on the direct link.
+    private func fromSidecar(_ frames: [Frame]) {
+        guard frames.count >= 2 else {
+            logger.warning("rejected message on the direct link: expected a routing id and an envelope", metadata: ["berth.frames": "\(frames.count)"])
+            return
+        }
+        guard let envelope = decode(frames[1], from: "sidecar") else { return }
+        guard case .response(let response) = envelope else {
+            logger.warning("rejected message on the direct link: sidecars send responses only")
+            return
+        }
+        answer(response, body: Array(frames.dropFirst(2)))
+    }
+
+    private func decode(_ frame: Frame, from peer: String) -> Envelope? {
+        do {
+            return try frame.withUnsafeBytes { bytes throws(WireError) in try Envelope(decoding: bytes) }
+        } catch {
+            logger.warning("rejected malformed envelope", metadata: ["berth.peer": "\(peer)", "berth.error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// The first answer for an id wins; a later one (the router's 504 after a direct answer, say) is dropped.
+    private func answer(_ response: Response, body: [Frame]) {
+        guard let entry = waiting.removeValue(forKey: response.id) else { return }
+        finish(entry.exchange, MeshAnswer(response: response, body: body))
+    }
+
     func receiveFailed(_ error: BusError, on index: Int) {
-        logger.warning("rejected message from router", metadata: ["berth.error": "\(error)"])
+        logger.warning("rejected message", metadata: ["berth.peer": "\(index == 0 ? "router" : "sidecar")", "berth.error": "\(error)"])
     }
 
     // MARK: Timers
@@ -173,7 +210,7 @@ final class EdgeBus: BusLoopBody {
             failAll(.routerUnreachable, "lost the router at \(configuration.router) (no heartbeat for \(configuration.heartbeatLiveness) intervals)")
             do {
                 dealer = try Self.connectDealer(configuration)
-                sockets = [dealer, events.socket]
+                sockets[0] = dealer
             } catch {
                 logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])
             }

@@ -17,6 +17,8 @@ public struct EdgeConfiguration: Sendable {
     /// one, or a client that sends its request too slowly to ever finish it.
     public var idleTimeout: Duration = .seconds(60)
     public var heartbeatLiveness = 3
+    /// Where sidecars may send answers straight to this edge, skipping the router (see `DirectReplies`).
+    public var replies: ReplyEndpoint = .automatic
 
     public init() {}
 }

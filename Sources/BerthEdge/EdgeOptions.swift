@@ -24,6 +24,8 @@ public struct EdgeOptions: ParsableArguments {
     @Option(help: "Close a client connection that has sent no request (or not all of one) for this long.")
     public var idleTimeout = DurationArgument(.seconds(60))
     @Option(help: "This edge's name in traffic events.") public var name = "edge"
+    @Option(help: "Where sidecars send answers straight to this edge, skipping the router: auto (an ipc:// endpoint only this machine reaches), off, or a tcp:// or ipc:// endpoint to bind.")
+    public var replyEndpoint = "auto"
     @OptionGroup public var metrics: MetricsOptions
     @OptionGroup public var common: CommonOptions
 
@@ -51,6 +53,10 @@ public struct EdgeOptions: ParsableArguments {
         configuration.heartbeatInterval = heartbeat.duration
         configuration.idleTimeout = idleTimeout.duration
         configuration.name = name
+        guard let replies = ReplyEndpoint(argument: replyEndpoint) else {
+            throw ValidationError("--reply-endpoint must be auto, off, or a tcp:// or ipc:// endpoint, not \(replyEndpoint.debugDescription)")
+        }
+        configuration.replies = replies
         return (configuration, routes, common.bootstrapLogging(label: label))
     }
 }

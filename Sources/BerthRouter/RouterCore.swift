@@ -224,6 +224,7 @@ final class RouterCore: BusLoopBody {
         nextID &+= 1
         var request = held.request
         request.id = routerID
+        if !request.replyTo.isEmpty { request.replyID = held.request.id }
         let left = ContinuousClock.now.duration(to: held.deadline)
         request.timeoutMilliseconds = UInt32(clamping: max(1, left.components.seconds * 1_000 + left.components.attoseconds / 1_000_000_000_000_000))
         var kept = held
@@ -258,6 +259,11 @@ final class RouterCore: BusLoopBody {
             metrics.counter("berth_router_requests_total", [("class", instance.className), ("result", error.code.name)]).increment()
         } else {
             instance.answered.increment()
+        }
+        // The sidecar sent the answer straight to the edge; this only closes the request here.
+        guard !response.delivered else {
+            drainQueue(of: instance.className)
+            return
         }
         var answer = response
         answer.id = held.request.id

@@ -8,8 +8,9 @@ struct IncomingRequest: Sendable {
     var body: [Frame]
 }
 
-/// The sidecar's side of the bus: a DEALER to the router and an `EventPublisher`, on the sidecar's bus thread,
-/// and the `AppClient` whose connections to the app that thread polls beside them.
+/// The sidecar's side of the bus: a DEALER to the router, an `EventPublisher` and the links to edges that take
+/// answers directly (`DirectReplies`), on the sidecar's bus thread, and the `AppClient` whose connections to the
+/// app that thread polls beside them.
 ///
 /// It registers with READY, heartbeats, and when the router goes quiet for `heartbeatLiveness` intervals, or
 /// says it does not know us, it connects again and registers again: a restarted router gets us back by itself.
@@ -23,7 +24,10 @@ final class SidecarBus: BusLoopBody {
     private var drainedSignalled = false
     private var dealer: Socket
     private let events: EventPublisher
+    private let replies: DirectReplies
+    /// The router's DEALER, the event publisher, then the direct links.
     private(set) var sockets: [Socket]
+    private var linksGeneration = 0
     let app: AppClient
     private var lastHeard: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
@@ -53,6 +57,7 @@ final class SidecarBus: BusLoopBody {
         self.drained = drained
         dealer = try Self.connectDealer(configuration)
         events = try EventPublisher(connectingTo: configuration.events)
+        replies = DirectReplies(logger: logger)
         sockets = [dealer, events.socket]
         app = AppClient(
             host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity,
@@ -91,7 +96,11 @@ final class SidecarBus: BusLoopBody {
     // MARK: From the router
 
     func received(_ frames: [Frame], on index: Int) {
-        guard index == 0 else { return events.received(frames) }
+        guard index == 0 else {
+            // A direct link carries answers one way; an edge never sends on it.
+            if index == 1 { events.received(frames) }
+            return
+        }
         lastHeard = .now
         registered = true
         guard let first = frames.first else { return }
@@ -128,12 +137,32 @@ final class SidecarBus: BusLoopBody {
 
     // MARK: To the router
 
-    func respond(_ response: Response, body: [Frame]) {
+    /// Answers `request`: straight to the edge when it takes direct answers and its link is up, through the router
+    /// otherwise. A direct answer is followed by a small `delivered` one to the router, which closes the request there.
+    func respond(to request: Request, _ response: Response, body: [Frame]) {
         inFlight -= 1
+        if !request.replyTo.isEmpty {
+            var direct = response
+            direct.id = request.replyID
+            var frames = [Frame(Envelope.response(direct).encoded())]
+            frames.append(contentsOf: body)
+            let sent = replies.send(frames, to: request.replyTo)
+            if replies.generation != linksGeneration { resetSockets() }
+            if sent {
+                let delivered = Response(id: response.id, status: response.status, error: response.error, delivered: true)
+                send([Frame(Envelope.response(delivered).encoded())])
+                return finishIfDrained(now: .now)
+            }
+        }
         var frames = [Frame(Envelope.response(response).encoded())]
         frames.append(contentsOf: body)
         send(frames)
         finishIfDrained(now: .now)
+    }
+
+    private func resetSockets() {
+        sockets = [dealer, events.socket] + replies.sockets
+        linksGeneration = replies.generation
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {
@@ -177,6 +206,8 @@ final class SidecarBus: BusLoopBody {
 
     private func busTick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         finishIfDrained(now: now)
+        replies.expire(now: now)
+        if replies.generation != linksGeneration { resetSockets() }
         if !registered && !draining && now >= nextReady {
             nextReady = now + .milliseconds(50)
             sendReady()
@@ -190,7 +221,7 @@ final class SidecarBus: BusLoopBody {
             logger.warning("lost the router; connecting again", metadata: ["berth.router": "\(configuration.router)"])
             do {
                 dealer = try Self.connectDealer(configuration)
-                sockets = [dealer, events.socket]
+                resetSockets()
                 registered = false
             } catch {
                 logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])

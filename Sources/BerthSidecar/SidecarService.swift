@@ -140,7 +140,7 @@ private final class Exchanges: Sendable {
         }
         // Counted now: sending hands the frames' bytes to libzmq and leaves them empty.
         let bytesOut = UInt64(outcome.body.byteCount)
-        sidecar.respond(response, body: outcome.body)
+        sidecar.respond(to: request, response, body: outcome.body)
         // Made only when someone subscribes: `publish` takes it as an autoclosure.
         sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(),

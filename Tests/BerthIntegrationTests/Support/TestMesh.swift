@@ -53,12 +53,15 @@ final class TestMesh: @unchecked Sendable {
     }
 
     /// Starts `berth-edge`, or `executable`: an edge of the same command line with its own Worker (`demo-edge`).
-    func startEdge(routes: [String], metrics: Bool = false, arguments: [String] = [], executable: String = "berth-edge") throws {
+    func startEdge(
+        routes: [String], metrics: Bool = false, arguments: [String] = [], environment: [String: String] = [:], executable: String = "berth-edge"
+    ) throws {
         if metrics { edgeMetricsPort = freePort() }
         edge = try ChildProcess(name: "edge", executable: Paths.executable(executable), arguments: [
             "--listen", "127.0.0.1:\(edgePort)", "--router", frontend, "--events", eventsIn, "--heartbeat", heartbeat,
             "--log-level", "debug",
-        ] + routes.flatMap { ["--route", $0] } + (edgeMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + arguments)
+        ] + routes.flatMap { ["--route", $0] } + (edgeMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + arguments,
+            environment: environment)
         try awaitPort(edgePort)
     }
 

@@ -1,0 +1,93 @@
+import AsyncHTTPClient
+import BerthBus
+import BerthWire
+import Foundation
+import NIOHTTP1
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Answers that skip the router: a sidecar linked to the edge's reply endpoint sends the answer there, and only a
+/// small `delivered` note to the router.
+@Suite(.serialized) struct DirectReplyTests {
+    /// Once the link is up, an answer reaches the client while the router is frozen; the note that follows closes
+    /// the request at the router when it wakes.
+    @Test func anAnswerReachesTheClientWhileTheRouterIsFrozen() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter(metrics: true)
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            // A long heartbeat, so that the edge does not give up on the frozen router during the test.
+            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--heartbeat", "3s"])
+            let routerMetrics = try #require(mesh.routerMetricsPort)
+            // The first answers come through the router while the sidecar's link to the edge connects.
+            #expect(try await mesh.waitUntil("/a/echo") { response, _ in response.status == .ok })
+            try await Task.sleep(for: .milliseconds(200))
+
+            let answer = Task { try await mesh.get("/a/slow/800") }
+            #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: EdgeHTTPTests.routerInFlight(1)))
+            let router = try #require(mesh.router)
+            router.signal(SIGSTOP)
+            let (response, body) = try await answer.value
+            router.signal(SIGCONT)
+            #expect(response.status == .ok, "the answer should skip the frozen router: \(body)")
+            #expect(body == "slow\n")
+            #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: EdgeHTTPTests.routerInFlight(0)),
+                    "the sidecar's note should close the request at the router")
+        }
+    }
+
+    /// An edge that cannot bind its automatic endpoint says so and takes every answer through the router.
+    @Test func anEdgeWithoutAReplyEndpointStillGetsEveryAnswer() async throws {
+        try await withMesh { mesh in
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"], environment: ["XDG_RUNTIME_DIR": "/nonexistent/berth-test"])
+            #expect(try await mesh.waitUntil("/a/echo") { response, _ in response.status == .ok })
+            for _ in 0..<20 {
+                let (response, body) = try await mesh.get("/a/echo")
+                #expect(response.status == .ok, "\(body)")
+            }
+            let log = try String(contentsOf: try #require(mesh.edge).logURL, encoding: .utf8)
+            #expect(log.contains("cannot bind an endpoint for direct answers"))
+        }
+    }
+
+    /// Whatever arrives on the reply endpoint that is not an answer to a waiting request is dropped with a warning;
+    /// a forged answer for an id nobody waits for changes nothing.
+    @Test func garbageOnTheReplyEndpointIsRejected() async throws {
+        try await withMesh { mesh in
+            let endpoint = "ipc://\(FileManager.default.temporaryDirectory.path)/berth-test-replies-\(mesh.edgePort).sock"
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--reply-endpoint", endpoint])
+            #expect(try await mesh.waitUntil("/a/echo") { response, _ in response.status == .ok })
+
+            var options = SocketOptions()
+            options.immediate = true
+            let intruder = try Socket(.dealer, options: options)
+            try intruder.connect(endpoint)
+            let messages: [[Frame]] = [
+                [Frame(Array("not protobuf".utf8))],
+                [Frame(Envelope.request(Request(id: 1, target: Target(className: "ContainerA"), method: "GET", path: "/")).encoded())],
+                [Frame(Envelope.response(Response(id: 42, status: 200)).encoded()), Frame(Array("forged".utf8))],
+            ]
+            var sent = 0
+            let deadline = ContinuousClock.now + .seconds(5)
+            while sent < messages.count && ContinuousClock.now < deadline {
+                if try intruder.send(messages[sent]) { sent += 1 } else { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(sent == messages.count, "the intruder should reach the edge's reply endpoint")
+
+            for _ in 0..<10 {
+                let (response, body) = try await mesh.get("/a/echo")
+                #expect(response.status == .ok, "\(body)")
+                #expect(!body.contains("forged"))
+            }
+            let log = try String(contentsOf: try #require(mesh.edge).logURL, encoding: .utf8)
+            #expect(log.contains("rejected malformed envelope"))
+            #expect(log.contains("sidecars send responses only"))
+        }
+    }
+}
