@@ -139,7 +139,9 @@ final class SidecarBus: BusLoopBody {
 
     /// Answers `request`: straight to the edge when it takes direct answers and its link is up, through the router
     /// otherwise. A direct answer is followed by a small `delivered` one to the router, which closes the request there.
-    func respond(to request: Request, _ response: Response, body: [Frame]) {
+    /// - Returns: true when the answer went straight to the edge.
+    @discardableResult
+    func respond(to request: Request, _ response: Response, body: [Frame]) -> Bool {
         inFlight -= 1
         if !request.replyTo.isEmpty {
             var direct = response
@@ -151,13 +153,15 @@ final class SidecarBus: BusLoopBody {
             if sent {
                 let delivered = Response(id: response.id, status: response.status, error: response.error, delivered: true)
                 send([Frame(Envelope.response(delivered).encoded())])
-                return finishIfDrained(now: .now)
+                finishIfDrained(now: .now)
+                return true
             }
         }
         var frames = [Frame(Envelope.response(response).encoded())]
         frames.append(contentsOf: body)
         send(frames)
         finishIfDrained(now: .now)
+        return false
     }
 
     private func resetSockets() {

@@ -140,7 +140,7 @@ private final class Exchanges: Sendable {
         }
         // Counted now: sending hands the frames' bytes to libzmq and leaves them empty.
         let bytesOut = UInt64(outcome.body.byteCount)
-        sidecar.respond(to: request, response, body: outcome.body)
+        if sidecar.respond(to: request, response, body: outcome.body) { metrics.directAnswers.increment() }
         // Made only when someone subscribes: `publish` takes it as an autoclosure.
         sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(),
@@ -160,10 +160,13 @@ private final class SidecarMetrics: Sendable {
     private let dimensions: [(String, String)]
     private let duration: Timer
     private let requests = Mutex<[String: Counter]>([:])
+    /// Answers sent straight to the edge rather than through the router.
+    let directAnswers: Counter
 
     init(className: String, instanceID: String) {
         dimensions = [("class", className), ("instance", instanceID)]
         duration = Timer(label: "berth_sidecar_request_duration_seconds", dimensions: dimensions)
+        directAnswers = Counter(label: "berth_sidecar_direct_answers_total", dimensions: dimensions)
     }
 
     func record(_ response: Response, latency: Duration) {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import BerthBus
 import BerthWire
 import Foundation
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -17,13 +18,21 @@ import Glibc
     @Test func anAnswerReachesTheClientWhileTheRouterIsFrozen() async throws {
         try await withMesh { mesh in
             try mesh.startRouter(metrics: true)
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.addInstance(className: "ContainerA", id: "a-0", metrics: true)
             // A long heartbeat, so that the edge does not give up on the frozen router during the test.
             try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--heartbeat", "3s"])
             let routerMetrics = try #require(mesh.routerMetricsPort)
+            let sidecarMetrics = try #require(mesh.instance("a-0")?.metricsPort)
             // The first answers come through the router while the sidecar's link to the edge connects.
             #expect(try await mesh.waitUntil("/a/echo") { response, _ in response.status == .ok })
-            try await Task.sleep(for: .milliseconds(200))
+            var direct = 0.0
+            let deadline = ContinuousClock.now + .seconds(5)
+            while direct == 0 && ContinuousClock.now < deadline {
+                _ = try await mesh.get("/a/echo")
+                let (_, text) = try await mesh.send("/metrics", method: .GET, port: sidecarMetrics)
+                direct = Self.value(of: "berth_sidecar_direct_answers_total", in: String(buffer: text))
+            }
+            #expect(direct > 0, "answers should start going straight to the edge")
 
             let answer = Task { try await mesh.get("/a/slow/800") }
             #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: EdgeHTTPTests.routerInFlight(1)))
@@ -36,6 +45,11 @@ import Glibc
             #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: EdgeHTTPTests.routerInFlight(0)),
                     "the sidecar's note should close the request at the router")
         }
+    }
+
+    static func value(of metric: String, in text: String) -> Double {
+        text.split(separator: "\n").first { $0.hasPrefix(metric + "{") || $0.hasPrefix(metric + " ") }
+            .flatMap { Double($0.split(separator: " ").last!) } ?? 0
     }
 
     /// An edge that cannot bind its automatic endpoint says so and takes every answer through the router.
