@@ -56,6 +56,9 @@ public struct EdgeOptions: ParsableArguments {
         guard let replies = ReplyEndpoint(argument: replyEndpoint) else {
             throw ValidationError("--reply-endpoint must be auto, off, or a tcp:// or ipc:// endpoint, not \(replyEndpoint.debugDescription)")
         }
+        if case .endpoint(let endpoint) = replies, ReplyEndpoint.isWildcard(endpoint) {
+            throw ValidationError("--reply-endpoint \(endpoint) binds every address, but sidecars connect to the address it names: give one they can reach")
+        }
         configuration.replies = replies
         return (configuration, routes, common.bootstrapLogging(label: label))
     }

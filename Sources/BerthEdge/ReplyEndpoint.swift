@@ -23,6 +23,11 @@ public enum ReplyEndpoint: Sendable, Hashable {
         }
     }
 
+    /// A `tcp://` endpoint on every address: fine to bind, useless to name, since a sidecar would connect to itself.
+    public static func isWildcard(_ endpoint: String) -> Bool {
+        ["tcp://*:", "tcp://0.0.0.0:", "tcp://[::]:", "tcp://[*]:"].contains { endpoint.hasPrefix($0) }
+    }
+
     /// A bound ROUTER socket, or nil when answers all come through the router.
     func bind(logger: Logger) throws(BusError) -> Socket? {
         let chosen: String
