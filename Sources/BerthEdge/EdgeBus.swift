@@ -236,5 +236,6 @@ final class EdgeBus: BusLoopBody {
     func stopping() {
         server.stop()
         failAll(.routerUnreachable, "the edge is shutting down")
+        ReplyEndpoint.removeFile(of: replyTo)
     }
 }

@@ -50,6 +50,13 @@ public enum ReplyEndpoint: Sendable, Hashable {
         return socket
     }
 
+    /// Removes the file of an `ipc://` endpoint this edge bound. libzmq removes it when the socket closes, but that
+    /// happens on its I/O thread, which a process on its way out does not wait for.
+    static func removeFile(of bound: String) {
+        guard bound.hasPrefix("ipc://") else { return }
+        unlink(String(bound.dropFirst("ipc://".count)))
+    }
+
     /// `.../replies/edge-PID-RANDOM.sock`, after removing the files of edges that died without closing theirs.
     private static func automaticPath() -> String {
         let base = getenv("XDG_RUNTIME_DIR").map { String(cString: $0) } ?? "/tmp"
