@@ -67,7 +67,7 @@ EOF
 nginx -p "$work/app" -c "$work/app.conf" &
 pids+=($!)
 
-mesh() { # NAME DIR [EDGE ARGS...]: starts a mesh, prints its edge's port
+mesh() { # NAME DIR [EDGE ARGS...]: starts a mesh (in this shell, so that cleanup knows its pids); port_NAME is its edge's port
     local name=$1 dir=$2 frontend backend events_in events_out edge
     shift 2
     frontend=$(free_port) backend=$(free_port) events_in=$(free_port) events_out=$(free_port) edge=$(free_port)
@@ -80,12 +80,13 @@ mesh() { # NAME DIR [EDGE ARGS...]: starts a mesh, prints its edge's port
     "$dir/berth-edge" --listen "127.0.0.1:$edge" --router "tcp://127.0.0.1:$frontend" --events "tcp://127.0.0.1:$events_in" \
         --route /=Bench "$@" >"$work/$name-edge.log" 2>&1 &
     pids+=($!)
-    echo "$edge"
+    printf -v "port_$name" '%s' "$edge"
 }
 
-old_port=$(mesh old "$old")
+mesh old "$old"
 # shellcheck disable=SC2086 # the extra arguments are meant to split
-new_port=$(mesh new "$new" $new_edge_args)
+mesh new "$new" $new_edge_args
+old_port=$port_old new_port=$port_new
 for port in "$old_port" "$new_port"; do
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$port/" >/dev/null && break
