@@ -158,7 +158,7 @@ final class EdgeBus: BusLoopBody {
             answer(response, body: Array(frames.dropFirst()))
         case .heartbeat, .disconnect:
             break
-        case .ready, .request:
+        case .ready, .request, .delivered:
             logger.warning("rejected message: the router sends responses and heartbeats to edges")
         }
     }

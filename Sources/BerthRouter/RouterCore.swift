@@ -100,7 +100,7 @@ final class RouterCore: BusLoopBody {
             send(.heartbeat(Heartbeat(inFlight: UInt32(inFlight.count))), to: edge, on: frontend)
         case .disconnect:
             break
-        case .ready, .response:
+        case .ready, .response, .delivered:
             logger.warning("rejected message: edges send requests and heartbeats only", metadata: ["berth.peer.id": "\(hex(edge))"])
         }
     }
@@ -120,6 +120,8 @@ final class RouterCore: BusLoopBody {
             send(.heartbeat(Heartbeat(inFlight: UInt32(instance.inFlight.count))), to: identity, on: backend)
         case .response(let response):
             complete(response, body: body, from: identity)
+        case .delivered(let ids):
+            delivered(ids, from: identity)
         case .disconnect(let disconnect):
             // The answer tells the sidecar that nothing more comes: whatever was sent to it before is ahead of this.
             send(.disconnect(Disconnect(reason: "leave acknowledged")), to: identity, on: backend)
@@ -247,23 +249,35 @@ final class RouterCore: BusLoopBody {
         inFlight[routerID] = (kept, instance)
     }
 
-    private func complete(_ response: Response, body: [Frame], from identity: [UInt8]) {
-        guard let (held, instance) = inFlight[response.id], instance.identity == identity else {
-            logger.debug("dropped late response", metadata: ["berth.request.router_id": "\(response.id)"])
-            return
+    /// Forgets a request its instance has answered; nil (and a debug line) when it is not that instance's.
+    private func close(_ routerID: UInt64, from identity: [UInt8]) -> (held: HeldRequest, instance: Instance)? {
+        guard let (held, instance) = inFlight[routerID], instance.identity == identity else {
+            logger.debug("dropped late response", metadata: ["berth.request.router_id": "\(routerID)"])
+            return nil
         }
-        inFlight[response.id] = nil
-        instance.inFlight.remove(response.id)
+        inFlight[routerID] = nil
+        instance.inFlight.remove(routerID)
         if instance.draining && instance.inFlight.isEmpty { instances[identity] = nil }
+        return (held, instance)
+    }
+
+    /// The sidecar sent these answers straight to their edges: they only close the requests here.
+    private func delivered(_ ids: [UInt64], from identity: [UInt8]) {
+        var className: String?
+        for id in ids {
+            guard let (_, instance) = close(id, from: identity) else { continue }
+            instance.answered.increment()
+            className = instance.className
+        }
+        if let className { drainQueue(of: className) }
+    }
+
+    private func complete(_ response: Response, body: [Frame], from identity: [UInt8]) {
+        guard let (held, instance) = close(response.id, from: identity) else { return }
         if let error = response.error {
             metrics.counter("berth_router_requests_total", [("class", instance.className), ("result", error.code.name)]).increment()
         } else {
             instance.answered.increment()
-        }
-        // The sidecar sent the answer straight to the edge; this only closes the request here.
-        guard !response.delivered else {
-            drainQueue(of: instance.className)
-            return
         }
         var answer = response
         answer.id = held.request.id

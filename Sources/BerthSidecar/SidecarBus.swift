@@ -37,6 +37,9 @@ final class SidecarBus: BusLoopBody {
     private var nextReady: ContinuousClock.Instant = .now
     /// Requests handed out and not yet answered.
     private var inFlight = 0
+    /// Requests answered straight to the edge in this turn of the loop: `tick`, at the end of the turn, tells the
+    /// router in one message.
+    private var delivered: [UInt64] = []
     /// Set by SIGTERM: no new work is taken, and `drained` is called when the last answer is out.
     private var drainDeadline: ContinuousClock.Instant?
     private var draining: Bool { drainDeadline != nil }
@@ -126,7 +129,7 @@ final class SidecarBus: BusLoopBody {
                 registered = false
                 sendReady()
             }
-        case .ready, .response:
+        case .ready, .response, .delivered:
             logger.warning("rejected message: the router sends requests, heartbeats and disconnects only")
         }
     }
@@ -138,12 +141,13 @@ final class SidecarBus: BusLoopBody {
     // MARK: To the router
 
     /// Answers `request`: straight to the edge when it takes direct answers and its link is up, through the router
-    /// otherwise. A direct answer is followed by a small `delivered` one to the router, which closes the request there.
+    /// otherwise. The router hears of direct answers at the end of the loop's turn, in one `Delivered` for all.
+    /// Errors always go through the router, which counts them.
     /// - Returns: true when the answer went straight to the edge.
     @discardableResult
     func respond(to request: Request, _ response: Response, body: [Frame]) -> Bool {
         inFlight -= 1
-        if !request.replyTo.isEmpty {
+        if !request.replyTo.isEmpty && response.error == nil {
             var direct = response
             direct.id = request.replyID
             var frames = [Frame(Envelope.response(direct).encoded())]
@@ -151,8 +155,7 @@ final class SidecarBus: BusLoopBody {
             let sent = replies.send(frames, to: request.replyTo)
             if replies.generation != linksGeneration { resetSockets() }
             if sent {
-                let delivered = Response(id: response.id, status: response.status, error: response.error, delivered: true)
-                send([Frame(Envelope.response(delivered).encoded())])
+                delivered.append(response.id)
                 finishIfDrained(now: .now)
                 return true
             }
@@ -162,6 +165,12 @@ final class SidecarBus: BusLoopBody {
         send(frames)
         finishIfDrained(now: .now)
         return false
+    }
+
+    private func sendDelivered() {
+        guard !delivered.isEmpty else { return }
+        send([Frame(Envelope.delivered(delivered).encoded())])
+        delivered.removeAll(keepingCapacity: true)
     }
 
     private func resetSockets() {
@@ -188,6 +197,7 @@ final class SidecarBus: BusLoopBody {
         let routerDone = leaveAcknowledged || now >= leaveDeadline
         if (inFlight == 0 && routerDone) || now >= drainDeadline {
             if inFlight > 0 { logger.warning("drain timeout passed; abandoning requests", metadata: ["berth.in_flight": "\(inFlight)"]) }
+            sendDelivered()
             drainedSignalled = true
             drained()
         }
@@ -202,6 +212,7 @@ final class SidecarBus: BusLoopBody {
     // MARK: Timers
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        sendDelivered()
         let appDeadline = app.expire(now: now)
         let next = busTick(now: now)
         guard let appDeadline else { return next }
@@ -237,6 +248,7 @@ final class SidecarBus: BusLoopBody {
     }
 
     func stopping() {
+        sendDelivered()
         app.shutdown()
         send([Frame(Envelope.disconnect(Disconnect(reason: "sidecar stopping")).encoded())])
     }

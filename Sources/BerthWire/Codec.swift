@@ -29,6 +29,16 @@ extension Envelope {
             case .response(let response):
                 message.pointee.kind_case = BERTH__ENVELOPE__KIND_RESPONSE
                 message.pointee.response = arena.encode(response)
+            case .delivered(let ids):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_DELIVERED
+                let c = arena.message(Berth__Delivered.self, berth__delivered__init)
+                if !ids.isEmpty {
+                    let buffer = arena.allocate(UInt64.self, count: ids.count)
+                    _ = UnsafeMutableBufferPointer(start: buffer, count: ids.count).initialize(from: ids)
+                    c.pointee.n_ids = ids.count
+                    c.pointee.ids = buffer
+                }
+                message.pointee.delivered = c
             }
             return pack(berth__envelope__get_packed_size(message)) { berth__envelope__pack(message, $0) }
         }
@@ -60,6 +70,9 @@ extension Envelope {
             self = .request(try Request(try present(c.request, "Envelope.request")))
         case BERTH__ENVELOPE__KIND_RESPONSE:
             self = .response(try Response(try present(c.response, "Envelope.response")))
+        case BERTH__ENVELOPE__KIND_DELIVERED:
+            let delivered = try present(c.delivered, "Envelope.delivered").pointee
+            self = .delivered(delivered.n_ids > 0 && delivered.ids != nil ? Array(UnsafeBufferPointer(start: delivered.ids, count: delivered.n_ids)) : [])
         default:
             throw WireError(code: .empty, message: "Envelope has no kind set")
         }
@@ -277,7 +290,6 @@ private struct Arena: ~Copyable {
         (c.pointee.n_headers, c.pointee.headers) = encode(response.headers)
         if let error = response.error { c.pointee.error = encode(error) }
         if let servedBy = response.servedBy { c.pointee.served_by = encode(servedBy) }
-        c.pointee.delivered = response.delivered ? 1 : 0
         return c
     }
 
@@ -475,8 +487,7 @@ extension Response {
             error: try c.pointee.error.map { error throws(WireError) in try MeshError(error, "Response.error") },
             servedBy: try c.pointee.served_by.map { endpoint throws(WireError) in
                 try Endpoint(endpoint, "Response.served_by")
-            },
-            delivered: c.pointee.delivered != 0
+            }
         )
     }
 }

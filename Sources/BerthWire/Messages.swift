@@ -201,19 +201,13 @@ public struct Response: Sendable, Hashable {
     public var headers: [Header]
     public var error: MeshError?
     public var servedBy: Endpoint?
-    /// From a sidecar to the router: the answer went to the request's `replyTo`; this only closes the request.
-    public var delivered: Bool
 
-    public init(
-        id: UInt64, status: UInt32, headers: [Header] = [], error: MeshError? = nil, servedBy: Endpoint? = nil,
-        delivered: Bool = false
-    ) {
+    public init(id: UInt64, status: UInt32, headers: [Header] = [], error: MeshError? = nil, servedBy: Endpoint? = nil) {
         self.id = id
         self.status = status
         self.headers = headers
         self.error = error
         self.servedBy = servedBy
-        self.delivered = delivered
     }
 }
 
@@ -224,6 +218,8 @@ public enum Envelope: Sendable, Hashable {
     case disconnect(Disconnect)
     case request(Request)
     case response(Response)
+    /// From a sidecar: requests (router ids) it answered straight to their `replyTo`.
+    case delivered([UInt64])
 }
 
 // MARK: - Events

@@ -367,6 +367,51 @@ void   berth__response__free_unpacked
   assert(message->base.descriptor == &berth__response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   berth__delivered__init
+                     (Berth__Delivered         *message)
+{
+  static const Berth__Delivered init_value = BERTH__DELIVERED__INIT;
+  *message = init_value;
+}
+size_t berth__delivered__get_packed_size
+                     (const Berth__Delivered *message)
+{
+  assert(message->base.descriptor == &berth__delivered__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t berth__delivered__pack
+                     (const Berth__Delivered *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &berth__delivered__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t berth__delivered__pack_to_buffer
+                     (const Berth__Delivered *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &berth__delivered__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Berth__Delivered *
+       berth__delivered__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Berth__Delivered *)
+     protobuf_c_message_unpack (&berth__delivered__descriptor,
+                                allocator, len, data);
+}
+void   berth__delivered__free_unpacked
+                     (Berth__Delivered *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &berth__delivered__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   berth__envelope__init
                      (Berth__Envelope         *message)
 {
@@ -1176,7 +1221,7 @@ const ProtobufCMessageDescriptor berth__error__descriptor =
   (ProtobufCMessageInit) berth__error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__response__field_descriptors[6] =
+static const ProtobufCFieldDescriptor berth__response__field_descriptors[5] =
 {
   {
     "id",
@@ -1238,21 +1283,8 @@ static const ProtobufCFieldDescriptor berth__response__field_descriptors[6] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
-  {
-    "delivered",
-    6,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BOOL,
-    0,   /* quantifier_offset */
-    offsetof(Berth__Response, delivered),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
 };
 static const unsigned berth__response__field_indices_by_name[] = {
-  5,   /* field[5] = delivered */
   3,   /* field[3] = error */
   2,   /* field[2] = headers */
   0,   /* field[0] = id */
@@ -1262,7 +1294,7 @@ static const unsigned berth__response__field_indices_by_name[] = {
 static const ProtobufCIntRange berth__response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor berth__response__descriptor =
 {
@@ -1272,14 +1304,52 @@ const ProtobufCMessageDescriptor berth__response__descriptor =
   "Berth__Response",
   "berth",
   sizeof(Berth__Response),
-  6,
+  5,
   berth__response__field_descriptors,
   berth__response__field_indices_by_name,
   1,  berth__response__number_ranges,
   (ProtobufCMessageInit) berth__response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[5] =
+static const ProtobufCFieldDescriptor berth__delivered__field_descriptors[1] =
+{
+  {
+    "ids",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Berth__Delivered, n_ids),
+    offsetof(Berth__Delivered, ids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned berth__delivered__field_indices_by_name[] = {
+  0,   /* field[0] = ids */
+};
+static const ProtobufCIntRange berth__delivered__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor berth__delivered__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "berth.Delivered",
+  "Delivered",
+  "Berth__Delivered",
+  "berth",
+  sizeof(Berth__Delivered),
+  1,
+  berth__delivered__field_descriptors,
+  berth__delivered__field_indices_by_name,
+  1,  berth__delivered__number_ranges,
+  (ProtobufCMessageInit) berth__delivered__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[6] =
 {
   {
     "ready",
@@ -1341,8 +1411,21 @@ static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[5] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "delivered",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Berth__Envelope, kind_case),
+    offsetof(Berth__Envelope, delivered),
+    &berth__delivered__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__envelope__field_indices_by_name[] = {
+  5,   /* field[5] = delivered */
   2,   /* field[2] = disconnect */
   1,   /* field[1] = heartbeat */
   0,   /* field[0] = ready */
@@ -1352,7 +1435,7 @@ static const unsigned berth__envelope__field_indices_by_name[] = {
 static const ProtobufCIntRange berth__envelope__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor berth__envelope__descriptor =
 {
@@ -1362,7 +1445,7 @@ const ProtobufCMessageDescriptor berth__envelope__descriptor =
   "Berth__Envelope",
   "berth",
   sizeof(Berth__Envelope),
-  5,
+  6,
   berth__envelope__field_descriptors,
   berth__envelope__field_indices_by_name,
   1,  berth__envelope__number_ranges,

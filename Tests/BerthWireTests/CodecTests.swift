@@ -42,7 +42,8 @@ private let envelopes: [Envelope] = [
     .request(fullRequest),
     .request(Request(id: 0, target: Target(className: "B"), method: "GET", path: "/")),
     .response(Response(id: 1, status: 200)),
-    .response(Response(id: 2, status: 204, delivered: true)),
+    .delivered([]),
+    .delivered([1, 2, .max]),
     .response(Response(id: .max, status: 599, headers: fullRequest.headers, servedBy: fullEndpoint)),
     .response(
         Response(
@@ -278,7 +279,7 @@ private struct SeededGenerator: RandomNumberGenerator {
 
     @Test func noKind() {
         expectError([], .empty, "Envelope has no kind set (0 bytes)")
-        expectError([0x30, 0x01], .empty, "Envelope has no kind set")
+        expectError([0x38, 0x01], .empty, "Envelope has no kind set")  // field 7, unknown: no kind
         #expect(throws: WireError(code: .empty, message: "Event has no kind set")) { try Event(decoding: [0x30, 0x01]) }
     }
 

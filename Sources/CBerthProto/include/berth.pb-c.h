@@ -23,6 +23,7 @@ typedef struct Berth__Disconnect Berth__Disconnect;
 typedef struct Berth__Request Berth__Request;
 typedef struct Berth__Error Berth__Error;
 typedef struct Berth__Response Berth__Response;
+typedef struct Berth__Delivered Berth__Delivered;
 typedef struct Berth__Envelope Berth__Envelope;
 typedef struct Berth__Endpoint Berth__Endpoint;
 typedef struct Berth__TrafficEvent Berth__TrafficEvent;
@@ -239,8 +240,8 @@ struct  Berth__Request
   /*
    * Set by an edge that takes answers straight from sidecars: a ZeroMQ endpoint where it binds a ROUTER socket.
    * A sidecar connected to it sends the Response there, with `reply_id` as its id, and closes the request at the
-   * router with a Response marked `delivered` (no headers, no body). A sidecar not (yet) connected to it answers
-   * through the router as usual. Empty: always through the router.
+   * router with a `Delivered`. A sidecar not (yet) connected to it answers through the router as usual. Empty:
+   * always through the router.
    */
   char *reply_to;
   /*
@@ -289,15 +290,26 @@ struct  Berth__Response
    * Who served it.
    */
   Berth__Endpoint *served_by;
-  /*
-   * From a sidecar to the router only: the answer went straight to the request's `reply_to`. The router closes
-   * the request and forwards nothing.
-   */
-  protobuf_c_boolean delivered;
 };
 #define BERTH__RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__response__descriptor) \
-    , 0, 0, 0,NULL, NULL, NULL, 0 }
+    , 0, 0, 0,NULL, NULL, NULL }
+
+
+/*
+ * From a sidecar to the router: these requests (router ids) were answered straight to their `reply_to`; the router
+ * closes them and forwards nothing. One message carries the answers of one turn of the sidecar's loop. Answers that
+ * report an error always go through the router instead.
+ */
+struct  Berth__Delivered
+{
+  ProtobufCMessage base;
+  size_t n_ids;
+  uint64_t *ids;
+};
+#define BERTH__DELIVERED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&berth__delivered__descriptor) \
+    , 0,NULL }
 
 
 typedef enum {
@@ -306,7 +318,8 @@ typedef enum {
   BERTH__ENVELOPE__KIND_HEARTBEAT = 2,
   BERTH__ENVELOPE__KIND_DISCONNECT = 3,
   BERTH__ENVELOPE__KIND_REQUEST = 4,
-  BERTH__ENVELOPE__KIND_RESPONSE = 5
+  BERTH__ENVELOPE__KIND_RESPONSE = 5,
+  BERTH__ENVELOPE__KIND_DELIVERED = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BERTH__ENVELOPE__KIND__CASE)
 } Berth__Envelope__KindCase;
 
@@ -320,6 +333,7 @@ struct  Berth__Envelope
     Berth__Disconnect *disconnect;
     Berth__Request *request;
     Berth__Response *response;
+    Berth__Delivered *delivered;
   };
 };
 #define BERTH__ENVELOPE__INIT \
@@ -574,6 +588,25 @@ Berth__Response *
 void   berth__response__free_unpacked
                      (Berth__Response *message,
                       ProtobufCAllocator *allocator);
+/* Berth__Delivered methods */
+void   berth__delivered__init
+                     (Berth__Delivered         *message);
+size_t berth__delivered__get_packed_size
+                     (const Berth__Delivered   *message);
+size_t berth__delivered__pack
+                     (const Berth__Delivered   *message,
+                      uint8_t             *out);
+size_t berth__delivered__pack_to_buffer
+                     (const Berth__Delivered   *message,
+                      ProtobufCBuffer     *buffer);
+Berth__Delivered *
+       berth__delivered__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   berth__delivered__free_unpacked
+                     (Berth__Delivered *message,
+                      ProtobufCAllocator *allocator);
 /* Berth__Envelope methods */
 void   berth__envelope__init
                      (Berth__Envelope         *message);
@@ -714,6 +747,9 @@ typedef void (*Berth__Error_Closure)
 typedef void (*Berth__Response_Closure)
                  (const Berth__Response *message,
                   void *closure_data);
+typedef void (*Berth__Delivered_Closure)
+                 (const Berth__Delivered *message,
+                  void *closure_data);
 typedef void (*Berth__Envelope_Closure)
                  (const Berth__Envelope *message,
                   void *closure_data);
@@ -750,6 +786,7 @@ extern const ProtobufCMessageDescriptor berth__disconnect__descriptor;
 extern const ProtobufCMessageDescriptor berth__request__descriptor;
 extern const ProtobufCMessageDescriptor berth__error__descriptor;
 extern const ProtobufCMessageDescriptor berth__response__descriptor;
+extern const ProtobufCMessageDescriptor berth__delivered__descriptor;
 extern const ProtobufCMessageDescriptor berth__envelope__descriptor;
 extern const ProtobufCMessageDescriptor berth__endpoint__descriptor;
 extern const ProtobufCMessageDescriptor berth__traffic_event__descriptor;
