@@ -49,6 +49,10 @@ final class DirectReplies {
             return link.socket
         }
         guard !refused.contains(endpoint) else { return nil }
+        guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
+            refuse(endpoint, because: "only tcp:// and ipc:// endpoints take direct answers")
+            return nil
+        }
         if links.count >= Self.maxLinks, let oldest = links.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
             close(oldest)
         }
@@ -62,13 +66,17 @@ final class DirectReplies {
             sockets.append(socket)
             return socket
         } catch {
-            logger.warning("cannot link to an edge's reply endpoint; its answers go through the router", metadata: [
-                "berth.reply_to": "\(endpoint)", "berth.error": "\(error)",
-            ])
-            if refused.count >= 1_024 { refused.removeAll() }
-            refused.insert(endpoint)
+            refuse(endpoint, because: "\(error)")
             return nil
         }
+    }
+
+    private func refuse(_ endpoint: String, because reason: String) {
+        logger.warning("cannot link to an edge's reply endpoint; its answers go through the router", metadata: [
+            "berth.reply_to": "\(endpoint)", "berth.error": "\(reason)",
+        ])
+        if refused.count >= 1_024 { refused.removeAll() }
+        refused.insert(endpoint)
     }
 
     /// Closes the links unused for `idleLimit`.

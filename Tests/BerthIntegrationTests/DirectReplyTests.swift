@@ -52,6 +52,30 @@ import Glibc
             .flatMap { Double($0.split(separator: " ").last!) } ?? 0
     }
 
+    /// A sidecar answers through the router when a request names an endpoint it will not use (another transport)
+    /// or cannot reach (no such file): every answer comes back, and a refused endpoint is reported.
+    @Test(arguments: ["inproc://berth-edge", "udp://127.0.0.1:9", "ipc:///nonexistent/berth-test/edge.sock"])
+    func anUnusableReplyEndpointFallsBackToTheRouter(_ endpoint: String) async throws {
+        try await withLoneSidecar(heartbeat: "200ms") { router, sidecar, identity in
+            for id in UInt64(1)...3 {
+                let request = Request(
+                    id: id, target: Target(className: "ContainerA"), method: "GET", path: "/echo", timeoutMilliseconds: 5_000,
+                    replyTo: endpoint, replyID: 1_000 + id
+                )
+                try router.send(.request(request), to: identity)
+                let answer = try await router.receive { if case .response(let response) = $0, response.id == id { true } else { false } }
+                guard case .response(let response)? = answer?.0 else {
+                    Issue.record("no answer through the router for request \(id) with reply_to \(endpoint):\n\(sidecar.output)")
+                    return
+                }
+                #expect(response.status == 200)
+            }
+            if !endpoint.hasPrefix("ipc://") {
+                #expect(sidecar.output.contains("cannot link to an edge's reply endpoint"))
+            }
+        }
+    }
+
     /// An edge that cannot bind its automatic endpoint says so and takes every answer through the router.
     @Test func anEdgeWithoutAReplyEndpointStillGetsEveryAnswer() async throws {
         try await withMesh { mesh in
