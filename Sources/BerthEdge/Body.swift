@@ -58,10 +58,18 @@ public struct Body: Sendable {
     /// The body as UTF-8 text.
     public var string: String { String(buffer: buffer) }
 
-    /// The body as frames for the bus or a socket, without copying its bytes. Sending a frame on the bus empties
-    /// it, so these are new frames over the same bytes each time: a Worker may send a body, then read it or send
-    /// it again.
+    /// The body as frames for a socket, without copying its bytes. Sending them on the bus would empty them: see
+    /// `framesForBus`.
     var frames: [Frame] {
+        switch storage {
+        case .buffers(let buffers): buffers.map { Frame($0) }
+        case .frames(let frames): frames
+        }
+    }
+
+    /// The body as frames to send on the bus, which empties what it sends: new frames over the same bytes, so that
+    /// a Worker may send a body, then read it or send it again.
+    var framesForBus: [Frame] {
         switch storage {
         case .buffers(let buffers): buffers.map { Frame($0) }
         case .frames(let frames): frames.map { $0.copy() }

@@ -313,8 +313,8 @@ final class EdgeHTTPServer {
                     forwarded, id: id, to: target, port: nil, configuration: bus.configuration, ids: bus.ids,
                     reply: .connection(token: connection.token, exchange: connection.exchange)
                 )
-                // Nothing reads the body after this, so its frames go to the bus as read (`Body.frames` would make
-                // new ones for a second reader).
+                // Nothing reads the body after this, so its frames go to the bus as read (`Body.framesForBus` would
+                // make new ones for a second reader).
                 bus.send(exchange, body: body)
             }
             return

@@ -21,7 +21,7 @@ struct MeshClient: Sendable {
                     request, id: id, to: target, port: port, configuration: configuration, ids: ids,
                     reply: .callback { continuation.resume(returning: $0) }
                 )
-                let body = request.body.frames
+                let body = request.body.framesForBus
                 if !bus.execute({ $0.send(exchange, body: body) }) {
                     continuation.resume(returning: EdgeBus.failure(id, .internal, "the edge is shutting down"))
                 }

@@ -16,7 +16,7 @@ struct BodyTests {
         let body = Body(frames: [Frame(text), Frame("and a second frame")])
 
         for _ in 0..<2 {
-            #expect(try sender.send(body.frames))
+            #expect(try sender.send(body.framesForBus))
             var received: [Frame]?
             for _ in 0..<200 where received == nil {
                 received = try receiver.receive()
