@@ -70,7 +70,6 @@ enum HTTPMapping {
         return (bytes, !keepAlive)
     }
 
-
     /// `value` with every control byte but HTAB replaced by a space (RFC 9110 §5.5).
     static func legalValue(_ value: String) -> String {
         func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }

@@ -32,12 +32,7 @@ extension Envelope {
             case .delivered(let ids):
                 message.pointee.kind_case = BERTH__ENVELOPE__KIND_DELIVERED
                 let c = arena.message(Berth__Delivered.self, berth__delivered__init)
-                if !ids.isEmpty {
-                    let buffer = arena.allocate(UInt64.self, count: ids.count)
-                    _ = UnsafeMutableBufferPointer(start: buffer, count: ids.count).initialize(from: ids)
-                    c.pointee.n_ids = ids.count
-                    c.pointee.ids = buffer
-                }
+                (c.pointee.n_ids, c.pointee.ids) = arena.encode(ids)
                 message.pointee.delivered = c
             }
             return pack(berth__envelope__get_packed_size(message)) { berth__envelope__pack(message, $0) }
@@ -72,7 +67,7 @@ extension Envelope {
             self = .response(try Response(try present(c.response, "Envelope.response")))
         case BERTH__ENVELOPE__KIND_DELIVERED:
             let delivered = try present(c.delivered, "Envelope.delivered").pointee
-            self = .delivered(delivered.n_ids > 0 && delivered.ids != nil ? Array(UnsafeBufferPointer(start: delivered.ids, count: delivered.n_ids)) : [])
+            self = .delivered(decodeScalars(delivered.n_ids, delivered.ids))
         default:
             throw WireError(code: .empty, message: "Envelope has no kind set")
         }
@@ -211,6 +206,14 @@ private struct Arena: ~Copyable {
         }
     }
 
+    /// A repeated number field: its count and its values, in the arena.
+    mutating func encode<T: BinaryInteger>(_ values: [T]) -> (Int, UnsafeMutablePointer<T>?) {
+        guard !values.isEmpty else { return (0, nil) }
+        let buffer = allocate(T.self, count: values.count)
+        _ = UnsafeMutableBufferPointer(start: buffer, count: values.count).initialize(from: values)
+        return (values.count, buffer)
+    }
+
     mutating func encode(_ headers: [Header]) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<Berth__Header>?>?) {
         guard !headers.isEmpty else { return (0, nil) }
         let list = allocate(UnsafeMutablePointer<Berth__Header>?.self, count: headers.count)
@@ -251,12 +254,7 @@ private struct Arena: ~Copyable {
         c.pointee.protocol_version = ready.protocolVersion
         copy(ready.className, to: &c.pointee.class_name)
         copy(ready.instanceID, to: &c.pointee.instance_id)
-        if !ready.ports.isEmpty {
-            let ports = allocate(UInt32.self, count: ready.ports.count)
-            _ = UnsafeMutableBufferPointer(start: ports, count: ready.ports.count).initialize(from: ready.ports)
-            c.pointee.n_ports = ready.ports.count
-            c.pointee.ports = ports
-        }
+        (c.pointee.n_ports, c.pointee.ports) = encode(ready.ports)
         c.pointee.capacity = ready.capacity
         c.pointee.heartbeat_ms = ready.heartbeatMilliseconds
         return c
@@ -365,6 +363,12 @@ private func quoted(_ value: String) -> String {
     value.utf8.count <= 64 ? "\"\(value)\"" : "\"\(value.prefix(64))…\""
 }
 
+/// A repeated number field's values.
+private func decodeScalars<T>(_ count: Int, _ values: UnsafeMutablePointer<T>?) -> [T] {
+    guard count > 0, let values else { return [] }
+    return Array(UnsafeBufferPointer(start: values, count: count))
+}
+
 private func decodeHeaders(
     _ count: Int,
     _ list: UnsafeMutablePointer<UnsafeMutablePointer<Berth__Header>?>?,
@@ -427,8 +431,7 @@ extension Ready {
         guard c.pointee.capacity >= 1 else {
             throw WireError(code: .invalidValue, message: "Ready.capacity is 0 (must be at least 1)")
         }
-        let ports = c.pointee.n_ports > 0 && c.pointee.ports != nil
-            ? Array(UnsafeBufferPointer(start: c.pointee.ports, count: c.pointee.n_ports)) : []
+        let ports = decodeScalars(c.pointee.n_ports, c.pointee.ports)
         self.init(
             protocolVersion: version,
             className: className,
