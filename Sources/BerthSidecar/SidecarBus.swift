@@ -221,8 +221,6 @@ final class SidecarBus: BusLoopBody {
 
     private func busTick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         finishIfDrained(now: now)
-        replies.expire(now: now)
-        if replies.generation != linksGeneration { resetSockets() }
         if !registered && !draining && now >= nextReady {
             nextReady = now + .milliseconds(50)
             sendReady()
@@ -231,6 +229,9 @@ final class SidecarBus: BusLoopBody {
             nextHeartbeat = now + configuration.heartbeatInterval
             // Heartbeats go on while draining: the router keeps our requests only while we look alive.
             send([Frame(Envelope.heartbeat(Heartbeat(inFlight: UInt32(inFlight))).encoded())])
+            // Once a heartbeat is often enough to look for links unused for a minute.
+            replies.expire(now: now)
+            if replies.generation != linksGeneration { resetSockets() }
         }
         if !draining && lastHeard.duration(to: now) > configuration.heartbeatInterval * configuration.heartbeatLiveness {
             logger.warning("lost the router; connecting again", metadata: ["berth.router": "\(configuration.router)"])
