@@ -10,21 +10,18 @@ import Testing
 import Glibc
 #endif
 
-/// Answers that skip the router: a sidecar linked to the edge's reply endpoint sends the answer there, and only a
-/// small `delivered` note to the router.
+/// Answers that skip the router: a sidecar linked to the edge's reply endpoint sends the answer there, and tells
+/// the router only which requests it answered (`Delivered`).
 @Suite(.serialized) struct DirectReplyTests {
     /// Once the link is up, an answer reaches the client while the router is frozen; the note that follows closes
     /// the request at the router when it wakes.
     @Test func anAnswerReachesTheClientWhileTheRouterIsFrozen() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter(metrics: true)
-            try mesh.addInstance(className: "ContainerA", id: "a-0", metrics: true)
-            // A long heartbeat, so that the edge does not give up on the frozen router during the test.
-            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--heartbeat", "3s"])
+            // A long heartbeat, so that the edge does not give up on the frozen router during the test. The first
+            // answers come through the router while the sidecar's link to the edge connects.
+            try await mesh.startOneInstance(metrics: true, instanceMetrics: true, edgeArguments: ["--heartbeat", "3s"])
             let routerMetrics = try #require(mesh.routerMetricsPort)
             let sidecarMetrics = try #require(mesh.instance("a-0")?.metricsPort)
-            // The first answers come through the router while the sidecar's link to the edge connects.
-            #expect(try await mesh.waitUntil("/a/echo") { response, _ in response.status == .ok })
             var direct = 0.0
             let deadline = ContinuousClock.now + .seconds(5)
             while direct == 0 && ContinuousClock.now < deadline {
@@ -79,10 +76,7 @@ import Glibc
     /// An edge that cannot bind its automatic endpoint says so and takes every answer through the router.
     @Test func anEdgeWithoutAReplyEndpointStillGetsEveryAnswer() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"], environment: ["XDG_RUNTIME_DIR": "/nonexistent/berth-test"])
-            #expect(try await mesh.waitUntil("/a/echo") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance(edgeEnvironment: ["XDG_RUNTIME_DIR": "/nonexistent/berth-test"])
             for _ in 0..<20 {
                 let (response, body) = try await mesh.get("/a/echo")
                 #expect(response.status == .ok, "\(body)")
@@ -97,10 +91,7 @@ import Glibc
     @Test func garbageOnTheReplyEndpointIsRejected() async throws {
         try await withMesh { mesh in
             let endpoint = "ipc://\(FileManager.default.temporaryDirectory.path)/berth-test-replies-\(mesh.edgePort).sock"
-            try mesh.startRouter()
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--reply-endpoint", endpoint])
-            #expect(try await mesh.waitUntil("/a/echo") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance(edgeArguments: ["--reply-endpoint", endpoint])
 
             var options = SocketOptions()
             options.immediate = true

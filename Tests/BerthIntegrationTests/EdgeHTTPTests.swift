@@ -53,10 +53,7 @@ struct EdgeHTTPTests {
     @Test(arguments: ["berth-edge", "demo-edge"])
     func clientsThatGoAwayMidRequestCostNothingElse(edge: String) async throws {
         try await withMesh { mesh in
-            try mesh.startRouter(metrics: true)
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true, executable: edge)
-            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance(metrics: true, edgeExecutable: edge)
             let routerMetrics = try #require(mesh.routerMetricsPort)
             let inFlight = Self.routerInFlight
 
@@ -98,10 +95,7 @@ struct EdgeHTTPTests {
     /// reads no more from it, so only the hang-up says it is gone; it must still cancel the request at once.
     @Test func aClientThatHangsUpWithMoreQueuedThanTheEdgeHoldsIsNoticed() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter(metrics: true)
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"], metrics: true)
-            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance(metrics: true)
             let routerMetrics = try #require(mesh.routerMetricsPort)
 
             let fd = try Self.connected(port: mesh.edgePort)
@@ -121,10 +115,7 @@ struct EdgeHTTPTests {
 
     @Test func aBodyOverTheLimitIs413AndTheConnectionCloses() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--max-body", "1000"])
-            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance(edgeArguments: ["--max-body", "1000"])
 
             let request = Array("POST /a/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".utf8) + [UInt8](repeating: 65, count: 100_000)
             let (answer, closed) = try Self.exchange(port: mesh.edgePort, request)
@@ -142,10 +133,7 @@ struct EdgeHTTPTests {
 
     @Test func pipelinedRequestsAreAnsweredInOrderAndConnectionCloseIsHonoured() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"])
-            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance()
 
             let requests = "GET /a/slow/200 HTTP/1.1\r\nHost: x\r\n\r\n"
                 + "HEAD /a/echo HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -207,10 +195,7 @@ struct EdgeHTTPTests {
 
     @Test func aClientThatWaitsToSendItsBodyIsToldToGoOnUnlessTheBodyIsTooLarge() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--max-body", "1000"])
-            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance(edgeArguments: ["--max-body", "1000"])
 
             let waiting = try Conversation(port: mesh.edgePort)
             waiting.send("POST /a/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
@@ -228,10 +213,7 @@ struct EdgeHTTPTests {
 
     @Test func chunkedBodiesAndHTTP10ClientsAreServed() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"])
-            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance()
 
             let chunked = try Conversation(port: mesh.edgePort)
             chunked.send("POST /a/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
@@ -289,10 +271,7 @@ struct EdgeHTTPTests {
     /// app is not idle.
     @Test func connectionsThatMakeNoProgressAreClosedButSlowAnswersAreWaitedFor() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"], arguments: ["--idle-timeout", "300ms"])
-            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance(edgeArguments: ["--idle-timeout", "300ms"])
 
             let slowApp = try Conversation(port: mesh.edgePort)
             slowApp.send("GET /a/slow/900 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -313,10 +292,7 @@ struct EdgeHTTPTests {
     /// with its own answer.
     @Test func manyClientsAtOnceAreEachAnsweredRightly() async throws {
         try await withMesh { mesh in
-            try mesh.startRouter()
-            try mesh.addInstance(className: "ContainerA", id: "a-0")
-            try mesh.startEdge(routes: ["/a/=ContainerA"])
-            #expect(try await mesh.waitUntil("/a/instance") { response, _ in response.status == .ok })
+            try await mesh.startOneInstance()
 
             // All connections open and each with a request in flight at once; then the next round on each.
             let conversations = try (0..<200).map { _ in try Conversation(port: mesh.edgePort) }

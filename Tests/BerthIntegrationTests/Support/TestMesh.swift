@@ -98,6 +98,18 @@ final class TestMesh: @unchecked Sendable {
 
     func instance(_ id: String) -> Instance? { instances.first { $0.id == id } }
 
+    /// The mesh most tests need: a router, one instance `a-0` of ContainerA, and an edge that routes `/a/` to it;
+    /// returns once a request through the edge is answered. `metrics` goes to the router and the edge.
+    func startOneInstance(
+        metrics: Bool = false, instanceMetrics: Bool = false, edgeArguments: [String] = [], edgeEnvironment: [String: String] = [:],
+        edgeExecutable: String = "berth-edge"
+    ) async throws {
+        try startRouter(metrics: metrics)
+        try addInstance(className: "ContainerA", id: "a-0", metrics: instanceMetrics)
+        try startEdge(routes: ["/a/=ContainerA"], metrics: metrics, arguments: edgeArguments, environment: edgeEnvironment, executable: edgeExecutable)
+        guard try await waitUntil("/a/instance", accept: { response, _ in response.status == .ok }) else { throw MeshNotUp(logs: logs) }
+    }
+
     /// Polls `url` on the edge until `accept` says yes (or the timeout passes).
     @discardableResult
     func waitUntil(_ path: String, port: Int? = nil, timeout: Duration = .seconds(10), accept: (HTTPClientResponse, String) -> Bool) async throws -> Bool {
@@ -139,6 +151,11 @@ final class TestMesh: @unchecked Sendable {
         router?.stop()
         try? await client.shutdown()
     }
+}
+
+struct MeshNotUp: Error, CustomStringConvertible {
+    var logs: String
+    var description: String { "the mesh did not answer through the edge in time:\n\(logs)" }
 }
 
 struct PortTimeout: Error, CustomStringConvertible {
