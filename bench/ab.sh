@@ -45,25 +45,10 @@ cleanup() {
 trap cleanup EXIT
 gcc -O2 -Wall -o "$work/loadgen" "$bench/loadgen.c"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
+# shellcheck source=bench/small_app.sh
+source "$bench/small_app.sh"
 app_port=$(free_port)
-mkdir -p "$work/app"
-cat >"$work/app.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-error_log $work/app/error.log warn;
-pid $work/app/nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$app_port;
-        location / { default_type application/json; return 200 '{"ok":true,"app":"nginx","message":"hello from the bench app"}'; }
-    }
-}
-EOF
+write_small_app "$work" "$app_port"
 nginx -p "$work/app" -c "$work/app.conf" &
 pids+=($!)
 

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# What one request costs each Berth process in instructions and allocations, counted exactly by valgrind's
+# callgrind rather than sampled: the measure for "nothing on the hot path allocates without need".
+#
+#   bench/callgrind.sh BIN_DIR [--seconds S] [--top N] [--keep] [ROLE...]
+#
+# BIN_DIR holds berth-edge, berth-router and berth-sidecar (release builds). For each ROLE (edge, router, sidecar;
+# all three by default) it starts a mesh in front of one nginx app with that process under callgrind, warms it up,
+# zeroes the counters, sends small GETs with wrk (4 connections, S seconds), and prints per request: instructions,
+# calls to malloc, free and the Swift runtime's allocator and reference counting, and the top functions by their
+# own instructions. Numbers are user space only (the kernel's share is in `bench/run.sh --profile`). --keep keeps
+# the scratch folder with the callgrind files, for callgrind_annotate or kcachegrind.
+set -euo pipefail
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+(($# >= 1)) || { usage >&2; exit 2; }
+bin=$1
+shift
+seconds=5 top=15 keep=0 roles=()
+while (($#)); do
+    case "$1" in
+        --seconds) seconds="${2:?}"; shift ;;
+        --top) top="${2:?}"; shift ;;
+        --keep) keep=1 ;;
+        edge | router | sidecar) roles+=("$1") ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
+    esac
+    shift
+done
+((${#roles[@]})) || roles=(edge router sidecar)
+for exe in berth-edge berth-router berth-sidecar; do
+    [ -x "$bin/$exe" ] || { echo "error: $bin/$exe is missing or not executable" >&2; exit 1; }
+done
+for tool in valgrind nginx wrk curl python3; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
+done
+
+bench="$(cd "$(dirname "$0")" && pwd)"
+work="$(mktemp -d /tmp/berth-callgrind.XXXXXX)"
+pids=()
+stop_all() {
+    kill "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+    pids=()
+}
+finish() {
+    stop_all
+    if ((keep)); then echo "scratch folder kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap finish EXIT
+
+# Valgrind 3.19 (Debian 12) cannot read the DWARF 5 that Swift 6 writes and gives up on the binary; without debug
+# sections it still has every function's symbol.
+for exe in berth-edge berth-router berth-sidecar; do
+    strip --strip-debug -o "$work/$exe" "$bin/$exe"
+done
+
+# shellcheck source=bench/small_app.sh
+source "$bench/small_app.sh"
+app_port=$(free_port)
+write_small_app "$work" "$app_port"
+
+measure() { # ROLE: one mesh with ROLE under callgrind; prints its section
+    local role=$1 frontend backend events_in events_out edge out="$work/callgrind.out.$1" name
+    frontend=$(free_port) backend=$(free_port) events_in=$(free_port) events_out=$(free_port) edge=$(free_port)
+    nginx -p "$work/app" -c "$work/app.conf" &
+    pids+=($!)
+    launch() { # NAME ARGS...: NAME under callgrind when it is the role measured
+        local name=$1
+        shift
+        if [ "$name" = "$role" ]; then
+            valgrind --tool=callgrind --callgrind-out-file="$out" "$work/berth-$name" "$@" >"$work/$name.log" 2>&1 &
+        else
+            "$work/berth-$name" "$@" >"$work/$name.log" 2>&1 &
+        fi
+        pids+=($!)
+        printf -v "pid_$name" '%s' "$!"
+    }
+    launch router --frontend "tcp://127.0.0.1:$frontend" --backend "tcp://127.0.0.1:$backend" \
+        --events-in "tcp://127.0.0.1:$events_in" --events-out "tcp://127.0.0.1:$events_out"
+    launch sidecar --router "tcp://127.0.0.1:$backend" --events "tcp://127.0.0.1:$events_in" \
+        --class Bench --instance bench-0 --port "$app_port" --capacity 128
+    launch edge --listen "127.0.0.1:$edge" --router "tcp://127.0.0.1:$frontend" --events "tcp://127.0.0.1:$events_in" \
+        --route /=Bench
+    local url="http://127.0.0.1:$edge/"
+    for _ in $(seq 600); do
+        curl -sf "$url" >/dev/null && break
+        sleep 0.1
+    done
+    curl -sf "$url" >/dev/null || { tail -20 "$work/$role.log" >&2; echo "error: the mesh did not answer" >&2; exit 1; }
+    wrk -t1 -c4 -d2s "$url" >/dev/null # warm-up: connections made, caches and pools filled
+    local target_pid="pid_$role"
+    callgrind_control -z "${!target_pid}" >/dev/null
+    local requests
+    requests="$(wrk -t1 -c4 -d"${seconds}s" "$url" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')"
+    callgrind_control -d "${!target_pid}" >/dev/null
+    stop_all
+    echo "## berth-$role ($requests requests, wrk -c4 on /, small JSON)"
+    echo
+    python3 "$bench/callgrind_summary.py" "$(ls "$out".* | tail -1)" "$requests" "$top" |
+        { if command -v swift >/dev/null; then swift demangle --simplified; else cat; fi; }
+    echo
+}
+
+echo "# Instructions and allocations per request, callgrind ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo
+for role in "${roles[@]}"; do
+    measure "$role"
+done
