@@ -48,11 +48,15 @@ extension Envelope {
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
             throw WireError(code: .empty, message: "Envelope has no kind set (0 bytes)")
         }
-        guard let message = berth__envelope__unpack(nil, bytes.count, base.assumingMemoryBound(to: UInt8.self)) else {
-            throw .malformed("Envelope", bytes.count)
+        self = try withUnpackAllocator { allocator throws(WireError) in
+            guard let message = berth__envelope__unpack(allocator, bytes.count, base.assumingMemoryBound(to: UInt8.self)) else {
+                throw .malformed("Envelope", bytes.count)
+            }
+            return try Envelope(message.pointee)
         }
-        defer { berth__envelope__free_unpacked(message, nil) }
-        let c = message.pointee
+    }
+
+    private init(_ c: Berth__Envelope) throws(WireError) {
         switch c.kind_case {
         case BERTH__ENVELOPE__KIND_READY:
             self = .ready(try Ready(try present(c.ready, "Envelope.ready")))
@@ -105,11 +109,15 @@ extension Event {
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
             throw WireError(code: .empty, message: "Event has no kind set (0 bytes)")
         }
-        guard let message = berth__event__unpack(nil, bytes.count, base.assumingMemoryBound(to: UInt8.self)) else {
-            throw .malformed("Event", bytes.count)
+        self = try withUnpackAllocator { allocator throws(WireError) in
+            guard let message = berth__event__unpack(allocator, bytes.count, base.assumingMemoryBound(to: UInt8.self)) else {
+                throw .malformed("Event", bytes.count)
+            }
+            return try Event(message.pointee)
         }
-        defer { berth__event__free_unpacked(message, nil) }
-        let c = message.pointee
+    }
+
+    private init(_ c: Berth__Event) throws(WireError) {
         switch c.kind_case {
         case BERTH__EVENT__KIND_TRAFFIC:
             self = .traffic(try TrafficEvent(try present(c.traffic, "Event.traffic")))
@@ -146,10 +154,34 @@ private func withArena<Result>(_ body: (inout Arena) -> Result) -> Result {
     }
 }
 
-/// A bump allocator for the C structs and C strings of one message being packed.
+// MARK: - Decoding
+
+/// Runs `body` with a protobuf-c allocator that takes what an unpacked message needs (its structs, strings and
+/// arrays, a dozen blocks for a request with headers) from an arena whose first 4 KiB are on the stack, and frees
+/// nothing: all of it goes when the arena does, so `free_unpacked` is not needed either. protobuf-c's default
+/// allocator made one `malloc` and one `free` per block, on every message every process receives.
+private func withUnpackAllocator<Value>(
+    _ body: (UnsafeMutablePointer<ProtobufCAllocator>) throws(WireError) -> Value
+) throws(WireError) -> Value {
+    let result = withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) { stack in
+        var arena = Arena(stack)
+        return withUnsafeMutablePointer(to: &arena) { arena in
+            var allocator = ProtobufCAllocator(
+                alloc: { data, size in data!.assumingMemoryBound(to: Arena.self).pointee.allocate(byteCount: size) },
+                free: { _, _ in },
+                allocator_data: UnsafeMutableRawPointer(arena)
+            )
+            return Result { () throws(WireError) in try body(&allocator) }
+        }
+    }
+    return try result.get()
+}
+
+/// A bump allocator for the C structs and C strings of one message being packed or unpacked.
 ///
-/// Everything it hands out lives until the arena ends, which is after `pack` returns. Chunks that do not fit
-/// in the first buffer come from the heap; each starts with a pointer to the previous one, so `deinit` can free them.
+/// Everything it hands out lives until the arena ends, which is after `pack` returns or the unpacked message is
+/// converted to Swift values. Chunks that do not fit in the first buffer come from the heap; each starts with a
+/// pointer to the previous one, so `deinit` can free them.
 private struct Arena: ~Copyable {
     private var cursor: UnsafeMutableRawPointer
     private var end: UnsafeMutableRawPointer
@@ -185,6 +217,11 @@ private struct Arena: ~Copyable {
         }
         cursor = start + byteCount
         return start.bindMemory(to: T.self, capacity: count)
+    }
+
+    /// Raw bytes aligned as `malloc`'s are, for protobuf-c.
+    mutating func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(allocate(SIMD16<UInt8>.self, count: (byteCount + 15) / 16))
     }
 
     /// A C message struct, set to its defaults (string fields point at `protobuf_c_empty_string`).
