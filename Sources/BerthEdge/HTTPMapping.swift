@@ -43,7 +43,17 @@ enum HTTPMapping {
         var keepAlive = (request?.keepAlive ?? false) && !forceClose
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128 + response.headers.count * 48)
-        bytes.append(contentsOf: "HTTP/1.\(minor) \(response.status) \(reasonPhrase(response.status))\r\n".utf8)
+        bytes.append(contentsOf: minor == 0 ? "HTTP/1.0 ".utf8 : "HTTP/1.1 ".utf8)
+        if (100...999).contains(response.status) { // always, from the bus; written without a string built for it
+            bytes.append(UInt8(ascii: "0") + UInt8(response.status / 100))
+            bytes.append(UInt8(ascii: "0") + UInt8(response.status / 10 % 10))
+            bytes.append(UInt8(ascii: "0") + UInt8(response.status % 10))
+        } else {
+            bytes.append(contentsOf: String(response.status).utf8)
+        }
+        bytes.append(UInt8(ascii: " "))
+        bytes.append(contentsOf: reasonPhrase(response.status).utf8)
+        bytes.append(contentsOf: "\r\n".utf8)
         var connection: String?
         // Without a body the length is the one the answer names (a HEAD's is the GET's); with one, the body's own.
         let writesBody = bodyAllowed(status: response.status) && request?.isHead != true

@@ -43,15 +43,18 @@ struct HTTPHeadBuffer {
     /// The index just past the blank line that ends the head, scanning only bytes not looked at before.
     private mutating func findEnd() -> Int? {
         defer { scanned = max(0, bytes.count - 3) }
-        var index = scanned
-        while index + 3 < bytes.count {
-            if bytes[index + 3] == UInt8(ascii: "\n") && bytes[index + 2] == UInt8(ascii: "\r")
-                && bytes[index + 1] == UInt8(ascii: "\n") && bytes[index] == UInt8(ascii: "\r") {
-                return index + 4
+        return bytes.withUnsafeBufferPointer { bytes in
+            // Each LF from the fourth byte on ends the head if CR LF CR comes before it; only those are looked at.
+            var index = scanned + 3
+            while index < bytes.count {
+                if bytes[index] == UInt8(ascii: "\n") && bytes[index - 1] == UInt8(ascii: "\r")
+                    && bytes[index - 2] == UInt8(ascii: "\n") && bytes[index - 3] == UInt8(ascii: "\r") {
+                    return index + 1
+                }
+                index += 1
             }
-            index += 1
+            return nil
         }
-        return nil
     }
 }
 
@@ -89,6 +92,7 @@ struct HTTPHeaderFields {
 
     /// Parses the lines after the start line, up to the blank one.
     init(_ lines: inout HTTPLines, subject: String) throws(HTTPMessageError) {
+        headers.reserveCapacity(16) // grown one doubling at a time, a typical head's dozen cost four allocations
         while let line = lines.next() {
             if line.isEmpty { break }
             guard line.first != UInt8(ascii: " ") && line.first != UInt8(ascii: "\t") else {
@@ -146,12 +150,16 @@ package enum HTTPSyntax {
     package static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        default: false
         }
     }
 
     package static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.utf8.allSatisfy(isTokenByte)
+        var text = text
+        return !text.isEmpty && text.withUTF8 { $0.allSatisfy(isTokenByte) }
     }
 
     /// What a request target may hold: visible ASCII and any byte of a UTF-8 sequence, not a space or a control

@@ -105,13 +105,18 @@ struct AppForwarder: Sendable {
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 enum HopByHop {
-    static let names = [
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-        "te", "trailer", "transfer-encoding", "upgrade",
-    ]
-
     static func contains(_ name: String) -> Bool {
-        names.contains { name.caseInsensitiveEquals($0) }
+        // By length first: most headers are none of these, and pass with no comparison.
+        switch name.utf8.count {
+        case 2: name.caseInsensitiveEquals("te")
+        case 7: name.caseInsensitiveEquals("trailer") || name.caseInsensitiveEquals("upgrade")
+        case 10: name.caseInsensitiveEquals("connection") || name.caseInsensitiveEquals("keep-alive")
+        case 16: name.caseInsensitiveEquals("proxy-connection")
+        case 17: name.caseInsensitiveEquals("transfer-encoding")
+        case 18: name.caseInsensitiveEquals("proxy-authenticate")
+        case 19: name.caseInsensitiveEquals("proxy-authorization")
+        default: false
+        }
     }
 }
 

@@ -16,7 +16,17 @@ public struct Header: Sendable, Hashable {
 extension String {
     /// ASCII case-insensitive equality, as header names compare; without lower-cased copies.
     public func caseInsensitiveEquals(_ other: String) -> Bool {
-        utf8.count == other.utf8.count && utf8.elementsEqual(other.utf8) { $0.asciiLowercased == $1.asciiLowercased }
+        guard utf8.count == other.utf8.count else { return false }
+        // Over the two strings' own bytes: walking `utf8` views compiles to ~800 instructions per header name.
+        var this = self, other = other
+        return this.withUTF8 { a in
+            other.withUTF8 { b in
+                for index in a.indices where a[index] != b[index] && a[index].asciiLowercased != b[index].asciiLowercased {
+                    return false
+                }
+                return true
+            }
+        }
     }
 }
 

@@ -19,6 +19,22 @@ struct RequestHeadTests {
         #expect(try Self.encode(withHost) == "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
     }
 
+    @Test func everyHopByHopNameInAnyCaseAndNoOtherIsLeftOut() throws {
+        let hopByHop = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
+                        "trailer", "transfer-encoding", "upgrade"]
+        for name in hopByHop {
+            #expect(HopByHop.contains(name) && HopByHop.contains(name.uppercased()), "\(name)")
+        }
+        // The same lengths, one byte off; and names that are a hop-by-hop one's prefix or extension.
+        for name in ["tf", "trailed", "upgrada", "connectiom", "keep_alive", "proxy-connectiom", "transfer-encodinh",
+                     "proxy-authenticatf", "proxy-authorizatioN2", "t", "tes", "x-connection", "content-length", "host", ""] {
+            #expect(!HopByHop.contains(name), "\(name)")
+        }
+        let request = Request(id: 1, target: Target(className: "A"), method: "GET", path: "/",
+                              headers: hopByHop.map { Header($0.uppercased(), "x") } + [Header("Trailers", "kept")])
+        #expect(try Self.encode(request) == "GET / HTTP/1.1\r\nTrailers: kept\r\nhost: 127.0.0.1:8080\r\n\r\n")
+    }
+
     @Test(arguments: [
         Request(id: 1, target: Target(className: "A"), method: "GET", path: "/", headers: [Header("X-A", "1\r\nX-Injected: 1")]),
         Request(id: 1, target: Target(className: "A"), method: "GET", path: "/", headers: [Header("X-A", "nul\u{0}")]),
