@@ -37,9 +37,10 @@ final class SidecarBus: BusLoopBody {
     private var nextReady: ContinuousClock.Instant = .now
     /// Requests handed out and not yet answered.
     private var inFlight = 0
-    /// Requests answered straight to the edge in this turn of the loop: `tick`, at the end of the turn, tells the
-    /// router in one message.
+    /// Requests answered straight to the edge and not yet reported: `tick` tells the router in one message.
     private var delivered: [UInt64] = []
+    /// When the oldest of `delivered` was answered.
+    private var firstDelivered: ContinuousClock.Instant = .now
     /// Set by SIGTERM: no new work is taken, and `drained` is called when the last answer is out.
     private var drainDeadline: ContinuousClock.Instant?
     private var draining: Bool { drainDeadline != nil }
@@ -141,7 +142,7 @@ final class SidecarBus: BusLoopBody {
     // MARK: To the router
 
     /// Answers `request`: straight to the edge when it takes direct answers and its link is up, through the router
-    /// otherwise. The router hears of direct answers at the end of the loop's turn, in one `Delivered` for all.
+    /// otherwise. The router hears of direct answers in batches (`reportDelivered`).
     /// Errors always go through the router, which counts them.
     /// - Returns: true when the answer went straight to the edge.
     @discardableResult
@@ -155,6 +156,7 @@ final class SidecarBus: BusLoopBody {
             let sent = replies.send(frames, to: request.replyTo)
             if replies.generation != linksGeneration { resetSockets() }
             if sent {
+                if delivered.isEmpty { firstDelivered = .now }
                 delivered.append(response.id)
                 finishIfDrained(now: .now)
                 return true
@@ -166,6 +168,22 @@ final class SidecarBus: BusLoopBody {
         finishIfDrained(now: .now)
         return false
     }
+
+    /// Reports direct answers to the router in batches: at most `noteHold` after the first, at once when the
+    /// router could be holding requests back for our capacity (its count of our requests in flight includes the
+    /// ones not reported). Returns when to look again.
+    private func reportDelivered(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        guard !delivered.isEmpty else { return nil }
+        let due = firstDelivered + Self.noteHold
+        if now >= due || delivered.count >= Self.maxNoteBatch || (inFlight + delivered.count) * 2 >= configuration.capacity {
+            sendDelivered()
+            return nil
+        }
+        return due
+    }
+
+    private static let noteHold = Duration.milliseconds(1)
+    private static let maxNoteBatch = 64
 
     private func sendDelivered() {
         guard !delivered.isEmpty else { return }
@@ -212,11 +230,13 @@ final class SidecarBus: BusLoopBody {
     // MARK: Timers
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        sendDelivered()
-        let appDeadline = app.expire(now: now)
-        let next = busTick(now: now)
-        guard let appDeadline else { return next }
-        return next.map { min($0, appDeadline) } ?? appDeadline
+        earliest(reportDelivered(now: now), earliest(app.expire(now: now), busTick(now: now)))
+    }
+
+    private func earliest(_ a: ContinuousClock.Instant?, _ b: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
     }
 
     private func busTick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {

@@ -298,8 +298,9 @@ struct  Berth__Response
 
 /*
  * From a sidecar to the router: these requests (router ids) were answered straight to their `reply_to`; the router
- * closes them and forwards nothing. One message carries the answers of one turn of the sidecar's loop. Answers that
- * report an error always go through the router instead.
+ * closes them and forwards nothing. One message carries up to a millisecond of answers, sent at once when the
+ * router might be holding requests back for the sidecar's capacity. Answers that report an error always go through
+ * the router instead.
  */
 struct  Berth__Delivered
 {
