@@ -83,7 +83,8 @@ enum HTTPMapping {
     /// `value` with every control byte but HTAB replaced by a space (RFC 9110 §5.5).
     static func legalValue(_ value: String) -> String {
         func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }
-        guard value.utf8.contains(where: isControl) else { return value }
+        var scanned = value
+        guard scanned.withUTF8({ $0.contains(where: isControl) }) else { return value }
         return String(decoding: value.utf8.map { isControl($0) ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
     }
 

@@ -172,12 +172,18 @@ package enum HTTPSyntax {
 extension [UInt8] {
     /// Appends the header line `name: value` CR LF.
     package mutating func appendHeader(_ name: String, _ value: String) {
-        append(contentsOf: name.utf8)
+        appendUTF8(name)
         append(UInt8(ascii: ":"))
         append(UInt8(ascii: " "))
-        append(contentsOf: value.utf8)
+        appendUTF8(value)
         append(UInt8(ascii: "\r"))
         append(UInt8(ascii: "\n"))
+    }
+
+    /// Appends the string's bytes in one copy (appending its `utf8` view goes a byte at a time).
+    package mutating func appendUTF8(_ string: String) {
+        var string = string
+        string.withUTF8 { append(contentsOf: $0) }
     }
 }
 
