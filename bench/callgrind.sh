@@ -32,6 +32,12 @@ done
 for exe in berth-edge berth-router berth-sidecar; do
     [ -x "$bin/$exe" ] || { echo "error: $bin/$exe is missing or not executable" >&2; exit 1; }
 done
+if ! command -v valgrind >/dev/null; then
+    echo "installing valgrind" >&2
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq valgrind >/dev/null
+fi
 for tool in valgrind nginx wrk curl python3; do
     command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
