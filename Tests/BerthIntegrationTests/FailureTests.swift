@@ -221,7 +221,9 @@ struct FailureTests {
         try await withLoneSidecar(heartbeat: "200ms") { router, sidecar, identity in
             let request = Request(id: 8, target: Target(className: "ContainerA"), method: "GET", path: "/slow/2000", timeoutMilliseconds: 5_000)
             try router.send(.request(request), to: identity)
-            try await Task.sleep(for: .milliseconds(100))
+            // The sidecar holds the request once its heartbeat counts it.
+            let holding = try await router.receive(timeout: .seconds(5)) { if case .heartbeat(let beat) = $0, beat.inFlight == 1 { true } else { false } }
+            #expect(holding != nil, "no heartbeat counted the request:\n\(sidecar.output)")
             sidecar.signal(SIGTERM)
             let cpuBefore = sidecar.cpuTime
             let answer = try await router.receive(timeout: .seconds(5)) { if case .response(let response) = $0, response.id == 8 { true } else { false } }
