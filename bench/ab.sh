@@ -27,16 +27,14 @@ while (($#)); do
     esac
     shift
 done
-for dir in "$old" "$new"; do
-    for exe in berth-edge berth-router berth-sidecar; do
-        [ -x "$dir/$exe" ] || { echo "error: $dir/$exe is missing or not executable" >&2; exit 1; }
-    done
-done
 for tool in nginx gcc curl; do
     command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
 
 bench="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=bench/mesh_lib.sh
+source "$bench/mesh_lib.sh"
+require_binaries "$old" "$new"
 work="$(mktemp -d /tmp/berth-ab.XXXXXX)"
 pids=()
 cleanup() {
@@ -47,43 +45,17 @@ cleanup() {
 trap cleanup EXIT
 gcc -O2 -Wall -o "$work/loadgen" "$bench/loadgen.c"
 
-# shellcheck source=bench/small_app.sh
-source "$bench/small_app.sh"
 app_port=$(free_port)
 write_small_app "$work" "$app_port"
 nginx -p "$work/app" -c "$work/app.conf" &
 pids+=($!)
 
-mesh() { # NAME DIR [EDGE ARGS...]: starts a mesh (in this shell, so that cleanup knows its pids); port_NAME is its edge's port
-    local name=$1 dir=$2 frontend backend events_in events_out edge
-    shift 2
-    frontend=$(free_port) backend=$(free_port) events_in=$(free_port) events_out=$(free_port) edge=$(free_port)
-    "$dir/berth-router" --frontend "tcp://127.0.0.1:$frontend" --backend "tcp://127.0.0.1:$backend" \
-        --events-in "tcp://127.0.0.1:$events_in" --events-out "tcp://127.0.0.1:$events_out" >"$work/$name-router.log" 2>&1 &
-    pids+=($!)
-    local procs="router:$!"
-    "$dir/berth-sidecar" --router "tcp://127.0.0.1:$backend" --events "tcp://127.0.0.1:$events_in" \
-        --class Bench --instance "$name" --port "$app_port" --capacity 128 >"$work/$name-sidecar.log" 2>&1 &
-    pids+=($!)
-    procs+=" sidecar:$!"
-    "$dir/berth-edge" --listen "127.0.0.1:$edge" --router "tcp://127.0.0.1:$frontend" --events "tcp://127.0.0.1:$events_in" \
-        --route /=Bench "$@" >"$work/$name-edge.log" 2>&1 &
-    pids+=($!)
-    procs+=" edge:$!"
-    printf -v "port_$name" '%s' "$edge"
-    printf -v "procs_$name" '%s' "$procs"
-}
-
-mesh old "$old"
+start_mesh old "$old" "$app_port" "$work"
 # shellcheck disable=SC2086 # the extra arguments are meant to split
-mesh new "$new" $new_edge_args
+start_mesh new "$new" "$app_port" "$work" $new_edge_args
 old_port=$port_old new_port=$port_new
 for port in "$old_port" "$new_port"; do
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$port/" >/dev/null && break
-        sleep 0.1
-    done
-    curl -sf "http://127.0.0.1:$port/" >/dev/null || { echo "error: the mesh on :$port did not answer; logs in $work" >&2; trap - EXIT; exit 1; }
+    wait_for_mesh "$port" 10 || { echo "logs in $work" >&2; trap - EXIT; exit 1; }
 done
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system time, in clock ticks

@@ -29,9 +29,6 @@ while (($#)); do
     shift
 done
 ((${#roles[@]})) || roles=(edge router sidecar)
-for exe in berth-edge berth-router berth-sidecar; do
-    [ -x "$bin/$exe" ] || { echo "error: $bin/$exe is missing or not executable" >&2; exit 1; }
-done
 if ! command -v valgrind >/dev/null; then
     echo "installing valgrind" >&2
     sudo_cmd=()
@@ -43,6 +40,9 @@ for tool in valgrind nginx wrk curl python3; do
 done
 
 bench="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=bench/mesh_lib.sh
+source "$bench/mesh_lib.sh"
+require_binaries "$bin"
 work="$(mktemp -d /tmp/berth-callgrind.XXXXXX)"
 pids=()
 stop_all() {
@@ -62,45 +62,24 @@ for exe in berth-edge berth-router berth-sidecar; do
     strip --strip-debug -o "$work/$exe" "$bin/$exe"
 done
 
-# shellcheck source=bench/small_app.sh
-source "$bench/small_app.sh"
 app_port=$(free_port)
 write_small_app "$work" "$app_port"
 
 measure() { # ROLE: one mesh with ROLE under callgrind; prints its section
-    local role=$1 frontend backend events_in events_out edge out="$work/callgrind.out.$1" name
-    frontend=$(free_port) backend=$(free_port) events_in=$(free_port) events_out=$(free_port) edge=$(free_port)
+    local role=$1 out="$work/callgrind.out.$1"
     nginx -p "$work/app" -c "$work/app.conf" &
     pids+=($!)
-    launch() { # NAME ARGS...: NAME under callgrind when it is the role measured
-        local name=$1
-        shift
-        if [ "$name" = "$role" ]; then
-            valgrind --tool=callgrind --callgrind-out-file="$out" "$work/berth-$name" "$@" >"$work/$name.log" 2>&1 &
-        else
-            "$work/berth-$name" "$@" >"$work/$name.log" 2>&1 &
-        fi
-        pids+=($!)
-        printf -v "pid_$name" '%s' "$!"
-    }
-    launch router --frontend "tcp://127.0.0.1:$frontend" --backend "tcp://127.0.0.1:$backend" \
-        --events-in "tcp://127.0.0.1:$events_in" --events-out "tcp://127.0.0.1:$events_out"
-    launch sidecar --router "tcp://127.0.0.1:$backend" --events "tcp://127.0.0.1:$events_in" \
-        --class Bench --instance bench-0 --port "$app_port" --capacity 128
-    launch edge --listen "127.0.0.1:$edge" --router "tcp://127.0.0.1:$frontend" --events "tcp://127.0.0.1:$events_in" \
-        --route /=Bench
-    local url="http://127.0.0.1:$edge/"
-    for _ in $(seq 600); do
-        curl -sf "$url" >/dev/null && break
-        sleep 0.1
-    done
-    curl -sf "$url" >/dev/null || { tail -20 "$work/$role.log" >&2; echo "error: the mesh did not answer" >&2; exit 1; }
+    mesh_wrap_role=$role
+    mesh_wrap=(valgrind --tool=callgrind --callgrind-out-file="$out")
+    start_mesh bench "$work" "$app_port" "$work"
+    local url="http://127.0.0.1:$port_bench/" target_pid
+    target_pid=$(tr ' ' '\n' <<<"$procs_bench" | sed -n "s/^$role://p")
+    wait_for_mesh "$port_bench" 60 || { tail -20 "$work/bench-$role.log" >&2; exit 1; }
     wrk -t1 -c4 -d2s "$url" >/dev/null # warm-up: connections made, caches and pools filled
-    local target_pid="pid_$role"
-    callgrind_control -z "${!target_pid}" >/dev/null
+    callgrind_control -z "$target_pid" >/dev/null
     local requests
     requests="$(wrk -t1 -c4 -d"${seconds}s" "$url" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')"
-    callgrind_control -d "${!target_pid}" >/dev/null
+    callgrind_control -d "$target_pid" >/dev/null
     stop_all
     echo "## berth-$role ($requests requests, wrk -c4 on /, small JSON)"
     echo
