@@ -193,7 +193,8 @@ final class EdgeBus: BusLoopBody {
     }
 
     func receiveFailed(_ error: BusError, on index: Int) {
-        logger.warning("rejected message", metadata: ["berth.peer": "\(index == 0 ? "router" : "sidecar")", "berth.error": "\(error)"])
+        let peer = switch index { case 0: "router"; case 1: "event stream"; default: "sidecar" }
+        logger.warning("rejected message", metadata: ["berth.peer": "\(peer)", "berth.error": "\(error)"])
     }
 
     // MARK: Timers

@@ -154,7 +154,7 @@ final class SidecarBus: BusLoopBody {
             var frames = [Frame(Envelope.response(direct).encoded())]
             frames.append(contentsOf: body)
             let sent = replies.send(frames, to: request.replyTo)
-            if replies.generation != linksGeneration { resetSockets() }
+            followLinks()
             if sent {
                 if delivered.isEmpty { firstDelivered = .now }
                 delivered.append(response.id)
@@ -189,6 +189,11 @@ final class SidecarBus: BusLoopBody {
         guard !delivered.isEmpty else { return }
         send([Frame(Envelope.delivered(delivered).encoded())])
         delivered.removeAll(keepingCapacity: true)
+    }
+
+    /// Polls the direct links as they are now, if they changed.
+    private func followLinks() {
+        if replies.generation != linksGeneration { resetSockets() }
     }
 
     private func resetSockets() {
@@ -251,7 +256,7 @@ final class SidecarBus: BusLoopBody {
             send([Frame(Envelope.heartbeat(Heartbeat(inFlight: UInt32(inFlight))).encoded())])
             // Once a heartbeat is often enough to look for links unused for a minute.
             replies.expire(now: now)
-            if replies.generation != linksGeneration { resetSockets() }
+            followLinks()
         }
         if !draining && lastHeard.duration(to: now) > configuration.heartbeatInterval * configuration.heartbeatLiveness {
             logger.warning("lost the router; connecting again", metadata: ["berth.router": "\(configuration.router)"])

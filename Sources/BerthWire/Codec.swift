@@ -145,10 +145,10 @@ private func pack(_ size: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) -> 
     }
 }
 
-/// Runs `body` with an arena whose first kilobyte is on the stack, so a typical message is encoded
-/// without a heap allocation besides the result.
-private func withArena<Result>(_ body: (inout Arena) -> Result) -> Result {
-    withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 16) { stack in
+/// Runs `body` with an arena whose first `stackBytes` are on the stack, so a typical message is encoded (or
+/// decoded) without a heap allocation besides the result.
+private func withArena<Result>(stackBytes: Int = 1024, _ body: (inout Arena) -> Result) -> Result {
+    withUnsafeTemporaryAllocation(byteCount: stackBytes, alignment: 16) { stack in
         var arena = Arena(stack)
         return body(&arena)
     }
@@ -163,9 +163,8 @@ private func withArena<Result>(_ body: (inout Arena) -> Result) -> Result {
 private func withUnpackAllocator<Value>(
     _ body: (UnsafeMutablePointer<ProtobufCAllocator>) throws(WireError) -> Value
 ) throws(WireError) -> Value {
-    let result = withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 16) { stack in
-        var arena = Arena(stack)
-        return withUnsafeMutablePointer(to: &arena) { arena in
+    let result = withArena(stackBytes: 4096) { arena in
+        withUnsafeMutablePointer(to: &arena) { arena in
             var allocator = ProtobufCAllocator(
                 alloc: { data, size in data!.assumingMemoryBound(to: Arena.self).pointee.allocate(byteCount: size) },
                 free: { _, _ in },
