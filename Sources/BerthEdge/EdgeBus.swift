@@ -24,6 +24,11 @@ final class EdgeBus: BusLoopBody {
         let backstop: ContinuousClock.Instant
     }
 
+    private struct Outgoing {
+        let exchange: Exchange
+        let body: [Frame]
+    }
+
     /// The metrics of one container class, made on its first request: no label arrays per request.
     private struct ClassMetrics {
         let className: String
@@ -60,6 +65,8 @@ final class EdgeBus: BusLoopBody {
     /// The router's DEALER, the event publisher, then `replies`.
     private(set) var sockets: [Socket]
     private var waiting: [UInt64: Waiting] = [:]
+    /// Requests that go out at the end of this turn of the loop (`sendOutbox`).
+    private var outbox: [Outgoing] = []
     private var lastHeard: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
     private var nextSweep: ContinuousClock.Instant = .now
@@ -96,8 +103,23 @@ final class EdgeBus: BusLoopBody {
         return socket
     }
 
-    /// Sends the exchange's request; its completion is called exactly once, with the answer or with why there is none.
+    /// Sends the exchange's request at the end of this turn of the loop; its completion is called exactly once, with
+    /// the answer or with why there is none.
     func send(_ exchange: Exchange, body: [Frame]) {
+        outbox.append(Outgoing(exchange: exchange, body: body))
+    }
+
+    /// Sends what this turn of the loop read, together. libzmq wakes its I/O thread for the first message of a burst
+    /// only, so requests sent back to back cost the router's link one wake-up, where requests sent as each was read
+    /// cost one each (bench/PROFILE.md, "Requests leave in bursts").
+    private func sendOutbox() {
+        guard !outbox.isEmpty else { return }
+        let all = outbox
+        outbox.removeAll(keepingCapacity: true)
+        for outgoing in all { sendNow(outgoing.exchange, body: outgoing.body) }
+    }
+
+    private func sendNow(_ exchange: Exchange, body: [Frame]) {
         var request = exchange.request
         request.replyTo = replyTo
         var frames = [Frame(Envelope.request(request).encoded())]
@@ -115,8 +137,12 @@ final class EdgeBus: BusLoopBody {
         waiting[request.id] = Waiting(exchange: exchange, backstop: .now + timeout + configuration.heartbeatInterval)
     }
 
-    /// The client went away: stop waiting. The router's answer, if it comes, is dropped.
+    /// The client went away: stop waiting. The router's answer, if it comes, is dropped; a request not yet sent never is.
     func cancel(_ id: UInt64) {
+        if let index = outbox.firstIndex(where: { $0.exchange.request.id == id }) {
+            let outgoing = outbox.remove(at: index)
+            return finish(outgoing.exchange, Self.failure(id, .internal, "the client went away"))
+        }
         guard let entry = waiting.removeValue(forKey: id) else { return }
         finish(entry.exchange, Self.failure(id, .internal, "the client went away"))
     }
@@ -200,6 +226,7 @@ final class EdgeBus: BusLoopBody {
     // MARK: Timers
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        sendOutbox()
         if now >= nextHeartbeat {
             nextHeartbeat = now + configuration.heartbeatInterval
             _ = try? dealer.send([Frame(Envelope.heartbeat(Heartbeat(inFlight: UInt32(waiting.count))).encoded())])
@@ -229,6 +256,9 @@ final class EdgeBus: BusLoopBody {
     }
 
     private func failAll(_ code: ErrorCode, _ message: String) {
+        let unsent = outbox
+        outbox.removeAll()
+        for outgoing in unsent { finish(outgoing.exchange, Self.failure(outgoing.exchange.request.id, code, message)) }
         let all = waiting
         waiting.removeAll()
         for (id, entry) in all { finish(entry.exchange, Self.failure(id, code, message)) }
