@@ -2,7 +2,7 @@
 """Helpers of bench/run.sh (standard library only).
 
   report.py wrk < WRK_OUTPUT            key=value pairs from one wrk --latency run (latencies in ms)
-  report.py table --results TSV --scale JSONL --selfcheck FILE --meta FILE [--out FILE.md]
+  report.py table --results TSV --scale JSONL [--floor TXT] --selfcheck FILE --meta FILE [--out FILE.md]
                                         the markdown report: medians over rounds, Berth against each peer,
                                         PASS/MISS per target of issue 5
 """
@@ -213,6 +213,28 @@ def scale_table(path):
     return lines, verdict
 
 
+def floor_table(path):
+    """bench/bus_floor.c's lines: libzmq alone carrying requests in Berth's shape, 3 hops and 2."""
+    rows = []
+    try:
+        with open(path) as f:
+            rows = [dict(p.split("=", 1) for p in line.split()) for line in f if line.startswith("hops=")]
+    except OSError:
+        pass
+    if not rows:
+        return ["(no results)"]
+    lines = [
+        "| path | in flight | req/s | edge (µs) | router (µs) | sidecar (µs) | all (µs CPU per request) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        path_text = "edge → router → sidecar → edge" if r["hops"] == "3" else "edge → sidecar → edge"
+        lines.append("| {} | {} | {:,.0f} | {} | {} | {} | {} |".format(
+            path_text, r["inflight"], float(r["req_per_s"]), r.get("edge_us", "–"), r.get("router_us", "–"),
+            r.get("sidecar_us", "–"), r["all_us"]))
+    return lines
+
+
 def main_table(args):
     values = load_results(args.results)
     meta = {}
@@ -267,6 +289,15 @@ def main_table(args):
     out.append("")
     out.extend(scale_lines)
     out.append("")
+    out.append("## The bus alone")
+    out.append("")
+    out.append("bench/bus_floor.c: three C processes with Berth's sockets, options and frames (a 100-byte envelope, a "
+               "62-byte body, the answer straight to the edge over ipc://, a Delivered note per 16 answers), no HTTP, no "
+               "protobuf, no Swift. Each process's CPU time, all threads, per request: what libzmq alone costs on "
+               "Berth's path, and on a path without the router.")
+    out.append("")
+    out.extend(floor_table(args.floor))
+    out.append("")
     out.append("## Targets (issue 5)")
     out.append("")
     out.append("| target | result |")
@@ -305,6 +336,7 @@ def main():
     parser.add_argument("command", choices=["table"])
     parser.add_argument("--results", required=True)
     parser.add_argument("--scale", required=True)
+    parser.add_argument("--floor", default="")
     parser.add_argument("--selfcheck", required=True)
     parser.add_argument("--meta", required=True)
     parser.add_argument("--out")

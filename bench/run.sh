@@ -46,9 +46,9 @@ py=/usr/bin/python3 # Debian's python: python3-zmq is installed for it
 
 # Durations in seconds: wrk at 32 connections, open-loop, 1 connection, 1 MiB bodies, warm-up before each.
 if ((quick)); then
-    d_small=3 d_open=4 d_c1=3 d_big=3 d_warm=1 d_scale=2 d_scale_idle=1
+    d_small=3 d_open=4 d_c1=3 d_big=3 d_warm=1 d_scale=2 d_scale_idle=1 d_floor=2
 else
-    d_small=10 d_open=10 d_c1=5 d_big=5 d_warm=1 d_scale=5 d_scale_idle=2
+    d_small=10 d_open=10 d_c1=5 d_big=5 d_warm=1 d_scale=5 d_scale_idle=2 d_floor=5
 fi
 open_rate=1000
 
@@ -520,6 +520,17 @@ timeout 600 "$py" "$bench/router_scale.py" --frontend "$(tcp "$scale_frontend")"
     --window 64 --rate 2000 >"$work/scale.jsonl" || die "router scale test failed"
 kill -TERM "$pid_scale_router" 2>/dev/null || true
 
+# ---- libzmq alone, in Berth's shape: the floor under the request path ----
+
+log "the bus alone (bench/bus_floor.c) ($((SECONDS - started))s)"
+gcc -O2 -Wall -o "$work/bus_floor" "$bench/bus_floor.c" -lzmq
+: >"$work/floor.txt"
+for hops in 3 2; do
+    for inflight in 1 32; do
+        timeout 60 "$work/bus_floor" -H "$hops" -c "$inflight" -d "$d_floor" -w 1 >>"$work/floor.txt" || die "bus_floor failed"
+    done
+done
+
 # ---- the report ----
 
 stamp="$(date -u +%Y-%m-%d-%H%M)"
@@ -543,7 +554,7 @@ stamp="$(date -u +%Y-%m-%d-%H%M)"
 save_to=()
 ((save)) && save_to=(--out "$bench/results/$stamp.md")
 mkdir -p "$bench/results"
-"$py" "$bench/report.py" table --results "$results" --scale "$work/scale.jsonl" --selfcheck "$selfcheck" \
+"$py" "$bench/report.py" table --results "$results" --scale "$work/scale.jsonl" --floor "$work/floor.txt" --selfcheck "$selfcheck" \
     --meta "$work/meta.txt" "${save_to[@]}"
 ((save)) && log "kept in bench/results/$stamp.md"
 log "done in $((SECONDS - started))s of measuring"
