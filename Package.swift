@@ -161,7 +161,7 @@ let package = Package(
         .target(
             name: "BerthCommandLine",
             dependencies: [
-                "BerthSpec", "BerthMetrics",
+                "BerthBus", "BerthSpec", "BerthMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -15,6 +15,8 @@ public struct BusError: Error, CustomStringConvertible, Sendable, Equatable {
         case stopped
         /// A system call of the loop's own failed; the value is its errno.
         case system(Int32)
+        /// A setting that must come before the first socket came after it.
+        case alreadyStarted
     }
 
     public var code: Code

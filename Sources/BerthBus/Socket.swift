@@ -67,6 +67,7 @@ public final class Socket {
         guard let handle = zmq_socket(context.handle, type.rawValue) else {
             throw BusError.last("create \(type) socket")
         }
+        context.socketMade()
         self.handle = handle
         self.type = type
         var fd: Int32 = -1

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthBus
 import BerthSpec
 import Logging
 
@@ -7,10 +8,23 @@ public struct CommonOptions: ParsableArguments {
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (default: $LOG_LEVEL, else info).")
     public var logLevel: LogLevelArgument?
 
+    @Option(name: .long, help: "How the kernel schedules libzmq's I/O threads: batch (a woken one waits for a busy core's running thread instead of preempting it) or normal.")
+    public var ioScheduling: IOThreadScheduling = .batch
+
     public init() {}
 
-    /// Sets up swift-log for the process once and returns its logger.
-    public func bootstrapLogging(label: String) -> Logger {
+    /// Sets up the process once: swift-log, and the bus's I/O threads (before any socket). Returns its logger.
+    public func bootstrap(label: String) -> Logger {
+        let logger = bootstrapLogging(label: label)
+        do {
+            try Context.shared.setIOThreadScheduling(ioScheduling)
+        } catch {
+            logger.warning("cannot set how the bus's I/O threads are scheduled", metadata: ["berth.error": "\(error)"])
+        }
+        return logger
+    }
+
+    private func bootstrapLogging(label: String) -> Logger {
         let level = logLevel?.level
             ?? ProcessEnvironment.value("LOG_LEVEL").flatMap { Logger.Level(rawValue: $0.lowercased()) }
             ?? .info
@@ -22,6 +36,8 @@ public struct CommonOptions: ParsableArguments {
         return Logger(label: label)
     }
 }
+
+extension IOThreadScheduling: ExpressibleByArgument {}
 
 public struct LogLevelArgument: ExpressibleByArgument, Sendable {
     public let level: Logger.Level

@@ -60,6 +60,6 @@ public struct EdgeOptions: ParsableArguments {
             throw ValidationError("--reply-endpoint \(endpoint) binds every address, but sidecars connect to the address it names: give one they can reach")
         }
         configuration.replies = replies
-        return (configuration, routes, common.bootstrapLogging(label: label))
+        return (configuration, routes, common.bootstrap(label: label))
     }
 }

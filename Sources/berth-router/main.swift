@@ -20,7 +20,7 @@ struct BerthRouterCommand: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
-        let logger = common.bootstrapLogging(label: "berth-router")
+        let logger = common.bootstrap(label: "berth-router")
         var configuration = RouterConfiguration()
         configuration.frontend = frontend
         configuration.backend = backend

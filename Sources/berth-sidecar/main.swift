@@ -47,7 +47,7 @@ struct BerthSidecarCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = common.bootstrapLogging(label: "berth-sidecar")
+        let logger = common.bootstrap(label: "berth-sidecar")
         var configuration = SidecarConfiguration()
         configuration.router = router
         configuration.events = events

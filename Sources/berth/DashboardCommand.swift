@@ -35,7 +35,7 @@ struct Dashboard: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = common.bootstrapLogging(label: "berth.dashboard")
+        let logger = common.bootstrap(label: "berth.dashboard")
         var configuration = DashboardConfiguration()
         if let listen {
             configuration.host = listen.host

@@ -35,7 +35,7 @@ struct Logs: AsyncParsableCommand {
     }
 
     private func overTheBus(_ endpoint: String) async throws {
-        let logger = common.bootstrapLogging(label: "berth-logs")
+        let logger = common.bootstrap(label: "berth-logs")
         let topic = "log." + (service.map { $0.replacingOccurrences(of: "/", with: ".") } ?? "")
         let subscriber = TapSubscriber(configuration: TapConfiguration(endpoint: endpoint, topics: [topic]), logger: logger)
         var printed = 0

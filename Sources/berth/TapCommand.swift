@@ -71,7 +71,7 @@ struct Tap: AsyncParsableCommand {
     func run() async throws {
         // A closed stdout must show up as EPIPE from write(2), which ends the tap, not as a signal that kills it.
         signal(SIGPIPE, SIG_IGN)
-        let logger = common.bootstrapLogging(label: "berth.tap")
+        let logger = common.bootstrap(label: "berth.tap")
         let subscriber = TapSubscriber(
             configuration: TapConfiguration(endpoint: eventsOut, topics: topics),
             logger: logger

@@ -30,7 +30,7 @@ struct Up: AsyncParsableCommand {
         }
         if detach { return try await startDetached(file, folder: folder) }
 
-        let logger = common.bootstrapLogging(label: "berth")
+        let logger = common.bootstrap(label: "berth")
         let level = common.logLevel?.level.rawValue ?? ProcessEnvironment.value("LOG_LEVEL") ?? "info"
         let plan = MeshPlan(compose: file, executables: .besideThisProgram(), isolation: isolation ?? .detect(),
                             runtimeDirectory: folder, logLevel: level)

@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+
+/// `--io-scheduling`, read back from the kernel: the policy of each libzmq I/O thread of a real `berth-router`.
+struct IOSchedulingTests {
+    static let schedOther = 0
+    static let schedBatch = 3
+
+    /// The scheduling policy of each of the process's libzmq I/O threads, waiting up to 5 s for the first to start.
+    static func ioThreadPolicies(of pid: Int32) async throws -> [Int] {
+        for _ in 0..<250 {
+            var policies: [Int] = []
+            for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+                guard let name = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8),
+                      name.hasPrefix("ZMQbg/IO/"),
+                      let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                      let afterName = stat.lastIndex(of: ")")
+                else { continue }
+                // Fields after the command name: state is field 3, the policy field 41.
+                let fields = stat[stat.index(after: afterName)...].split(separator: " ")
+                if fields.count > 38, let policy = Int(fields[38]) { policies.append(policy) }
+            }
+            if !policies.isEmpty { return policies }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return []
+    }
+
+    static func router(_ arguments: [String]) throws -> ChildProcess {
+        func endpoint() -> String { "tcp://127.0.0.1:\(freePort())" }
+        return try ChildProcess(name: "router", executable: Paths.executable("berth-router"), arguments: [
+            "--frontend", endpoint(), "--backend", endpoint(), "--events-in", endpoint(), "--events-out", endpoint(),
+        ] + arguments)
+    }
+
+    /// Batch by default; `normal` leaves the threads as the system schedules them.
+    @Test(arguments: [([], schedBatch), (["--io-scheduling", "batch"], schedBatch), (["--io-scheduling", "normal"], schedOther)])
+    func theIOThreadsRunWithThePolicyAskedFor(arguments: [String], policy: Int) async throws {
+        let router = try Self.router(arguments)
+        defer { router.stop() }
+        let policies = try await Self.ioThreadPolicies(of: router.pid)
+        #expect(!policies.isEmpty, "no ZMQbg/IO thread in berth-router: \(router.output)")
+        #expect(policies.allSatisfy { $0 == policy }, "policies \(policies)")
+    }
+
+    @Test func anUnknownPolicyIsRefusedWithTheChoices() async throws {
+        let router = try Self.router(["--io-scheduling", "fast"])
+        defer { router.stop() }
+        let status = await router.waitForExit(timeout: .seconds(10))
+        #expect(status != nil && status != 0)
+        #expect(router.output.contains("batch") && router.output.contains("normal"), "\(router.output)")
+    }
+}
