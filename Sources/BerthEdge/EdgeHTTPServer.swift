@@ -405,8 +405,10 @@ final class EdgeHTTPServer {
             return
         }
         setEvents(connection, Int16(POLLIN) | Self.pollReadHangUp)
-        // A request already held (pipelined) goes on now, and the socket may have more.
-        readRequest(connection)
+        // A request already held (pipelined) goes on now. The socket itself is not read here: bytes in it wake the
+        // loop (the poll is level-triggered), and a client that waits for each answer before its next request has
+        // sent nothing yet, so the read would find nothing, one system call per request.
+        if !connection.pending.isEmpty { readRequest(connection) }
     }
 
     // MARK: Draining
