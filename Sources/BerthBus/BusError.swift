@@ -17,6 +17,8 @@ public struct BusError: Error, CustomStringConvertible, Sendable, Equatable {
         case system(Int32)
         /// A setting that must come before the first socket came after it.
         case alreadyStarted
+        /// A setting that cannot take effect in this process; the message says why.
+        case notApplicable
     }
 
     public var code: Code

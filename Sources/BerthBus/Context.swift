@@ -40,6 +40,13 @@ public final class Context: @unchecked Sendable {
             throw BusError(code: .alreadyStarted, operation: operation, message: "the I/O threads started with the first socket; set this before it")
         }
         guard scheduling == .batch else { return }
+        // The I/O threads inherit the process's policy and priority, and libzmq aborts the process when it cannot
+        // change them: from a real-time policy the inherited priority is invalid for SCHED_BATCH, and leaving
+        // SCHED_IDLE may be refused. Only the two time-sharing policies switch safely.
+        let current = sched_getscheduler(0)
+        guard current == 0 || current == Self.schedBatch else {
+            throw BusError(code: .notApplicable, operation: operation, message: "the process runs under scheduling policy \(current), which its I/O threads keep")
+        }
         guard zmq_ctx_set(handle, ZMQ_THREAD_SCHED_POLICY, Self.schedBatch) == 0 else { throw BusError.last(operation) }
     }
 

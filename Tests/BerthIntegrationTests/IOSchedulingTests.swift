@@ -1,10 +1,15 @@
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// `--io-scheduling`, read back from the kernel: the policy of each libzmq I/O thread of a real `berth-router`.
 struct IOSchedulingTests {
     static let schedOther = 0
     static let schedBatch = 3
+    static let schedFIFO = 1
 
     /// The scheduling policy of each of the process's libzmq I/O threads, waiting up to 5 s for the first to start.
     static func ioThreadPolicies(of pid: Int32) async throws -> [Int] {
@@ -41,6 +46,24 @@ struct IOSchedulingTests {
         let policies = try await Self.ioThreadPolicies(of: router.pid)
         #expect(!policies.isEmpty, "no ZMQbg/IO thread in berth-router: \(router.output)")
         #expect(policies.allSatisfy { $0 == policy }, "policies \(policies)")
+    }
+
+    /// libzmq aborts a process whose I/O thread cannot take the policy; under a real-time policy (root only) Berth
+    /// leaves the threads as they are, says so, and runs.
+    @Test(.enabled(if: getuid() == 0, "chrt -f needs root"))
+    func underARealTimePolicyTheIOThreadsKeepItAndTheRouterRuns() async throws {
+        func endpoint() -> String { "tcp://127.0.0.1:\(freePort())" }
+        let router = try ChildProcess(name: "router", executable: URL(fileURLWithPath: "/usr/bin/chrt"), arguments: [
+            "-f", "10", Paths.executable("berth-router").path,
+            "--frontend", endpoint(), "--backend", endpoint(), "--events-in", endpoint(), "--events-out", endpoint(),
+        ])
+        defer { router.stop() }
+        let policies = try await Self.ioThreadPolicies(of: router.pid)
+        #expect(!policies.isEmpty, "no ZMQbg/IO thread in berth-router: \(router.output)")
+        #expect(policies.allSatisfy { $0 == Self.schedFIFO }, "policies \(policies)")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(router.isRunning, "\(router.output)")
+        #expect(router.output.contains("scheduling policy 1"), "\(router.output)")
     }
 
     @Test func anUnknownPolicyIsRefusedWithTheChoices() async throws {
