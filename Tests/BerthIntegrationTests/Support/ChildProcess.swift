@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -63,8 +64,19 @@ final class ChildProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// A TCP port nobody listens on right now, chosen by the OS.
+/// Ports `freePort` handed out: the OS may offer a port again once its probe is closed, and two parts of one mesh
+/// given the same port fail to start (an edge once got its router's events-out port).
+private let portsHandedOut = Mutex<Set<Int>>([])
+
+/// A TCP port nobody listens on right now, chosen by the OS, and not handed out before in this test process.
 func freePort() -> Int {
+    while true {
+        let port = probePort()
+        if portsHandedOut.withLock({ $0.insert(port).inserted }) { return port }
+    }
+}
+
+private func probePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
