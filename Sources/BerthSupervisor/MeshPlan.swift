@@ -68,13 +68,18 @@ public struct MeshPlan: Sendable {
     /// Where subscribers (berth tap, berth ps) reach the event stream.
     public var eventsOut: String
 
-    public init(compose: ComposeFile, executables: Executables, isolation: Isolation, runtimeDirectory: String, logLevel: String = "info") {
+    /// `logLevel` and `ioScheduling` go to every process of the mesh as `--log-level` and `--io-scheduling`.
+    public init(
+        compose: ComposeFile, executables: Executables, isolation: Isolation, runtimeDirectory: String,
+        logLevel: String = "info", ioScheduling: String = "batch"
+    ) {
         name = compose.name
         self.isolation = isolation
         self.runtimeDirectory = runtimeDirectory
         eventsOut = compose.router.eventsOut
         let router = compose.router
         let heartbeat = Self.text(router.heartbeat)
+        let everyProcess = ["--log-level", logLevel, "--io-scheduling", ioScheduling]
 
         // Sidecars in their own network namespace cannot reach 127.0.0.1 of this one: they use ipc:// endpoints,
         // which the router binds beside its tcp:// ones.
@@ -89,7 +94,7 @@ public struct MeshPlan: Sendable {
                       "--backend", namespaced ? "\(router.backend),\(backendIPC)" : router.backend,
                       "--events-in", namespaced ? "\(router.eventsIn),\(eventsIPC)" : router.eventsIn,
                       "--events-out", router.eventsOut,
-                      "--heartbeat", heartbeat, "--log-level", logLevel],
+                      "--heartbeat", heartbeat] + everyProcess,
             stopGracePeriod: .seconds(5)
         ))
 
@@ -108,8 +113,7 @@ public struct MeshPlan: Sendable {
                                "--restart-backoff", Self.text(container.restartBackoff.initial),
                                "--restart-backoff-max", Self.text(container.restartBackoff.max),
                                "--stop-signal", String(container.stopSignal),
-                               "--stop-grace-period", Self.text(container.stopGracePeriod),
-                               "--log-level", logLevel]
+                               "--stop-grace-period", Self.text(container.stopGracePeriod)] + everyProcess
                 for port in container.ports { command += ["--extra-port", String(port + offset)] }
                 if let sleepAfter = container.sleepAfter { command += ["--sleep-after", Self.text(sleepAfter)] }
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
@@ -130,15 +134,15 @@ public struct MeshPlan: Sendable {
         let edge = compose.edge
         var edgeCommand = (edge.command ?? [executables.edge]) + [
             "--listen", "\(edge.host):\(edge.port)", "--router", router.frontend, "--events", router.eventsIn,
-            "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat, "--log-level", logLevel,
-        ]
+            "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat,
+        ] + everyProcess
         for route in edge.routes { edgeCommand += ["--route", route.argument] }
         services.append(Service(name: "edge", kind: .edge, command: edgeCommand, stopGracePeriod: .seconds(10)))
         if let dashboard = compose.dashboard {
             services.append(Service(
                 name: "dashboard", kind: .dashboard,
                 command: [executables.berth, "dashboard", "--listen", "\(dashboard.host):\(dashboard.port)",
-                          "--events-out", router.eventsOut, "--edge", "http://\(edge.host):\(edge.port)", "--log-level", logLevel],
+                          "--events-out", router.eventsOut, "--edge", "http://\(edge.host):\(edge.port)"] + everyProcess,
                 stopGracePeriod: .seconds(5)
             ))
         }

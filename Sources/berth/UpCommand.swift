@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthBus
 import BerthCommandLine
 import BerthCompose
 import BerthProcess
@@ -33,7 +34,7 @@ struct Up: AsyncParsableCommand {
         let logger = common.bootstrap(label: "berth")
         let level = common.logLevel?.level.rawValue ?? ProcessEnvironment.value("LOG_LEVEL") ?? "info"
         let plan = MeshPlan(compose: file, executables: .besideThisProgram(), isolation: isolation ?? .detect(),
-                            runtimeDirectory: folder, logLevel: level)
+                            runtimeDirectory: folder, logLevel: level, ioScheduling: common.ioScheduling.rawValue)
         logger.info("starting mesh", metadata: [
             "berth.mesh": "\(file.name)", "berth.isolation": "\(plan.isolation.rawValue)",
             "berth.edge": "\(file.edge.host):\(file.edge.port)",
@@ -48,6 +49,7 @@ struct Up: AsyncParsableCommand {
         var arguments = [CommandLine.arguments[0], "up", "-f", compose.file]
         if let isolation { arguments += ["--isolation", isolation.rawValue] }
         if let level = common.logLevel?.level { arguments += ["--log-level", level.rawValue] }
+        arguments += ["--io-scheduling", common.ioScheduling.rawValue]
         var spec = ProcessSpec(command: ["/bin/sh", "-c", "exec \"$0\" \"$@\" >>\"\(folder)/berth.log\" 2>&1"] + arguments)
         spec.parentDeathSignal = 0
         let child = try ChildProcess(spec)

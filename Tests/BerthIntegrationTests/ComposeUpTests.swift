@@ -72,8 +72,10 @@ struct ComposeUpTests {
     }
 
     /// Runs `berth up` in the foreground for the test, and `berth down` after it, whatever happened.
-    static func withUp<T>(_ file: MeshFile, isolation: String? = nil, _ body: (ChildProcess, HTTPClient) async throws -> T) async throws -> T {
-        var arguments = ["up", "-f", file.path]
+    static func withUp<T>(
+        _ file: MeshFile, isolation: String? = nil, options: [String] = [], _ body: (ChildProcess, HTTPClient) async throws -> T
+    ) async throws -> T {
+        var arguments = ["up", "-f", file.path] + options
         if let isolation { arguments += ["--isolation", isolation] }
         let up = try ChildProcess(name: "berth-up", executable: Paths.executable("berth"), arguments: arguments)
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -223,6 +225,22 @@ struct ComposeUpTests {
         let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
         #expect(gone, "still running after berth was killed: \(pids.filter { kill($0, 0) == 0 })")
         _ = try await Self.berth(["down", "-f", file.path])
+    }
+
+    /// `berth up --io-scheduling` reaches every process it starts: the router, the sidecars and the edge.
+    @Test(arguments: [([], IOSchedulingTests.schedBatch), (["--io-scheduling", "normal"], IOSchedulingTests.schedOther)])
+    func everyProcessOfTheMeshSchedulesItsIOThreadsAsAsked(options: [String], policy: Int) async throws {
+        let file = try MeshFile(containers: Self.twoEchoes, routes: ["{ path: /e/, container: Echo }"])
+        try await Self.withUp(file, isolation: "port", options: options) { up, _ in
+            let healthy = try await Self.waitFor { Self.healthyApps(file).count == 2 }
+            #expect(healthy, "\(up.output)")
+            let processes = Self.state(file).compactMap { service in (service["pid"] as? Int).map { (service["name"] as? String ?? "?", Int32($0)) } }
+            #expect(processes.count == 4, "router, two sidecars and the edge: \(processes)")
+            for (name, pid) in processes {
+                let policies = try await IOSchedulingTests.ioThreadPolicies(of: pid)
+                #expect(!policies.isEmpty && policies.allSatisfy { $0 == policy }, "\(name): policies \(policies)")
+            }
+        }
     }
 
     @Test func detachedUpReturnsWhenHealthyAndDownStopsIt() async throws {
