@@ -12,7 +12,7 @@ public enum IOThreadScheduling: String, Sendable, CaseIterable {
     /// `SCHED_BATCH`: a woken I/O thread runs on an idle core at once, and on a busy one when the running thread
     /// blocks or its slice ends, instead of preempting it. A bus thread that hands the I/O thread a message goes on
     /// with its turn; under load the I/O thread then takes a burst at once. On a loaded 2-core machine this cut the
-    /// mesh's CPU per request by a sixth, for a longer tail at the 99.9th percentile (bench/PROFILE.md).
+    /// mesh's CPU per request by a seventh, for a longer tail at the 99.9th percentile (bench/PROFILE.md).
     case batch
 }
 
