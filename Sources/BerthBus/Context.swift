@@ -44,7 +44,7 @@ public final class Context: @unchecked Sendable {
         // change them: from a real-time policy the inherited priority is invalid for SCHED_BATCH, and leaving
         // SCHED_IDLE may be refused. Only the two time-sharing policies switch safely.
         let current = sched_getscheduler(0)
-        guard current == 0 || current == Self.schedBatch else {
+        guard current == SCHED_OTHER || current == Self.schedBatch else {
             throw BusError(code: .notApplicable, operation: operation, message: "the process runs under scheduling policy \(current), which its I/O threads keep")
         }
         guard zmq_ctx_set(handle, ZMQ_THREAD_SCHED_POLICY, Self.schedBatch) == 0 else { throw BusError.last(operation) }

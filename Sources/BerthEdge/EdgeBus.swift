@@ -67,6 +67,8 @@ final class EdgeBus: BusLoopBody {
     private var waiting: [UInt64: Waiting] = [:]
     /// Requests that go out at the end of this turn of the loop (`sendOutbox`).
     private var outbox: [Outgoing] = []
+    /// The outbox being sent; kept, with its capacity, so that a turn's burst allocates nothing.
+    private var sending: [Outgoing] = []
     private var lastHeard: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
     private var nextSweep: ContinuousClock.Instant = .now
@@ -111,12 +113,14 @@ final class EdgeBus: BusLoopBody {
 
     /// Sends what this turn of the loop read, together. libzmq wakes its I/O thread for the first message of a burst
     /// only, so requests sent back to back cost the router's link one wake-up, where requests sent as each was read
-    /// cost one each (bench/PROFILE.md, "Requests leave in bursts").
+    /// cost one each (bench/PROFILE.md, 2026-12-01). A send that fails answers its client, which may dispatch a
+    /// request the client had pipelined: that one goes in this turn too, not after the next wake-up.
     private func sendOutbox() {
-        guard !outbox.isEmpty else { return }
-        let all = outbox
-        outbox.removeAll(keepingCapacity: true)
-        for outgoing in all { sendNow(outgoing.exchange, body: outgoing.body) }
+        while !outbox.isEmpty {
+            swap(&outbox, &sending)
+            for outgoing in sending { sendNow(outgoing.exchange, body: outgoing.body) }
+            sending.removeAll(keepingCapacity: true)
+        }
     }
 
     private func sendNow(_ exchange: Exchange, body: [Frame]) {
@@ -226,7 +230,6 @@ final class EdgeBus: BusLoopBody {
     // MARK: Timers
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        sendOutbox()
         if now >= nextHeartbeat {
             nextHeartbeat = now + configuration.heartbeatInterval
             _ = try? dealer.send([Frame(Envelope.heartbeat(Heartbeat(inFlight: UInt32(waiting.count))).encoded())])
@@ -252,7 +255,10 @@ final class EdgeBus: BusLoopBody {
             }
         }
         let next = min(nextHeartbeat, nextSweep)
-        return server.tick(now: now).map { min($0, next) } ?? next
+        let serverNext = server.tick(now: now)
+        // Last: whatever the turn dispatched, timers included, goes out before the loop sleeps.
+        sendOutbox()
+        return serverNext.map { min($0, next) } ?? next
     }
 
     private func failAll(_ code: ErrorCode, _ message: String) {
