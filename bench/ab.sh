@@ -27,19 +27,15 @@ while (($#)); do
     esac
     shift
 done
-for tool in nginx gcc curl; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
-done
-
 bench="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=bench/mesh_lib.sh
 source "$bench/mesh_lib.sh"
+require_tools nginx gcc curl
 require_binaries "$old" "$new"
 work="$(mktemp -d /tmp/berth-ab.XXXXXX)"
 pids=()
 cleanup() {
-    kill "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
+    stop_started
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,8 +43,7 @@ gcc -O2 -Wall -o "$work/loadgen" "$bench/loadgen.c"
 
 app_port=$(free_port)
 write_small_app "$work" "$app_port"
-nginx -p "$work/app" -c "$work/app.conf" &
-pids+=($!)
+start_small_app "$work"
 
 start_mesh old "$old" "$app_port" "$work"
 # shellcheck disable=SC2086 # the extra arguments are meant to split

@@ -35,23 +35,15 @@ if ! command -v valgrind >/dev/null; then
     [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq valgrind >/dev/null
 fi
-for tool in valgrind nginx wrk curl python3; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
-done
-
 bench="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=bench/mesh_lib.sh
 source "$bench/mesh_lib.sh"
+require_tools valgrind nginx wrk curl python3
 require_binaries "$bin"
 work="$(mktemp -d /tmp/berth-callgrind.XXXXXX)"
 pids=()
-stop_all() {
-    kill "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    pids=()
-}
 finish() {
-    stop_all
+    stop_started
     if ((keep)); then echo "scratch folder kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap finish EXIT
@@ -67,8 +59,7 @@ write_small_app "$work" "$app_port"
 
 measure() { # ROLE: one mesh with ROLE under callgrind; prints its section
     local role=$1 out="$work/callgrind.out.$1"
-    nginx -p "$work/app" -c "$work/app.conf" &
-    pids+=($!)
+    start_small_app "$work"
     mesh_wrap_role=$role
     mesh_wrap=(valgrind --tool=callgrind --callgrind-out-file="$out")
     start_mesh bench "$work" "$app_port" "$work"
@@ -80,7 +71,7 @@ measure() { # ROLE: one mesh with ROLE under callgrind; prints its section
     local requests
     requests="$(wrk -t1 -c4 -d"${seconds}s" "$url" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')"
     callgrind_control -d "$target_pid" >/dev/null
-    stop_all
+    stop_started
     echo "## berth-$role ($requests requests, wrk -c4 on /, small JSON)"
     echo
     python3 "$bench/callgrind_summary.py" "$(ls "$out".* | tail -1)" "$requests" "$top" |

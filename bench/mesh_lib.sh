@@ -2,6 +2,27 @@
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# require_tools TOOL...: each is on PATH, or the script stops, saying what to install.
+require_tools() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
+    done
+}
+
+# stop_started: stops every process in the caller's `pids` and waits for them.
+stop_started() {
+    kill "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+    pids=()
+}
+
+# start_small_app DIR: starts the app that write_small_app wrote into DIR, in this shell, its pid added to `pids`.
+start_small_app() {
+    nginx -p "$1/app" -c "$1/app.conf" &
+    pids+=($!)
+}
+
 # require_binaries DIR...: each DIR holds executable berth-edge, berth-router and berth-sidecar, or the script stops.
 require_binaries() {
     local dir exe

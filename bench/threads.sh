@@ -24,27 +24,22 @@ while (($#)); do
     esac
     shift
 done
-for tool in nginx wrk curl; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
-done
-
 bench="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=bench/mesh_lib.sh
 source "$bench/mesh_lib.sh"
+require_tools nginx wrk curl
 require_binaries "$dir"
 work="$(mktemp -d /tmp/berth-threads.XXXXXX)"
 pids=()
 cleanup() {
-    kill "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
+    stop_started
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 app_port=$(free_port)
 write_small_app "$work" "$app_port"
-nginx -p "$work/app" -c "$work/app.conf" &
-pids+=($!)
+start_small_app "$work"
 start_mesh threads "$dir" "$app_port" "$work" "${edge_args[@]}"
 wait_for_mesh "$port_threads" 10 || { echo "logs in $work" >&2; trap - EXIT; exit 1; }
 
