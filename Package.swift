@@ -60,6 +60,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "BerthLink",
+            dependencies: ["BerthBus", "BerthWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "BerthMetrics",
             dependencies: [
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -77,9 +82,8 @@ let package = Package(
         .target(
             name: "BerthRouter",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthLink", "BerthMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -93,7 +97,7 @@ let package = Package(
         .target(
             name: "BerthSidecar",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthHTTP", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,7 +108,8 @@ let package = Package(
         .target(
             name: "BerthEdge",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthHTTP", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -178,7 +183,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "berth-sidecar",
-            dependencies: ["BerthSidecar", "BerthCommandLine", "BerthSpec"],
+            dependencies: ["BerthSidecar", "BerthLink", "BerthCommandLine", "BerthSpec"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -248,13 +253,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BerthRouterTests",
+            dependencies: ["BerthRouter", "BerthWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthLinkTests",
+            dependencies: ["BerthLink"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BerthSidecarTests",
             dependencies: ["BerthSidecar", "BerthBus", "BerthWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BerthEdgeTests",
-            dependencies: ["BerthEdge", "BerthBus"],
+            dependencies: ["BerthEdge", "BerthBus", "BerthWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

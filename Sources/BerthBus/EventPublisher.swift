@@ -1,6 +1,7 @@
 import CoreMetrics
 
-/// The publishing end of the event stream, on a bus thread: an XPUB connected to the router's events-in.
+/// The publishing end of the event stream, on a bus thread: an XPUB connected to every router's events-in (a
+/// comma-separated list), so that each router's subscribers see every event.
 ///
 /// The router passes its subscribers' subscriptions upstream, so this socket hears which topic prefixes anyone
 /// wants, and an event that nobody would receive is never encoded. Publishing never blocks: at the high-water mark
@@ -17,7 +18,7 @@ public final class EventPublisher {
         var options = SocketOptions()
         options.sendHighWaterMark = highWaterMark
         socket = try Socket(.xpub, options: options)
-        try socket.connect(endpoint)
+        for one in endpoint.split(separator: ",") { try socket.connect(String(one)) }
     }
 
     /// Whether anyone subscribes to a prefix of `topic`.

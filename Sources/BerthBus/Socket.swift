@@ -45,6 +45,29 @@ public struct SocketOptions: Sendable {
     public init() {}
 }
 
+/// One event of a socket monitor (`Socket.monitor`): what happened, and on which endpoint.
+public struct SocketEvent: Sendable, Equatable {
+    public static let connected = Int32(ZMQ_EVENT_CONNECTED)
+    public static let disconnected = Int32(ZMQ_EVENT_DISCONNECTED)
+    public static let handshakeSucceeded = Int32(ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+
+    /// A ZMQ_EVENT_* value.
+    public var event: Int32
+    /// The event's value: a descriptor, an errno, or a retry interval.
+    public var value: UInt32
+    /// The endpoint as it was connected or bound.
+    public var endpoint: String
+
+    /// The two frames a monitor sends: 2 bytes of event and 4 of value, then the endpoint.
+    public init?(_ frames: [Frame]) {
+        guard frames.count == 2, frames[0].count == 6 else { return nil }
+        let bytes = frames[0].bytes
+        event = Int32(UInt16(bytes[0]) | UInt16(bytes[1]) << 8)
+        value = UInt32(bytes[2]) | UInt32(bytes[3]) << 8 | UInt32(bytes[4]) << 16 | UInt32(bytes[5]) << 24
+        endpoint = frames[1].string
+    }
+}
+
 /// A libzmq socket. Not thread-safe: a socket belongs to the one thread that made it (a `BusLoop`'s thread).
 public final class Socket {
     let handle: UnsafeMutableRawPointer
@@ -126,6 +149,27 @@ public final class Socket {
 
     public func connect(_ endpoint: String) throws(BusError) {
         guard zmq_connect(handle, endpoint) == 0 else { throw BusError.last("connect \(endpoint)") }
+    }
+
+    /// Connects to `endpoint`, under which a ROUTER socket addresses that peer: `routingID` (ZMQ_CONNECT_ROUTING_ID).
+    public func connect(_ endpoint: String, routingID: [UInt8]) throws(BusError) {
+        try set(ZMQ_CONNECT_ROUTING_ID, routingID)
+        try connect(endpoint)
+    }
+
+    /// Stops connecting to `endpoint`, and drops what is queued for it.
+    public func disconnect(_ endpoint: String) {
+        zmq_disconnect(handle, endpoint)
+    }
+
+    /// A PAIR socket that receives this socket's `events` (ZMQ_EVENT_* bits) as `SocketEvent`s: libzmq's socket
+    /// monitor, the only way to hear at once that a connection broke or a handshake failed.
+    public func monitor(events: Int32, context: Context = .shared) throws(BusError) -> Socket {
+        let endpoint = "inproc://berth-monitor-\(UInt(bitPattern: handle))-\(UInt64.random(in: 1...UInt64.max))"
+        guard zmq_socket_monitor(handle, endpoint, events) == 0 else { throw BusError.last("monitor socket on \(endpoint)") }
+        let pair = try Socket(.pair, context: context)
+        try pair.connect(endpoint)
+        return pair
     }
 
     /// The endpoint the socket bound last, with the port the OS chose for `tcp://host:*`.

@@ -5,7 +5,7 @@ import Yams
 extension RouterSpec {
     init(reading located: Located) throws(ComposeError) {
         self.init()
-        let fields = try MappingReader(located, allowed: ["frontend", "backend", "events_in", "events_out", "heartbeat"])
+        let fields = try MappingReader(located, allowed: ["frontend", "backend", "events_in", "events_out", "heartbeat", "replicas"])
         var seen: [String: String] = [:]
         for (name, path) in [("frontend", \Self.frontend), ("backend", \.backend), ("events_in", \.eventsIn), ("events_out", \.eventsOut)] {
             if let value = fields[name] { self[keyPath: path] = try value.endpoint() }
@@ -16,6 +16,7 @@ extension RouterSpec {
             seen[endpoint] = "'\(name)' endpoint"
         }
         if let value = fields["heartbeat"] { heartbeat = try value.duration() }
+        if let value = fields["replicas"] { replicas = try value.int(in: 1...9, what: "replicas") }
     }
 }
 

@@ -1,8 +1,9 @@
 import BerthBus
 import BerthHTTP
+import BerthLink
 import BerthMetrics
-import CoreMetrics
 import BerthWire
+import CoreMetrics
 import Logging
 
 /// The answer to one request sent over the bus.
@@ -11,22 +12,21 @@ struct MeshAnswer: Sendable {
     var body: [Frame]
 }
 
-/// The edge's bus thread: a DEALER to the router, an `EventPublisher`, a ROUTER where sidecars send answers that
-/// skip the router (`ReplyEndpoint`), and the edge's HTTP server.
-///
-/// It matches answers to waiting requests by id, heartbeats the router, and when the router goes quiet it answers
-/// every waiting request at once and connects again: nothing waits on a router that is gone. Every exchange ends
-/// here, on this thread: its metrics are recorded, its traffic event published, and its completion called once.
+/// The edge's bus thread: a `RouterLink` to every router for the directory, one ROUTER socket with a link to each
+/// sidecar it sends requests to (and a monitor that says at once when one breaks), an `EventPublisher`, and the
+/// edge's HTTP server. `EdgeCore` decides where each request goes and what happens when something fails; this
+/// performs it. Every exchange ends here: its metrics are recorded, its traffic event published, and its completion
+/// called once.
 final class EdgeBus: BusLoopBody {
-    private struct Waiting {
+    /// A request on its way: the exchange, and its body until it is sent for the last time.
+    final class Outgoing {
         let exchange: Exchange
-        /// The router answers 504 at the deadline; this is the edge's own backstop, a little later.
-        let backstop: ContinuousClock.Instant
-    }
+        var body: [Frame]
 
-    private struct Outgoing {
-        let exchange: Exchange
-        let body: [Frame]
+        init(exchange: Exchange, body: [Frame]) {
+            self.exchange = exchange
+            self.body = body
+        }
     }
 
     /// The metrics of one container class, made on its first request: no label arrays per request.
@@ -52,57 +52,66 @@ final class EdgeBus: BusLoopBody {
         }
     }
 
+    private static let eventsIndex = 0, requestsIndex = 1, monitorIndex = 2, firstRouterIndex = 3
+
     let configuration: EdgeConfiguration
-    let ids: RequestIDs
     private let logger: Logger
     let server: EdgeHTTPServer
-    private var dealer: Socket
     private let events: EventPublisher
-    /// Sidecars' direct answers arrive here; nil when they all come through the router.
-    private let replies: Socket?
-    /// What requests carry as `replyTo`: the endpoint `replies` bound.
-    private let replyTo: String
-    /// The router's DEALER, the event publisher, then `replies`.
+    /// One ROUTER socket for every sidecar link: a link's routing id is its number in `EdgeCore`.
+    private let requests: Socket
+    private let monitor: Socket
+    private var routers: [RouterLink]
     private(set) var sockets: [Socket]
-    private var waiting: [UInt64: Waiting] = [:]
-    /// Requests that go out at the end of this turn of the loop (`sendOutbox`).
+    private var core: EdgeCore<Outgoing>
+    /// Links by the endpoint they connect to, for the monitor's events.
+    private var linksByEndpoint: [String: Int] = [:]
+    /// Requests read this turn of the loop, sent together at its end (`sendOutbox`).
     private var outbox: [Outgoing] = []
-    /// The outbox being sent; kept, with its capacity, so that a turn's burst allocates nothing.
     private var sending: [Outgoing] = []
-    private var lastHeard: ContinuousClock.Instant = .now
-    private var nextHeartbeat: ContinuousClock.Instant = .now
-    private var nextSweep: ContinuousClock.Instant = .now
     private let trafficTopic: String
     private var classMetrics: [String: ClassMetrics] = [:]
+    /// The response being handled: `EdgeCore.Action.deliver` hands it to its client.
+    private var received: MeshAnswer?
+    private let inFlightGauge = Gauge(label: "berth_edge_in_flight")
+    private var recordedInFlight = -1
 
     init(
         configuration: EdgeConfiguration, serving: EdgeHTTPServer.Serving, listener: ListeningSocket, ids: RequestIDs,
         loop: BusLoop<EdgeBus>, descriptors: DescriptorPoller, logger: Logger
     ) throws(BusError) {
         self.configuration = configuration
-        self.ids = ids
         self.logger = logger
         trafficTopic = "traffic.edge.\(configuration.name)"
-        dealer = try Self.connectDealer(configuration)
         events = try EventPublisher(connectingTo: configuration.events)
-        replies = try configuration.replies.bind(logger: logger)
-        replyTo = replies?.lastEndpoint ?? ""
-        sockets = [dealer, events.socket] + (replies.map { [$0] } ?? [])
+        var options = SocketOptions()
+        options.routerMandatory = true
+        options.maxMessageSize = configuration.maxMessageSize
+        requests = try Socket(.router, options: options)
+        monitor = try requests.monitor(events: SocketEvent.disconnected | SocketEvent.handshakeSucceeded)
+        routers = []
+        for router in configuration.routers {
+            routers.append(try RouterLink(
+                endpoint: router, heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness,
+                logger: logger
+            ))
+        }
+        sockets = [events.socket, requests, monitor] + routers.map(\.socket)
+        var settings = EdgeCore<Outgoing>.Settings()
+        settings.heartbeatInterval = configuration.heartbeatInterval
+        settings.liveness = configuration.heartbeatLiveness
+        settings.queueLimit = configuration.queueLimit
+        settings.firstDirectoryWait = configuration.heartbeatInterval * configuration.heartbeatLiveness
+        core = EdgeCore(settings: settings, now: .now)
         let env = Environment(mesh: MeshClient(bus: loop, configuration: configuration, ids: ids))
-        server = EdgeHTTPServer(serving: serving, listener: listener, env: env, loop: loop, descriptors: descriptors)
-        server.bus = self
+        server = EdgeHTTPServer(
+            serving: serving, listener: listener, env: env, loop: loop, descriptors: descriptors, ids: ids, configuration: configuration
+        )
     }
 
     func descriptorReady(token: Int, events: Int16) {
         server.ready(token: token, events: events)
-    }
-
-    private static func connectDealer(_ configuration: EdgeConfiguration) throws(BusError) -> Socket {
-        var options = SocketOptions()
-        options.immediate = true
-        let socket = try Socket(.dealer, options: options)
-        try socket.connect(configuration.router)
-        return socket
+        takeServerWork()
     }
 
     /// Sends the exchange's request at the end of this turn of the loop; its completion is called exactly once, with
@@ -111,53 +120,105 @@ final class EdgeBus: BusLoopBody {
         outbox.append(Outgoing(exchange: exchange, body: body))
     }
 
-    /// Sends what this turn of the loop read, together. libzmq wakes its I/O thread for the first message of a burst
-    /// only, so requests sent back to back cost the router's link one wake-up, where requests sent as each was read
-    /// cost one each (bench/PROFILE.md, 2026-12-01). A send that fails answers its client, which may dispatch a
-    /// request the client had pipelined: that one goes in this turn too, not after the next wake-up.
+    private func takeServerWork() {
+        for work in server.takeMeshWork() {
+            switch work {
+            case .send(let exchange, let body): send(exchange, body: body)
+            case .cancel(let id): cancel(id)
+            }
+        }
+    }
+
+    /// Hands what this turn of the loop read to the core together. libzmq wakes its I/O thread for the first message
+    /// of a burst only, so requests sent back to back cost one wake-up (bench/PROFILE.md, 2026-12-01). A request that
+    /// fails at once answers its client, which may dispatch one it had pipelined: that one goes in this turn too.
     private func sendOutbox() {
         while !outbox.isEmpty {
             swap(&outbox, &sending)
-            for outgoing in sending { sendNow(outgoing.exchange, body: outgoing.body) }
-            sending.removeAll(keepingCapacity: true)
-        }
-    }
-
-    private func sendNow(_ exchange: Exchange, body: [Frame]) {
-        var request = exchange.request
-        request.replyTo = replyTo
-        var frames = [Frame(Envelope.request(request).encoded())]
-        frames.append(contentsOf: body)
-        do {
-            guard try dealer.send(frames) else {
-                finish(exchange, Self.failure(request.id, .routerUnreachable, "the router at \(configuration.router) is not connected"))
-                return
+            let now = ContinuousClock.now
+            for outgoing in sending {
+                let request = outgoing.exchange.request
+                let deadline = outgoing.exchange.started + .milliseconds(Int64(request.timeoutMilliseconds))
+                perform(core.submit(request, payload: outgoing, deadline: deadline, now: now))
             }
-        } catch {
-            finish(exchange, Self.failure(request.id, .routerUnreachable, "cannot send to the router: \(error.message)"))
-            return
+            sending.removeAll(keepingCapacity: true)
+            takeServerWork()
         }
-        let timeout = Duration.milliseconds(Int64(request.timeoutMilliseconds))
-        waiting[request.id] = Waiting(exchange: exchange, backstop: .now + timeout + configuration.heartbeatInterval)
     }
 
-    /// The client went away: stop waiting. The router's answer, if it comes, is dropped; a request not yet sent never is.
+    /// The client went away: stop waiting. The sidecar's answer, if it comes, is dropped.
     func cancel(_ id: UInt64) {
         if let index = outbox.firstIndex(where: { $0.exchange.request.id == id }) {
             let outgoing = outbox.remove(at: index)
             return finish(outgoing.exchange, Self.failure(id, .internal, "the client went away"))
         }
-        guard let entry = waiting.removeValue(forKey: id) else { return }
-        finish(entry.exchange, Self.failure(id, .internal, "the client went away"))
+        perform(core.cancel(id))
+    }
+
+    // MARK: What the core decided
+
+    private func perform(_ actions: [EdgeCore<Outgoing>.Action]) {
+        for action in actions {
+            switch action {
+            case .connect(let link, let endpoint):
+                do {
+                    try requests.connect(endpoint, routingID: Self.routingID(link))
+                    linksByEndpoint[endpoint] = link
+                } catch {
+                    logger.warning("cannot link to a sidecar", metadata: ["berth.endpoint": "\(endpoint)", "berth.error": "\(error)"])
+                }
+            case .disconnect(let link, let endpoint):
+                requests.disconnect(endpoint)
+                if linksByEndpoint[endpoint] == link { linksByEndpoint[endpoint] = nil }
+            case .send(let link, let request, let outgoing, let keepBody):
+                var frames = [Frame(Self.routingID(link)), Frame(Envelope.request(request).encoded())]
+                // A body kept for a retry goes as copies: a send empties the frames it sends.
+                frames.append(contentsOf: keepBody ? outgoing.body.map { $0.copy() } : outgoing.body)
+                if !keepBody { outgoing.body = [] }
+                sendOnLink(frames, link: link)
+            case .heartbeat(let link):
+                sendOnLink([Frame(Self.routingID(link)), Frame(Envelope.heartbeat(Heartbeat()).encoded())], link: link)
+            case .deliver(let outgoing, _):
+                guard let answer = received else { continue }
+                received = nil
+                finish(outgoing.exchange, answer)
+            case .fail(let outgoing, let request, let error):
+                finish(outgoing.exchange, MeshAnswer(response: Response(id: request.id, status: 0, error: error), body: []))
+            case .askDirectory(let router):
+                logger.info("missed a directory update; asking for the whole directory", metadata: ["berth.router": "\(routers[router].endpoint)"])
+                routers[router].send(.directoryRequest)
+            }
+        }
+    }
+
+    private func sendOnLink(_ frames: [Frame], link: Int) {
+        do {
+            if try !requests.send(frames) {
+                logger.debug("sidecar link is full; the message waits for the link's liveness check", metadata: ["berth.link": "\(link)"])
+            }
+        } catch {
+            // Not connected (yet, or any more): the core hears of it when the link's liveness runs out.
+            logger.debug("cannot send on a sidecar link", metadata: ["berth.link": "\(link)", "berth.error": "\(error)"])
+        }
+    }
+
+    static func routingID(_ link: Int) -> [UInt8] {
+        Array("L\(link)".utf8)
+    }
+
+    private static func link(ofRoutingID bytes: [UInt8]) -> Int? {
+        guard bytes.first == UInt8(ascii: "L") else { return nil }
+        return Int(String(decoding: bytes.dropFirst(), as: UTF8.self))
     }
 
     private func finish(_ exchange: Exchange, _ answer: MeshAnswer) {
         let latency = exchange.started.duration(to: .now)
         let className = exchange.target.className
         classMetrics[className, default: ClassMetrics(className: className)].record(status: answer.status, latency: latency)
-        publish(topic: trafficTopic, event: .traffic(exchange.event(answer: answer, latency: latency)))
+        let response = answer.edgeResponse
+        publish(topic: trafficTopic, event: .traffic(exchange.event(answer: answer, bytesOut: response.body.count, latency: latency)))
         switch exchange.reply {
-        case .connection(let token, let number): server.answer(token: token, exchange: number, with: answer.edgeResponse)
+        case .connection(let token, let number): server.answer(token: token, exchange: number, with: response)
         case .callback(let completion): completion(answer)
         }
     }
@@ -167,112 +228,114 @@ final class EdgeBus: BusLoopBody {
     }
 
     static func failure(_ id: UInt64, _ code: ErrorCode, _ message: String) -> MeshAnswer {
-        MeshAnswer(response: Response(id: id, status: 0, error: MeshError(code: code, message: message, component: code == .routerUnreachable ? "router" : "edge")), body: [])
+        MeshAnswer(response: Response(id: id, status: 0, error: MeshError(code: code, message: message, component: "edge")), body: [])
     }
 
-    // MARK: From the router and the sidecars
+    // MARK: From the routers and the sidecars
 
     func received(_ frames: [Frame], on index: Int) {
         switch index {
-        case 0: fromRouter(frames)
-        case 1: events.received(frames)
-        default: fromSidecar(frames)
+        case Self.eventsIndex: events.received(frames)
+        case Self.requestsIndex: fromSidecar(frames)
+        case Self.monitorIndex: linkEvent(frames)
+        default: fromRouter(index - Self.firstRouterIndex, frames)
         }
     }
 
-    private func fromRouter(_ frames: [Frame]) {
-        lastHeard = .now
-        guard let first = frames.first, let envelope = decode(first, from: "router") else { return }
+    private func fromRouter(_ router: Int, _ frames: [Frame]) {
+        let link = routers[router]
+        guard let (envelope, _) = link.received(frames) else { return }
+        let now = ContinuousClock.now
+        switch envelope {
+        case .directory(let directory):
+            logger.debug("directory", metadata: ["berth.router": "\(link.endpoint)", "berth.instances": "\(directory.instances.count)"])
+            perform(core.directory(directory, from: router, now: now))
+        case .directoryUpdate(let update):
+            perform(core.update(update, from: router, now: now))
+        case .heartbeat:
+            perform(core.routerAnswers(router, now: now))
+        case .disconnect:
+            // The router does not know us (it restarted): ask for its directory again.
+            link.mustGreetAgain()
+        case .response(let response):
+            logger.error("the router refused a request: \(response.error?.message ?? "")")
+        case .ready, .request, .directoryRequest:
+            logger.warning("rejected message: routers send directories, updates and heartbeats to edges")
+        }
+    }
+
+    /// `[link's routing id, envelope, body...]` from a sidecar.
+    private func fromSidecar(_ frames: [Frame]) {
+        guard frames.count >= 2, let link = Self.link(ofRoutingID: frames[0].bytes) else {
+            logger.warning("rejected message from a sidecar: expected a link's routing id and an envelope", metadata: ["berth.frames": "\(frames.count)"])
+            return
+        }
+        guard let envelope = Envelope.decode(frames[1], from: "sidecar", logger: logger) else { return }
+        let now = ContinuousClock.now
         switch envelope {
         case .response(let response):
-            answer(response, body: Array(frames.dropFirst()))
-        case .heartbeat, .disconnect:
-            break
-        case .ready, .request, .delivered:
-            logger.warning("rejected message: the router sends responses and heartbeats to edges")
+            received = MeshAnswer(response: response, body: Array(frames.dropFirst(2)))
+            perform(core.response(response, onLink: link, now: now))
+            received = nil
+        case .heartbeat(let heartbeat):
+            perform(core.heartbeat(inFlight: heartbeat.inFlight, onLink: link, now: now))
+        case .disconnect:
+            perform(core.leaving(onLink: link, now: now))
+        case .ready, .request, .directoryRequest, .directory, .directoryUpdate:
+            logger.warning("rejected message: sidecars send responses, heartbeats and disconnects to edges")
         }
     }
 
-    /// `[sidecar's routing id, envelope, body...]` on the direct link.
-    private func fromSidecar(_ frames: [Frame]) {
-        guard frames.count >= 2 else {
-            logger.warning("rejected message on the direct link: expected a routing id and an envelope", metadata: ["berth.frames": "\(frames.count)"])
-            return
+    private func linkEvent(_ frames: [Frame]) {
+        guard let event = SocketEvent(frames), let link = linksByEndpoint[event.endpoint] else { return }
+        if event.event == SocketEvent.disconnected {
+            logger.debug("a sidecar link broke", metadata: ["berth.endpoint": "\(event.endpoint)"])
+            perform(core.linkLost(link, reason: "broke its connection", now: .now))
         }
-        guard let envelope = decode(frames[1], from: "sidecar") else { return }
-        guard case .response(let response) = envelope else {
-            logger.warning("rejected message on the direct link: sidecars send responses only")
-            return
-        }
-        answer(response, body: Array(frames.dropFirst(2)))
-    }
-
-    private func decode(_ frame: Frame, from peer: String) -> Envelope? {
-        do {
-            return try frame.withUnsafeBytes { bytes throws(WireError) in try Envelope(decoding: bytes) }
-        } catch {
-            logger.warning("rejected malformed envelope", metadata: ["berth.peer": "\(peer)", "berth.error": "\(error)"])
-            return nil
-        }
-    }
-
-    /// The first answer for an id wins; a later one (the router's 504 after a direct answer, say) is dropped.
-    private func answer(_ response: Response, body: [Frame]) {
-        guard let entry = waiting.removeValue(forKey: response.id) else { return }
-        finish(entry.exchange, MeshAnswer(response: response, body: body))
     }
 
     func receiveFailed(_ error: BusError, on index: Int) {
-        let peer = switch index { case 0: "router"; case 1: "event stream"; default: "sidecar" }
+        let peer = switch index {
+        case Self.eventsIndex: "event stream"
+        case Self.requestsIndex: "sidecar"
+        case Self.monitorIndex: "link monitor"
+        default: "router"
+        }
         logger.warning("rejected message", metadata: ["berth.peer": "\(peer)", "berth.error": "\(error)"])
     }
 
     // MARK: Timers
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        if now >= nextHeartbeat {
-            nextHeartbeat = now + configuration.heartbeatInterval
-            _ = try? dealer.send([Frame(Envelope.heartbeat(Heartbeat(inFlight: UInt32(waiting.count))).encoded())])
-        }
-        if lastHeard.duration(to: now) > configuration.heartbeatInterval * configuration.heartbeatLiveness {
-            if !waiting.isEmpty {
-                logger.warning("lost the router; answering waiting requests", metadata: ["berth.waiting": "\(waiting.count)"])
+        var next = server.tick(now: now)
+        takeServerWork()
+        var reconnected = false
+        for (index, link) in routers.enumerated() {
+            let wasUp = link.state.phase == .up
+            let (linkNext, changed) = link.tick(now: now, hello: { .directoryRequest }, heartbeat: { .heartbeat(Heartbeat()) })
+            if changed {
+                reconnected = true
+                if wasUp { perform(core.routerLost(index, now: now)) }
             }
-            failAll(.routerUnreachable, "lost the router at \(configuration.router) (no heartbeat for \(configuration.heartbeatLiveness) intervals)")
-            do {
-                dealer = try Self.connectDealer(configuration)
-                sockets[0] = dealer
-            } catch {
-                logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])
-            }
-            lastHeard = now
+            next = next.map { min($0, linkNext) } ?? linkNext
         }
-        if now >= nextSweep {
-            nextSweep = now + .milliseconds(50)
-            for (id, entry) in waiting where entry.backstop < now {
-                waiting[id] = nil
-                finish(entry.exchange, Self.failure(id, .deadlineExceeded, "no answer from the router before the deadline"))
-            }
+        if reconnected { sockets = [events.socket, requests, monitor] + routers.map(\.socket) }
+        let (actions, coreNext) = core.tick(now: now)
+        perform(actions)
+        if core.pendingCount != recordedInFlight {
+            recordedInFlight = core.pendingCount
+            inFlightGauge.record(recordedInFlight)
         }
-        let next = min(nextHeartbeat, nextSweep)
-        let serverNext = server.tick(now: now)
         // Last: whatever the turn dispatched, timers included, goes out before the loop sleeps.
         sendOutbox()
-        return serverNext.map { min($0, next) } ?? next
-    }
-
-    private func failAll(_ code: ErrorCode, _ message: String) {
-        let unsent = outbox
-        outbox.removeAll()
-        for outgoing in unsent { finish(outgoing.exchange, Self.failure(outgoing.exchange.request.id, code, message)) }
-        let all = waiting
-        waiting.removeAll()
-        for (id, entry) in all { finish(entry.exchange, Self.failure(id, code, message)) }
+        return next.map { min($0, coreNext) } ?? coreNext
     }
 
     func stopping() {
         server.stop()
-        failAll(.routerUnreachable, "the edge is shutting down")
-        ReplyEndpoint.removeFile(of: replyTo)
+        takeServerWork()
+        for outgoing in outbox { finish(outgoing.exchange, Self.failure(outgoing.exchange.request.id, .internal, "the edge is shutting down")) }
+        outbox.removeAll()
+        perform(core.abandonAll("the edge is shutting down"))
     }
 }

@@ -2,8 +2,8 @@
 public struct EdgeConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8787
-    /// The router's frontend endpoint.
-    public var router = "tcp://127.0.0.1:7700"
+    /// Every router's frontend endpoint: the edge follows each one's directory and merges them.
+    public var routers = ["tcp://127.0.0.1:7700"]
     /// The router's events-in endpoint, where traffic events are published.
     public var events = "tcp://127.0.0.1:7702"
     /// This edge's name in traffic events.
@@ -17,13 +17,10 @@ public struct EdgeConfiguration: Sendable {
     /// one, or a client that sends its request too slowly to ever finish it.
     public var idleTimeout: Duration = .seconds(60)
     public var heartbeatLiveness = 3
-    /// Where sidecars may send answers straight to this edge, skipping the router (see `DirectReplies`).
-    public var replies: ReplyEndpoint = .automatic
+    /// Requests that may wait per container class when every instance is full; more get 503.
+    public var queueLimit = 1_024
+    /// Largest frame accepted from a sidecar.
+    public var maxMessageSize: Int64 = 64 << 20
 
     public init() {}
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 { components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000 }
 }

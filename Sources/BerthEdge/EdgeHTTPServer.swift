@@ -55,8 +55,16 @@ final class EdgeHTTPServer {
     private let env: Environment
     private let loop: BusLoop<EdgeBus>
     private var listener: ListeningSocket?
-    /// Set once its bus is made: requests on routes go out through it on this thread.
-    unowned(unsafe) var bus: EdgeBus!
+    /// What this server asks of the mesh: requests on routes to send, requests whose client went away. Its owner
+    /// takes them after every call into the server (`takeMeshWork`); the server never calls into the bus.
+    enum MeshWork {
+        case send(Exchange, body: [Frame])
+        case cancel(UInt64)
+    }
+
+    private var meshWork: [MeshWork] = []
+    private let ids: RequestIDs
+    private let configuration: EdgeConfiguration
     private var connections: [Int: ClientConnection] = [:]
     private var nextToken = 1
     private let descriptors: DescriptorPoller
@@ -67,8 +75,13 @@ final class EdgeHTTPServer {
     private var drained: (() -> Void)?
     private var nextIdleSweep: ContinuousClock.Instant = .now
 
-    init(serving: Serving, listener: ListeningSocket, env: Environment, loop: BusLoop<EdgeBus>, descriptors: DescriptorPoller) {
+    init(
+        serving: Serving, listener: ListeningSocket, env: Environment, loop: BusLoop<EdgeBus>, descriptors: DescriptorPoller,
+        ids: RequestIDs, configuration: EdgeConfiguration
+    ) {
         self.serving = serving
+        self.ids = ids
+        self.configuration = configuration
         self.listener = listener
         self.env = env
         self.loop = loop
@@ -171,7 +184,7 @@ final class EdgeHTTPServer {
         Glibc.close(connection.fd)
         if connection.lingerUntil != nil { lingering -= 1 }
         switch connection.open {
-        case .mesh(let id): bus.cancel(id)
+        case .mesh(let id): meshWork.append(.cancel(id))
         case .worker(let task): task.cancel()
         case nil: break
         }
@@ -307,15 +320,15 @@ final class EdgeHTTPServer {
             case .answer(let response):
                 respond(connection, with: response)
             case .forward(let forwarded, let target):
-                let id = bus.ids.next()
+                let id = ids.next()
                 connection.open = .mesh(id: id)
                 let exchange = Exchange(
-                    forwarded, id: id, to: target, port: nil, configuration: bus.configuration, ids: bus.ids,
+                    forwarded, id: id, to: target, port: nil, configuration: configuration, ids: ids,
                     reply: .connection(token: connection.token, exchange: connection.exchange)
                 )
                 // Nothing reads the body after this, so its frames go to the bus as read (`Body.framesForBus` would
                 // make new ones for a second reader).
-                bus.send(exchange, body: body)
+                meshWork.append(.send(exchange, body: body))
             }
             return
         }
@@ -338,6 +351,13 @@ final class EdgeHTTPServer {
     }
 
     /// The answer to the request `exchange` of connection `token`, if both are still there.
+    /// What the server asked of the mesh since the last call, in order.
+    func takeMeshWork() -> [MeshWork] {
+        guard !meshWork.isEmpty else { return [] }
+        defer { meshWork.removeAll(keepingCapacity: true) }
+        return meshWork
+    }
+
     func answer(token: Int, exchange number: UInt64, with response: EdgeResponse) {
         guard let connection = connections[token], connection.exchange == number, connection.open != nil else { return }
         connection.open = nil

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthLink
 import BerthCommandLine
 import Logging
 
@@ -14,7 +15,8 @@ import Logging
 /// ```
 public struct EdgeOptions: ParsableArguments {
     @Option(help: "Address to listen on.") public var listen = HostPort(argument: "127.0.0.1:8787")!
-    @Option(help: "The router's frontend endpoint.") public var router = "tcp://127.0.0.1:7700"
+    @Option(help: "Every router's frontend endpoint, separated by commas: the edge follows each one's directory.")
+    public var router = "tcp://127.0.0.1:7700"
     @Option(help: "The router's events-in endpoint.") public var events = "tcp://127.0.0.1:7702"
     @Option(help: "PREFIX=CLASS[@NAME]: requests under PREFIX go to CLASS (the instance NAME maps to, or any); the prefix is stripped. Repeatable.")
     public var route: [String] = []
@@ -24,8 +26,8 @@ public struct EdgeOptions: ParsableArguments {
     @Option(help: "Close a client connection that has sent no request (or not all of one) for this long.")
     public var idleTimeout = DurationArgument(.seconds(60))
     @Option(help: "This edge's name in traffic events.") public var name = "edge"
-    @Option(help: "Where sidecars send answers straight to this edge, skipping the router: auto (an ipc:// endpoint only this machine reaches), off, or a tcp:// or ipc:// endpoint to bind.")
-    public var replyEndpoint = "auto"
+    @Option(help: "Requests that may wait per container class when every instance is full; more get 503.")
+    public var queueLimit = 1_024
     @OptionGroup public var metrics: MetricsOptions
     @OptionGroup public var common: CommonOptions
 
@@ -46,20 +48,16 @@ public struct EdgeOptions: ParsableArguments {
         var configuration = EdgeConfiguration()
         configuration.host = listen.host
         configuration.port = listen.port
-        configuration.router = router
+        configuration.routers = RouterList.parse(router)
+        guard !configuration.routers.isEmpty else { throw ValidationError("--router names no endpoint") }
+        guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more") }
+        configuration.queueLimit = queueLimit
         configuration.events = events
         configuration.timeout = timeout.duration
         configuration.maxBodyBytes = maxBody
         configuration.heartbeatInterval = heartbeat.duration
         configuration.idleTimeout = idleTimeout.duration
         configuration.name = name
-        guard let replies = ReplyEndpoint(argument: replyEndpoint) else {
-            throw ValidationError("--reply-endpoint must be auto, off, or a tcp:// or ipc:// endpoint, not \(replyEndpoint.debugDescription)")
-        }
-        if case .endpoint(let endpoint) = replies, ReplyEndpoint.isWildcard(endpoint) {
-            throw ValidationError("--reply-endpoint \(endpoint) binds every address, but sidecars connect to the address it names: give one they can reach")
-        }
-        configuration.replies = replies
         return (configuration, routes, common.bootstrap(label: label))
     }
 }

@@ -38,7 +38,7 @@ public struct EdgeService: Service {
                 logger: logger
             )
         }
-        logger.info("edge listening", metadata: ["berth.listen": "\(listener.address)", "berth.router": "\(configuration.router)"])
+        logger.info("edge listening", metadata: ["berth.listen": "\(listener.address)", "berth.routers": "\(configuration.routers)"])
 
         try await withGracefulShutdownHandler {
             try await bus.run()

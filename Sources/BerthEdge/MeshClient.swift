@@ -83,13 +83,14 @@ struct Exchange: Sendable {
         self.reply = reply
     }
 
-    func event(answer: MeshAnswer, latency: Duration) -> TrafficEvent {
+    /// `bytesOut`: the body the client got, the mesh's own failure text included.
+    func event(answer: MeshAnswer, bytesOut: Int, latency: Duration) -> TrafficEvent {
         TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(), requestID: request.id,
             traceID: request.traceID, source: request.source,
             destination: answer.response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
             method: request.method, path: request.path, status: UInt32(clamping: answer.status),
-            bytesIn: UInt64(bytesIn), bytesOut: UInt64(answer.body.byteCount),
+            bytesIn: UInt64(bytesIn), bytesOut: UInt64(bytesOut),
             latencyMicroseconds: latency.wholeMicroseconds,
             kind: .edge, error: answer.response.error
         )

@@ -3,9 +3,9 @@
 /// Each endpoint may be a comma-separated list, e.g. `tcp://127.0.0.1:7701,ipc:///run/berth/backend`: sidecars in
 /// their own network namespace reach the router over `ipc://`, which crosses namespaces through the filesystem.
 public struct RouterConfiguration: Sendable {
-    /// ROUTER socket that edges connect to.
+    /// ROUTER socket that edges connect to, for the directory.
     public var frontend = "tcp://127.0.0.1:7700"
-    /// ROUTER socket that sidecars connect to.
+    /// ROUTER socket that sidecars connect to, to register and heartbeat.
     public var backend = "tcp://127.0.0.1:7701"
     /// XSUB socket that publishers of events connect to.
     public var eventsIn = "tcp://127.0.0.1:7702"
@@ -15,12 +15,8 @@ public struct RouterConfiguration: Sendable {
     public var heartbeatInterval: Duration = .seconds(1)
     /// Heartbeats a peer may miss before it counts as dead.
     public var heartbeatLiveness = 3
-    /// Requests that may wait per class when every instance is at capacity; more get 503.
-    public var queueLimit = 1_024
-    /// Deadline for requests that do not carry one.
-    public var defaultTimeout: Duration = .seconds(30)
-    /// Largest frame accepted from a peer.
-    public var maxMessageSize: Int64 = 64 << 20
+    /// Largest frame accepted from a peer: directory messages only, never a body.
+    public var maxMessageSize: Int64 = 1 << 20
 
     public init() {}
 

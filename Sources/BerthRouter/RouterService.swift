@@ -2,7 +2,7 @@ import BerthBus
 import Logging
 import ServiceLifecycle
 
-/// `berth-router` as a service: the broker and directory of the mesh, on its own bus thread.
+/// `berth-router` as a service: the directory of the mesh and its event proxy, on its own bus thread.
 public struct RouterService: Service {
     private let loop: BusLoop<RouterCore>
 

@@ -37,7 +37,7 @@ struct AppForwarder: Sendable {
         let appRequest = AppRequest(
             port: Int(port), head: head, isHead: request.method == "HEAD", body: incoming.body,
             deadline: .now + timeout, maxResponseBytes: configuration.maxBodyBytes,
-            mayRetry: Self.idempotent.contains(request.method)
+            mayRetry: request.isIdempotent
         )
         let configuration = configuration
         client.execute(appRequest) { result in
@@ -87,7 +87,6 @@ struct AppForwarder: Sendable {
     }
 
     /// Methods that may be sent twice (RFC 9110 §9.2.2).
-    private static let idempotent: Set<String> = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]
 
     private static func describe(_ error: AppClientError, port: UInt32, timeout: UInt32) -> (ErrorCode, String) {
         switch error {

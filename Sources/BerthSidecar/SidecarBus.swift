@@ -1,54 +1,34 @@
 import BerthBus
+import BerthLink
 import BerthWire
 import Logging
 
-/// A request from the router, with its body frames.
+/// A request from an edge, with its body frames and the edge's routing id for the answer.
 struct IncomingRequest: Sendable {
     var request: Request
     var body: [Frame]
+    var edge: [UInt8]
 }
 
-/// The sidecar's side of the bus: a DEALER to the router, an `EventPublisher` and the links to edges that take
-/// answers directly (`DirectReplies`), on the sidecar's bus thread, and the `AppClient` whose connections to the
-/// app that thread polls beside them.
-///
-/// It registers with READY, heartbeats, and when the router goes quiet for `heartbeatLiveness` intervals, or
-/// says it does not know us, it connects again and registers again: a restarted router gets us back by itself.
+/// The sidecar's side of the bus, on its bus thread: the ROUTER socket it binds for edges' requests, a
+/// `RouterLink` to every router (READY, heartbeats, reconnect), an `EventPublisher`, and the `AppClient` whose
+/// connections to the app that thread polls beside them. `SidecarCore` decides; this performs.
 final class SidecarBus: BusLoopBody {
     private let configuration: SidecarConfiguration
     private let logger: Logger
-    /// Called on the bus thread for every request; the answer comes back through `respond`.
+    /// Called on the bus thread for every admitted request; the answer comes back through `respond`.
     private let handle: @Sendable (IncomingRequest, SidecarBus) -> Void
     /// Called once, when a drain is over.
     private let drained: @Sendable () -> Void
-    private var drainedSignalled = false
-    private var dealer: Socket
+    /// Where edges send requests: bound by this sidecar, named in READY.
+    private let requests: Socket
+    let endpoint: String
+    private var routers: [RouterLink]
     private let events: EventPublisher
-    private let replies: DirectReplies
-    /// The router's DEALER, the event publisher, then the direct links.
+    /// The request socket, the event publisher, then each router's link.
     private(set) var sockets: [Socket]
-    private var linksGeneration = 0
     let app: AppClient
-    private var lastHeard: ContinuousClock.Instant = .now
-    private var nextHeartbeat: ContinuousClock.Instant = .now
-    /// Until the router answers, READY is repeated often: with IMMEDIATE, a READY sent before the connection
-    /// completes is dropped.
-    private var registered = false
-    private var nextReady: ContinuousClock.Instant = .now
-    /// Requests handed out and not yet answered.
-    private var inFlight = 0
-    /// Requests answered straight to the edge and not yet reported: `tick` tells the router in one message.
-    private var delivered: [UInt64] = []
-    /// When the oldest of `delivered` was answered.
-    private var firstDelivered: ContinuousClock.Instant = .now
-    /// Set by SIGTERM: no new work is taken, and `drained` is called when the last answer is out.
-    private var drainDeadline: ContinuousClock.Instant?
-    private var draining: Bool { drainDeadline != nil }
-    /// The router answers our DISCONNECT with one of its own; a request it sent before comes first on the link.
-    /// Without that answer a request in transit at SIGTERM would find the app already stopped. A router that does
-    /// not answer (gone, or older) is waited for until `leaveDeadline`.
-    private var leaveAcknowledged = false
-    private var leaveDeadline: ContinuousClock.Instant?
+    private var core: SidecarCore
 
     init(
         configuration: SidecarConfiguration, logger: Logger,
@@ -59,171 +39,126 @@ final class SidecarBus: BusLoopBody {
         self.logger = logger
         self.handle = handle
         self.drained = drained
-        dealer = try Self.connectDealer(configuration)
+        var options = SocketOptions()
+        options.routerMandatory = true
+        options.maxMessageSize = configuration.maxMessageSize
+        requests = try Socket(.router, options: options)
+        let chosen = configuration.busEndpoint ?? LocalEndpoint.make(kind: "sidecars", name: "\(configuration.className)-\(configuration.instanceID)")
+        try requests.bind(chosen)
+        endpoint = requests.lastEndpoint
+        routers = []
+        for router in configuration.routers {
+            routers.append(try RouterLink(
+                endpoint: router, heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness,
+                logger: logger
+            ))
+        }
         events = try EventPublisher(connectingTo: configuration.events)
-        replies = DirectReplies(logger: logger)
-        sockets = [dealer, events.socket]
+        sockets = [requests, events.socket] + routers.map(\.socket)
         app = AppClient(
             host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity,
             descriptors: descriptors
         )
-        sendReady()
+        core = SidecarCore(capacity: configuration.capacity, servedBy: configuration.endpoint, edgeMemory: .seconds(60))
+        logger.info("taking requests", metadata: ["berth.endpoint": "\(endpoint)"])
     }
 
-    private static func connectDealer(_ configuration: SidecarConfiguration) throws(BusError) -> Socket {
-        var options = SocketOptions()
-        options.immediate = true
-        let socket = try Socket(.dealer, options: options)
-        try socket.connect(configuration.router)
-        return socket
-    }
-
-    private func sendReady() {
-        let ready = Ready(
+    private var ready: Ready {
+        Ready(
             className: configuration.className, instanceID: configuration.instanceID, ports: configuration.ports,
-            capacity: UInt32(configuration.capacity),
-            heartbeatMilliseconds: UInt32(configuration.heartbeatInterval.components.seconds * 1_000 + configuration.heartbeatInterval.components.attoseconds / 1_000_000_000_000_000)
+            capacity: UInt32(configuration.capacity), heartbeatMilliseconds: UInt32(clamping: configuration.heartbeatInterval.milliseconds),
+            endpoint: endpoint
         )
-        send([Frame(Envelope.ready(ready).encoded())])
     }
 
-    private func send(_ frames: [Frame]) {
-        do {
-            if try !dealer.send(frames) {
-                logger.debug("router not connected; message not sent")
-            }
-        } catch {
-            logger.warning("send to router failed", metadata: ["berth.error": "\(error)"])
-        }
-    }
-
-    // MARK: From the router
+    // MARK: Messages
 
     func received(_ frames: [Frame], on index: Int) {
-        guard index == 0 else {
-            // A direct link carries answers one way; an edge never sends on it.
-            if index == 1 { events.received(frames) }
-            return
-        }
-        lastHeard = .now
-        registered = true
-        guard let first = frames.first else { return }
-        let envelope: Envelope
-        do {
-            envelope = try first.withUnsafeBytes { bytes throws(WireError) in try Envelope(decoding: bytes) }
-        } catch {
-            logger.warning("rejected malformed envelope from router", metadata: ["berth.error": "\(error)", "berth.frames": "\(frames.count)"])
-            return
-        }
-        switch envelope {
-        case .request(let request):
-            inFlight += 1
-            handle(IncomingRequest(request: request, body: Array(frames.dropFirst())), self)
-        case .heartbeat:
-            break
-        case .disconnect(let disconnect):
-            if draining {
-                leaveAcknowledged = true
-                finishIfDrained(now: .now)
-            } else {
-                logger.info("router asked us to register again", metadata: ["berth.reason": "\(disconnect.reason)"])
-                registered = false
-                sendReady()
-            }
-        case .ready, .response, .delivered:
-            logger.warning("rejected message: the router sends requests, heartbeats and disconnects only")
+        switch index {
+        case 0: fromEdge(frames)
+        case 1: events.received(frames)
+        default: fromRouter(routers[index - 2], frames)
         }
     }
 
     func receiveFailed(_ error: BusError, on index: Int) {
-        logger.warning("rejected message from router", metadata: ["berth.error": "\(error)"])
+        let peer = switch index { case 0: "edge"; case 1: "event stream"; default: "router" }
+        logger.warning("rejected message", metadata: ["berth.peer": "\(peer)", "berth.error": "\(error)"])
     }
 
-    // MARK: To the router
-
-    /// Answers `request`: straight to the edge when it takes direct answers and its link is up, through the router
-    /// otherwise. The router hears of direct answers in batches (`reportDelivered`).
-    /// Errors always go through the router, which counts them.
-    /// - Returns: true when the answer went straight to the edge.
-    @discardableResult
-    func respond(to request: Request, _ response: Response, body: [Frame]) -> Bool {
-        inFlight -= 1
-        if !request.replyTo.isEmpty && response.error == nil {
-            var direct = response
-            direct.id = request.replyID
-            var frames = [Frame(Envelope.response(direct).encoded())]
-            frames.append(contentsOf: body)
-            let sent = replies.send(frames, to: request.replyTo)
-            followLinks()
-            if sent {
-                if delivered.isEmpty { firstDelivered = .now }
-                delivered.append(response.id)
-                finishIfDrained(now: .now)
-                return true
+    /// `[edge's routing id, envelope, body...]`.
+    private func fromEdge(_ frames: [Frame]) {
+        guard frames.count >= 2 else {
+            logger.warning("rejected message from an edge: expected a routing id and an envelope", metadata: ["berth.frames": "\(frames.count)"])
+            return
+        }
+        let edge = frames[0].bytes
+        guard let envelope = Envelope.decode(frames[1], from: "edge", logger: logger) else { return }
+        let now = ContinuousClock.now
+        switch envelope {
+        case .request(let request):
+            switch core.request(request, from: edge, now: now) {
+            case .forward: handle(IncomingRequest(request: request, body: Array(frames.dropFirst(2)), edge: edge), self)
+            case .refuse(let refusal): send(.response(refusal), to: edge)
             }
+        case .heartbeat:
+            send(.heartbeat(core.heartbeat(from: edge, now: now)), to: edge)
+        case .disconnect:
+            break
+        case .ready, .response, .directoryRequest, .directory, .directoryUpdate:
+            logger.warning("rejected message: edges send requests and heartbeats to sidecars")
         }
-        var frames = [Frame(Envelope.response(response).encoded())]
-        frames.append(contentsOf: body)
-        send(frames)
-        finishIfDrained(now: .now)
-        return false
     }
 
-    /// Reports direct answers to the router in batches: at most `noteHold` after the first, at once when the
-    /// router could be holding requests back for our capacity (its count of our requests in flight includes the
-    /// ones not reported). Returns when to look again.
-    private func reportDelivered(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        guard !delivered.isEmpty else { return nil }
-        let due = firstDelivered + Self.noteHold
-        if now >= due || delivered.count >= Self.maxNoteBatch || (inFlight + delivered.count) * 2 >= configuration.capacity {
-            sendDelivered()
-            return nil
+    private func fromRouter(_ link: RouterLink, _ frames: [Frame]) {
+        guard let (envelope, _) = link.received(frames) else { return }
+        switch envelope {
+        case .heartbeat:
+            break
+        case .disconnect(let disconnect):
+            if core.phase == .serving {
+                logger.info("router asked us to register again", metadata: ["berth.router": "\(link.endpoint)", "berth.reason": "\(disconnect.reason)"])
+                link.mustGreetAgain()
+            }
+        case .ready, .request, .response, .directoryRequest, .directory, .directoryUpdate:
+            logger.warning("rejected message: routers send heartbeats and disconnects to sidecars")
         }
-        return due
     }
 
-    private static let noteHold = Duration.milliseconds(1)
-    private static let maxNoteBatch = 64
-
-    private func sendDelivered() {
-        guard !delivered.isEmpty else { return }
-        send([Frame(Envelope.delivered(delivered).encoded())])
-        delivered.removeAll(keepingCapacity: true)
+    private func send(_ envelope: Envelope, to edge: [UInt8], body: [Frame] = []) {
+        var frames = [Frame(edge)]
+        frames.append(contentsOf: envelope.frames(body: body))
+        do {
+            if try !requests.send(frames) {
+                logger.warning("edge is not taking answers (its queue is full); dropped one")
+            }
+        } catch {
+            logger.debug("edge went away before its answer", metadata: ["berth.error": "\(error)"])
+        }
     }
 
-    /// Polls the direct links as they are now, if they changed.
-    private func followLinks() {
-        if replies.generation != linksGeneration { resetSockets() }
-    }
-
-    private func resetSockets() {
-        sockets = [dealer, events.socket] + replies.sockets
-        linksGeneration = replies.generation
+    /// Answers `incoming` on the link it came in on, with this sidecar's load.
+    func respond(to incoming: IncomingRequest, _ response: Response, body: [Frame]) {
+        var response = response
+        core.answered(&response)
+        send(.response(response), to: incoming.edge, body: body)
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {
         events.publish(topic: topic) { event().encoded() }
     }
 
-    /// Stops taking new requests: the router stops sending here and keeps what is in flight until it is answered.
+    /// Leaves the mesh: routers drop it from the directory, the edges it knows stop sending it anything new, and what is
+    /// in flight is answered before `drained` is called.
     func drain() {
-        guard !draining else { return }
-        logger.info("draining", metadata: ["berth.in_flight": "\(inFlight)"])
-        drainDeadline = .now + configuration.drainTimeout
-        leaveDeadline = .now + configuration.heartbeatInterval
-        send([Frame(Envelope.disconnect(Disconnect(reason: "draining")).encoded())])
-        finishIfDrained(now: .now)
-    }
-
-    private func finishIfDrained(now: ContinuousClock.Instant) {
-        guard let drainDeadline, let leaveDeadline, !drainedSignalled else { return }
-        let routerDone = leaveAcknowledged || now >= leaveDeadline
-        if (inFlight == 0 && routerDone) || now >= drainDeadline {
-            if inFlight > 0 { logger.warning("drain timeout passed; abandoning requests", metadata: ["berth.in_flight": "\(inFlight)"]) }
-            sendDelivered()
-            drainedSignalled = true
-            drained()
+        let edges = core.drain(now: .now, leaveGrace: configuration.heartbeatInterval, timeout: configuration.drainTimeout)
+        logger.info("draining", metadata: ["berth.in_flight": "\(core.inFlight)", "berth.edges": "\(edges.count)"])
+        let leaving = Envelope.disconnect(Disconnect(reason: "draining"))
+        for link in routers {
+            link.leave()
+            link.send(leaving)
         }
+        for edge in edges { send(leaving, to: edge) }
     }
 
     // MARK: The app's connections
@@ -235,7 +170,22 @@ final class SidecarBus: BusLoopBody {
     // MARK: Timers
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        earliest(reportDelivered(now: now), earliest(app.expire(now: now), busTick(now: now)))
+        var next = app.expire(now: now)
+        let ready = self.ready
+        let heartbeat = Envelope.heartbeat(Heartbeat(inFlight: UInt32(clamping: core.inFlight)))
+        var reconnected = false
+        for link in routers {
+            let (linkNext, changed) = link.tick(now: now, hello: { .ready(ready) }, heartbeat: { heartbeat })
+            reconnected = reconnected || changed
+            next = earliest(next, linkNext)
+        }
+        if reconnected { sockets = [requests, events.socket] + routers.map(\.socket) }
+        let (isDrained, abandoned, drainNext) = core.tick(now: now)
+        if isDrained {
+            if abandoned > 0 { logger.warning("drain timeout passed; abandoning requests", metadata: ["berth.in_flight": "\(abandoned)"]) }
+            drained()
+        }
+        return earliest(next, drainNext)
     }
 
     private func earliest(_ a: ContinuousClock.Instant?, _ b: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
@@ -244,38 +194,10 @@ final class SidecarBus: BusLoopBody {
         return min(a, b)
     }
 
-    private func busTick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        finishIfDrained(now: now)
-        if !registered && !draining && now >= nextReady {
-            nextReady = now + .milliseconds(50)
-            sendReady()
-        }
-        if now >= nextHeartbeat {
-            nextHeartbeat = now + configuration.heartbeatInterval
-            // Heartbeats go on while draining: the router keeps our requests only while we look alive.
-            send([Frame(Envelope.heartbeat(Heartbeat(inFlight: UInt32(inFlight))).encoded())])
-            // Once a heartbeat is often enough to look for links unused for a minute.
-            replies.expire(now: now)
-            followLinks()
-        }
-        if !draining && lastHeard.duration(to: now) > configuration.heartbeatInterval * configuration.heartbeatLiveness {
-            logger.warning("lost the router; connecting again", metadata: ["berth.router": "\(configuration.router)"])
-            do {
-                dealer = try Self.connectDealer(configuration)
-                resetSockets()
-                registered = false
-            } catch {
-                logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])
-            }
-            lastHeard = now
-        }
-        if draining && !leaveAcknowledged, let leaveDeadline, leaveDeadline > now { return min(nextHeartbeat, leaveDeadline) }
-        return registered || draining ? nextHeartbeat : min(nextHeartbeat, nextReady)
-    }
-
     func stopping() {
-        sendDelivered()
         app.shutdown()
-        send([Frame(Envelope.disconnect(Disconnect(reason: "sidecar stopping")).encoded())])
+        let leaving = Envelope.disconnect(Disconnect(reason: "sidecar stopping"))
+        for link in routers { link.send(leaving) }
+        LocalEndpoint.removeFile(of: endpoint)
     }
 }

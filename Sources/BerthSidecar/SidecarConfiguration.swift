@@ -2,8 +2,11 @@ import BerthWire
 
 /// Everything `berth-sidecar` can be told, with a default for each.
 public struct SidecarConfiguration: Sendable {
-    /// The router's backend endpoint.
-    public var router = "tcp://127.0.0.1:7701"
+    /// Every router's backend endpoint: the sidecar registers with each.
+    public var routers = ["tcp://127.0.0.1:7701"]
+    /// Where this sidecar binds the socket edges send requests to; nil: an ipc:// file every process on this machine
+    /// reaches (`LocalEndpoint`). A tcp:// endpoint must name an address edges can reach; port `*` lets the OS choose.
+    public var busEndpoint: String?
     /// The router's events-in endpoint, where traffic events are published.
     public var events = "tcp://127.0.0.1:7702"
     /// The container class this instance belongs to.
@@ -16,12 +19,14 @@ public struct SidecarConfiguration: Sendable {
     public var port = 8080
     /// Other ports the app listens on, which requests may name.
     public var extraPorts: [Int] = []
-    /// Requests handled at once; the router queues the rest.
+    /// Requests handled at once; more are refused as saturated, and edges try another instance or queue them.
     public var capacity = 64
     public var heartbeatInterval: Duration = .seconds(1)
     public var heartbeatLiveness = 3
     /// Largest response body taken from the app; a larger one is answered with 502.
     public var maxBodyBytes = 64 << 20
+    /// Largest frame accepted from an edge.
+    public var maxMessageSize: Int64 = 64 << 20
     /// How long to wait for the app's TCP connection to open.
     public var connectTimeout: Duration = .seconds(2)
     /// How long SIGTERM waits for in-flight requests before the sidecar exits anyway.

@@ -8,7 +8,7 @@ import Synchronization
 
 /// `berth-sidecar` as a service: one per container instance, between the bus and the app's port.
 ///
-/// A request goes from the router's message to the app and back on the bus thread alone, with no Swift task on the
+/// A request goes from the edge's message to the app and back on the bus thread alone, with no Swift task on the
 /// way unless the app must be started first.
 public struct SidecarService: Service {
     private let configuration: SidecarConfiguration
@@ -54,7 +54,7 @@ public struct SidecarService: Service {
         exchanges.withLock {
             $0 = Exchanges(configuration: configuration, logger: logger, forwarder: forwarder, supervisor: supervisor, bus: bus)
         }
-        logger.info("sidecar started", metadata: ["berth.router": "\(configuration.router)", "berth.port": "\(configuration.port)"])
+        logger.info("sidecar started", metadata: ["berth.routers": "\(configuration.routers)", "berth.port": "\(configuration.port)"])
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await bus.run() }
@@ -100,7 +100,7 @@ private final class Exchanges: Sendable {
     func handle(_ incoming: IncomingRequest, on sidecar: SidecarBus) {
         let started = ContinuousClock.now
         // The completions keep the request, not its body: the app client lets the body's frames go once written.
-        let request = incoming.request
+        let request = IncomingRequest(request: incoming.request, body: [], edge: incoming.edge)
         guard let supervisor else {
             return forwarder.forward(incoming, over: sidecar.app) { outcome in self.answer(request, outcome, started: started, on: sidecar) }
         }
@@ -116,7 +116,7 @@ private final class Exchanges: Sendable {
                 try await supervisor.begin()
             } catch {
                 let message = (error as? AppUnavailable)?.message ?? "\(error)"
-                let outcome = forwarder.failure(request, .appUnavailable, message, incoming.body.byteCount)
+                let outcome = forwarder.failure(request.request, .appUnavailable, message, incoming.body.byteCount)
                 bus.execute { sidecar in self.answer(request, outcome, started: started, on: sidecar) }
                 return
             }
@@ -130,8 +130,9 @@ private final class Exchanges: Sendable {
         }
     }
 
-    /// On the bus thread: the answer to the router, the traffic event, the metrics.
-    private func answer(_ request: Request, _ outcome: AppForwarder.Outcome, started: ContinuousClock.Instant, on sidecar: SidecarBus) {
+    /// On the bus thread: the answer to the edge, the traffic event, the metrics.
+    private func answer(_ incoming: IncomingRequest, _ outcome: AppForwarder.Outcome, started: ContinuousClock.Instant, on sidecar: SidecarBus) {
+        let request = incoming.request
         let latency = started.duration(to: .now)
         let response = outcome.response
         metrics.record(response, latency: latency)
@@ -140,7 +141,7 @@ private final class Exchanges: Sendable {
         }
         // Counted now: sending hands the frames' bytes to libzmq and leaves them empty.
         let bytesOut = UInt64(outcome.body.byteCount)
-        if sidecar.respond(to: request, response, body: outcome.body) { metrics.directAnswers.increment() }
+        sidecar.respond(to: incoming, response, body: outcome.body)
         // Made only when someone subscribes: `publish` takes it as an autoclosure.
         sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(),
@@ -160,13 +161,10 @@ private final class SidecarMetrics: Sendable {
     private let dimensions: [(String, String)]
     private let duration: Timer
     private let requests = Mutex<[String: Counter]>([:])
-    /// Answers sent straight to the edge rather than through the router.
-    let directAnswers: Counter
 
     init(className: String, instanceID: String) {
         dimensions = [("class", className), ("instance", instanceID)]
         duration = Timer(label: "berth_sidecar_request_duration_seconds", dimensions: dimensions)
-        directAnswers = Counter(label: "berth_sidecar_direct_answers_total", dimensions: dimensions)
     }
 
     func record(_ response: Response, latency: Duration) {

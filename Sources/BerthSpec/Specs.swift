@@ -18,19 +18,41 @@ public struct RouterSpec: Sendable, Equatable {
     public var eventsOut: String
     /// How often peers and the router tell each other they are alive.
     public var heartbeat: Duration
+    /// How many routers run: each is a full copy of the directory, and traffic flows while any one (or none) is up.
+    /// Replica i listens on the endpoints above with i × 10 added to each tcp:// port (`replica(_:)`).
+    public var replicas: Int
 
     public init(
         frontend: String = "tcp://127.0.0.1:7700",
         backend: String = "tcp://127.0.0.1:7701",
         eventsIn: String = "tcp://127.0.0.1:7702",
         eventsOut: String = "tcp://127.0.0.1:7703",
-        heartbeat: Duration = .seconds(1)
+        heartbeat: Duration = .seconds(1),
+        replicas: Int = 1
     ) {
         self.frontend = frontend
         self.backend = backend
         self.eventsIn = eventsIn
         self.eventsOut = eventsOut
         self.heartbeat = heartbeat
+        self.replicas = replicas
+    }
+
+    /// The endpoints of replica `index` (0 is this spec itself).
+    public func replica(_ index: Int) -> RouterSpec {
+        guard index > 0 else { return self }
+        func shifted(_ endpoint: String) -> String {
+            guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":"),
+                  let port = Int(endpoint[endpoint.index(after: colon)...])
+            else { return endpoint + "-\(index)" }
+            return endpoint[...colon] + String(port + 10 * index)
+        }
+        var copy = self
+        copy.frontend = shifted(frontend)
+        copy.backend = shifted(backend)
+        copy.eventsIn = shifted(eventsIn)
+        copy.eventsOut = shifted(eventsOut)
+        return copy
     }
 }
 

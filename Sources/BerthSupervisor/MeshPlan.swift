@@ -82,29 +82,34 @@ public struct MeshPlan: Sendable {
         let everyProcess = ["--log-level", logLevel, "--io-scheduling", ioScheduling]
 
         // Sidecars in their own network namespace cannot reach 127.0.0.1 of this one: they use ipc:// endpoints,
-        // which the router binds beside its tcp:// ones.
-        let backendIPC = "ipc://\(runtimeDirectory)/backend.ipc"
-        let eventsIPC = "ipc://\(runtimeDirectory)/events-in.ipc"
+        // which each router binds beside its tcp:// ones.
         let namespaced = isolation == .networkNamespace
+        let replicas = (0..<router.replicas).map { router.replica($0) }
+        let backendIPC = replicas.indices.map { "ipc://\(runtimeDirectory)/backend-\($0).ipc" }
+        let eventsIPC = replicas.indices.map { "ipc://\(runtimeDirectory)/events-in-\($0).ipc" }
         var services: [Service] = []
-        services.append(Service(
-            name: "router", kind: .router,
-            command: [executables.router,
-                      "--frontend", router.frontend,
-                      "--backend", namespaced ? "\(router.backend),\(backendIPC)" : router.backend,
-                      "--events-in", namespaced ? "\(router.eventsIn),\(eventsIPC)" : router.eventsIn,
-                      "--events-out", router.eventsOut,
-                      "--heartbeat", heartbeat] + everyProcess,
-            stopGracePeriod: .seconds(5)
-        ))
+        for (index, replica) in replicas.enumerated() {
+            services.append(Service(
+                name: replicas.count == 1 ? "router" : "router-\(index)", kind: .router,
+                command: [executables.router,
+                          "--frontend", replica.frontend,
+                          "--backend", namespaced ? "\(replica.backend),\(backendIPC[index])" : replica.backend,
+                          "--events-in", namespaced ? "\(replica.eventsIn),\(eventsIPC[index])" : replica.eventsIn,
+                          "--events-out", replica.eventsOut,
+                          "--heartbeat", heartbeat] + everyProcess,
+                stopGracePeriod: .seconds(5)
+            ))
+        }
+        let sidecarRouters = (namespaced ? backendIPC : replicas.map(\.backend)).joined(separator: ",")
+        let sidecarEvents = (namespaced ? eventsIPC : replicas.map(\.eventsIn)).joined(separator: ",")
 
         for container in compose.containers {
             for index in 0..<container.instances {
                 let instance = "\(Self.instancePrefix(container.name))-\(index)"
                 let offset = namespaced ? 0 : index
                 var command = [executables.sidecar,
-                               "--router", namespaced ? backendIPC : router.backend,
-                               "--events", namespaced ? eventsIPC : router.eventsIn,
+                               "--router", sidecarRouters,
+                               "--events", sidecarEvents,
                                "--class", container.name, "--instance", instance,
                                "--port", String(container.port + offset),
                                "--capacity", String(container.capacity), "--heartbeat", heartbeat,
@@ -133,7 +138,8 @@ public struct MeshPlan: Sendable {
 
         let edge = compose.edge
         var edgeCommand = (edge.command ?? [executables.edge]) + [
-            "--listen", "\(edge.host):\(edge.port)", "--router", router.frontend, "--events", router.eventsIn,
+            "--listen", "\(edge.host):\(edge.port)", "--router", replicas.map(\.frontend).joined(separator: ","),
+            "--events", replicas.map(\.eventsIn).joined(separator: ","),
             "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat,
         ] + everyProcess
         for route in edge.routes { edgeCommand += ["--route", route.argument] }

@@ -29,11 +29,27 @@ extension Envelope {
             case .response(let response):
                 message.pointee.kind_case = BERTH__ENVELOPE__KIND_RESPONSE
                 message.pointee.response = arena.encode(response)
-            case .delivered(let ids):
-                message.pointee.kind_case = BERTH__ENVELOPE__KIND_DELIVERED
-                let c = arena.message(Berth__Delivered.self, berth__delivered__init)
-                (c.pointee.n_ids, c.pointee.ids) = arena.encode(ids)
-                message.pointee.delivered = c
+            case .directoryRequest:
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_DIRECTORY_REQUEST
+                message.pointee.directory_request = arena.message(Berth__DirectoryRequest.self, berth__directory_request__init)
+            case .directory(let directory):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_DIRECTORY
+                let c = arena.message(Berth__Directory.self, berth__directory__init)
+                c.pointee.epoch = directory.epoch
+                c.pointee.sequence = directory.sequence
+                c.pointee.n_instances = directory.instances.count
+                let list = arena.allocate(UnsafeMutablePointer<Berth__Ready>?.self, count: max(1, directory.instances.count))
+                for (index, ready) in directory.instances.enumerated() { list[index] = arena.encode(ready) }
+                c.pointee.instances = list
+                message.pointee.directory = c
+            case .directoryUpdate(let update):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_DIRECTORY_UPDATE
+                let c = arena.message(Berth__DirectoryUpdate.self, berth__directory_update__init)
+                c.pointee.epoch = update.epoch
+                c.pointee.sequence = update.sequence
+                c.pointee.instance = arena.encode(update.instance)
+                c.pointee.removed = update.removed ? 1 : 0
+                message.pointee.directory_update = c
             }
             return pack(berth__envelope__get_packed_size(message)) { berth__envelope__pack(message, $0) }
         }
@@ -69,9 +85,23 @@ extension Envelope {
             self = .request(try Request(try present(c.request, "Envelope.request")))
         case BERTH__ENVELOPE__KIND_RESPONSE:
             self = .response(try Response(try present(c.response, "Envelope.response")))
-        case BERTH__ENVELOPE__KIND_DELIVERED:
-            let delivered = try present(c.delivered, "Envelope.delivered").pointee
-            self = .delivered(decodeScalars(delivered.n_ids, delivered.ids))
+        case BERTH__ENVELOPE__KIND_DIRECTORY_REQUEST:
+            _ = try present(c.directory_request, "Envelope.directory_request")
+            self = .directoryRequest
+        case BERTH__ENVELOPE__KIND_DIRECTORY:
+            let directory = try present(c.directory, "Envelope.directory").pointee
+            var instances: [Ready] = []
+            instances.reserveCapacity(directory.n_instances)
+            for index in 0..<directory.n_instances {
+                instances.append(try Ready(try present(directory.instances[index], "Directory.instances")))
+            }
+            self = .directory(Directory(epoch: directory.epoch, sequence: directory.sequence, instances: instances))
+        case BERTH__ENVELOPE__KIND_DIRECTORY_UPDATE:
+            let update = try present(c.directory_update, "Envelope.directory_update").pointee
+            self = .directoryUpdate(DirectoryUpdate(
+                epoch: update.epoch, sequence: update.sequence,
+                instance: try Ready(try present(update.instance, "DirectoryUpdate.instance")), removed: update.removed != 0
+            ))
         default:
             throw WireError(code: .empty, message: "Envelope has no kind set")
         }
@@ -293,6 +323,7 @@ private struct Arena: ~Copyable {
         (c.pointee.n_ports, c.pointee.ports) = encode(ready.ports)
         c.pointee.capacity = ready.capacity
         c.pointee.heartbeat_ms = ready.heartbeatMilliseconds
+        copy(ready.endpoint, to: &c.pointee.endpoint)
         return c
     }
 
@@ -312,8 +343,6 @@ private struct Arena: ~Copyable {
         copy(request.traceID, to: &c.pointee.trace_id)
         c.pointee.attempt = request.attempt
         c.pointee.source = encodeUnlessDefault(request.source)
-        copy(request.replyTo, to: &c.pointee.reply_to)
-        c.pointee.reply_id = request.replyID
         return c
     }
 
@@ -324,6 +353,7 @@ private struct Arena: ~Copyable {
         (c.pointee.n_headers, c.pointee.headers) = encode(response.headers)
         if let error = response.error { c.pointee.error = encode(error) }
         if let servedBy = response.servedBy { c.pointee.served_by = encode(servedBy) }
+        c.pointee.in_flight = response.inFlight
         return c
     }
 
@@ -468,13 +498,16 @@ extension Ready {
             throw WireError(code: .invalidValue, message: "Ready.capacity is 0 (must be at least 1)")
         }
         let ports = decodeScalars(c.pointee.n_ports, c.pointee.ports)
+        let endpoint = try string(c.pointee.endpoint, "Ready.endpoint")
+        guard !endpoint.isEmpty else { throw .missing("Ready.endpoint") }
         self.init(
             protocolVersion: version,
             className: className,
             instanceID: instanceID,
             ports: ports,
             capacity: c.pointee.capacity,
-            heartbeatMilliseconds: c.pointee.heartbeat_ms
+            heartbeatMilliseconds: c.pointee.heartbeat_ms,
+            endpoint: endpoint
         )
     }
 }
@@ -505,9 +538,7 @@ extension Request {
             timeoutMilliseconds: c.pointee.timeout_ms,
             traceID: try string(c.pointee.trace_id, "Request.trace_id"),
             attempt: c.pointee.attempt,
-            source: try Endpoint(c.pointee.source, "Request.source"),
-            replyTo: try string(c.pointee.reply_to, "Request.reply_to"),
-            replyID: c.pointee.reply_id
+            source: try Endpoint(c.pointee.source, "Request.source")
         )
     }
 }
@@ -526,7 +557,8 @@ extension Response {
             error: try c.pointee.error.map { error throws(WireError) in try MeshError(error, "Response.error") },
             servedBy: try c.pointee.served_by.map { endpoint throws(WireError) in
                 try Endpoint(endpoint, "Response.served_by")
-            }
+            },
+            inFlight: c.pointee.in_flight
         )
     }
 }

@@ -61,7 +61,8 @@ public struct Endpoint: Sendable, Hashable {
 }
 
 public struct Ready: Sendable, Hashable {
-    public static let currentProtocolVersion: UInt32 = 1
+    /// 2: requests go from edges straight to sidecars, which say where in `endpoint`.
+    public static let currentProtocolVersion: UInt32 = 2
 
     public var protocolVersion: UInt32
     public var className: String
@@ -70,6 +71,8 @@ public struct Ready: Sendable, Hashable {
     public var ports: [UInt32]
     public var capacity: UInt32
     public var heartbeatMilliseconds: UInt32
+    /// Where edges send this instance requests: the endpoint its sidecar binds.
+    public var endpoint: String
 
     public init(
         protocolVersion: UInt32 = Ready.currentProtocolVersion,
@@ -77,7 +80,8 @@ public struct Ready: Sendable, Hashable {
         instanceID: String,
         ports: [UInt32],
         capacity: UInt32,
-        heartbeatMilliseconds: UInt32
+        heartbeatMilliseconds: UInt32,
+        endpoint: String
     ) {
         self.protocolVersion = protocolVersion
         self.className = className
@@ -85,6 +89,36 @@ public struct Ready: Sendable, Hashable {
         self.ports = ports
         self.capacity = capacity
         self.heartbeatMilliseconds = heartbeatMilliseconds
+        self.endpoint = endpoint
+    }
+}
+
+/// A router's whole directory, as of `sequence` (the Clone pattern's snapshot).
+public struct Directory: Sendable, Hashable {
+    public var epoch: UInt64
+    public var sequence: UInt64
+    public var instances: [Ready]
+
+    public init(epoch: UInt64, sequence: UInt64, instances: [Ready]) {
+        self.epoch = epoch
+        self.sequence = sequence
+        self.instances = instances
+    }
+}
+
+/// One numbered change to a router's directory.
+public struct DirectoryUpdate: Sendable, Hashable {
+    public var epoch: UInt64
+    public var sequence: UInt64
+    public var instance: Ready
+    /// The instance left; otherwise it joined or changed.
+    public var removed: Bool
+
+    public init(epoch: UInt64, sequence: UInt64, instance: Ready, removed: Bool) {
+        self.epoch = epoch
+        self.sequence = sequence
+        self.instance = instance
+        self.removed = removed
     }
 }
 
@@ -120,10 +154,6 @@ public struct Request: Sendable, Hashable {
     public var traceID: String
     public var attempt: UInt32
     public var source: Endpoint
-    /// The sender's own endpoint for answers that skip the router; empty: answer through the router.
-    public var replyTo: String
-    /// Set by the router: the id the sender gave the request, for an answer sent to `replyTo`.
-    public var replyID: UInt64
 
     public init(
         id: UInt64,
@@ -136,9 +166,7 @@ public struct Request: Sendable, Hashable {
         timeoutMilliseconds: UInt32 = 0,
         traceID: String = "",
         attempt: UInt32 = 0,
-        source: Endpoint = Endpoint(),
-        replyTo: String = "",
-        replyID: UInt64 = 0
+        source: Endpoint = Endpoint()
     ) {
         self.id = id
         self.target = target
@@ -151,8 +179,16 @@ public struct Request: Sendable, Hashable {
         self.traceID = traceID
         self.attempt = attempt
         self.source = source
-        self.replyTo = replyTo
-        self.replyID = replyID
+    }
+}
+
+extension Request {
+    /// RFC 9110's idempotent methods: such a request may be sent again after its first try was lost.
+    public var isIdempotent: Bool {
+        switch method {
+        case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": true
+        default: false
+        }
     }
 }
 
@@ -211,13 +247,18 @@ public struct Response: Sendable, Hashable {
     public var headers: [Header]
     public var error: MeshError?
     public var servedBy: Endpoint?
+    /// Requests the serving sidecar still works on, this one done.
+    public var inFlight: UInt32
 
-    public init(id: UInt64, status: UInt32, headers: [Header] = [], error: MeshError? = nil, servedBy: Endpoint? = nil) {
+    public init(
+        id: UInt64, status: UInt32, headers: [Header] = [], error: MeshError? = nil, servedBy: Endpoint? = nil, inFlight: UInt32 = 0
+    ) {
         self.id = id
         self.status = status
         self.headers = headers
         self.error = error
         self.servedBy = servedBy
+        self.inFlight = inFlight
     }
 }
 
@@ -228,8 +269,10 @@ public enum Envelope: Sendable, Hashable {
     case disconnect(Disconnect)
     case request(Request)
     case response(Response)
-    /// From a sidecar: requests (router ids) it answered straight to their `replyTo`.
-    case delivered([UInt64])
+    /// From an edge to a router: send the directory and its changes.
+    case directoryRequest
+    case directory(Directory)
+    case directoryUpdate(DirectoryUpdate)
 }
 
 // MARK: - Events

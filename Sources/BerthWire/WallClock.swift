@@ -17,4 +17,7 @@ extension Duration {
     public var wholeMicroseconds: UInt64 {
         UInt64(clamping: components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000)
     }
+
+    /// Whole milliseconds, rounded down, as requests carry their time left.
+    public var milliseconds: Int64 { components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000 }
 }

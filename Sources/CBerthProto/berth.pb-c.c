@@ -232,6 +232,141 @@ void   berth__disconnect__free_unpacked
   assert(message->base.descriptor == &berth__disconnect__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   berth__directory_request__init
+                     (Berth__DirectoryRequest         *message)
+{
+  static const Berth__DirectoryRequest init_value = BERTH__DIRECTORY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t berth__directory_request__get_packed_size
+                     (const Berth__DirectoryRequest *message)
+{
+  assert(message->base.descriptor == &berth__directory_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t berth__directory_request__pack
+                     (const Berth__DirectoryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &berth__directory_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t berth__directory_request__pack_to_buffer
+                     (const Berth__DirectoryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &berth__directory_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Berth__DirectoryRequest *
+       berth__directory_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Berth__DirectoryRequest *)
+     protobuf_c_message_unpack (&berth__directory_request__descriptor,
+                                allocator, len, data);
+}
+void   berth__directory_request__free_unpacked
+                     (Berth__DirectoryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &berth__directory_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   berth__directory__init
+                     (Berth__Directory         *message)
+{
+  static const Berth__Directory init_value = BERTH__DIRECTORY__INIT;
+  *message = init_value;
+}
+size_t berth__directory__get_packed_size
+                     (const Berth__Directory *message)
+{
+  assert(message->base.descriptor == &berth__directory__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t berth__directory__pack
+                     (const Berth__Directory *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &berth__directory__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t berth__directory__pack_to_buffer
+                     (const Berth__Directory *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &berth__directory__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Berth__Directory *
+       berth__directory__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Berth__Directory *)
+     protobuf_c_message_unpack (&berth__directory__descriptor,
+                                allocator, len, data);
+}
+void   berth__directory__free_unpacked
+                     (Berth__Directory *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &berth__directory__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   berth__directory_update__init
+                     (Berth__DirectoryUpdate         *message)
+{
+  static const Berth__DirectoryUpdate init_value = BERTH__DIRECTORY_UPDATE__INIT;
+  *message = init_value;
+}
+size_t berth__directory_update__get_packed_size
+                     (const Berth__DirectoryUpdate *message)
+{
+  assert(message->base.descriptor == &berth__directory_update__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t berth__directory_update__pack
+                     (const Berth__DirectoryUpdate *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &berth__directory_update__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t berth__directory_update__pack_to_buffer
+                     (const Berth__DirectoryUpdate *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &berth__directory_update__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Berth__DirectoryUpdate *
+       berth__directory_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Berth__DirectoryUpdate *)
+     protobuf_c_message_unpack (&berth__directory_update__descriptor,
+                                allocator, len, data);
+}
+void   berth__directory_update__free_unpacked
+                     (Berth__DirectoryUpdate *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &berth__directory_update__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   berth__request__init
                      (Berth__Request         *message)
 {
@@ -365,51 +500,6 @@ void   berth__response__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &berth__response__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
-void   berth__delivered__init
-                     (Berth__Delivered         *message)
-{
-  static const Berth__Delivered init_value = BERTH__DELIVERED__INIT;
-  *message = init_value;
-}
-size_t berth__delivered__get_packed_size
-                     (const Berth__Delivered *message)
-{
-  assert(message->base.descriptor == &berth__delivered__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t berth__delivered__pack
-                     (const Berth__Delivered *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &berth__delivered__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t berth__delivered__pack_to_buffer
-                     (const Berth__Delivered *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &berth__delivered__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Berth__Delivered *
-       berth__delivered__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Berth__Delivered *)
-     protobuf_c_message_unpack (&berth__delivered__descriptor,
-                                allocator, len, data);
-}
-void   berth__delivered__free_unpacked
-                     (Berth__Delivered *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &berth__delivered__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   berth__envelope__init
@@ -784,7 +874,7 @@ const ProtobufCMessageDescriptor berth__header__descriptor =
   (ProtobufCMessageInit) berth__header__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__ready__field_descriptors[6] =
+static const ProtobufCFieldDescriptor berth__ready__field_descriptors[7] =
 {
   {
     "protocol_version",
@@ -858,10 +948,23 @@ static const ProtobufCFieldDescriptor berth__ready__field_descriptors[6] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "endpoint",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Ready, endpoint),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__ready__field_indices_by_name[] = {
   4,   /* field[4] = capacity */
   1,   /* field[1] = class_name */
+  6,   /* field[6] = endpoint */
   5,   /* field[5] = heartbeat_ms */
   2,   /* field[2] = instance_id */
   3,   /* field[3] = ports */
@@ -870,7 +973,7 @@ static const unsigned berth__ready__field_indices_by_name[] = {
 static const ProtobufCIntRange berth__ready__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor berth__ready__descriptor =
 {
@@ -880,7 +983,7 @@ const ProtobufCMessageDescriptor berth__ready__descriptor =
   "Berth__Ready",
   "berth",
   sizeof(Berth__Ready),
-  6,
+  7,
   berth__ready__field_descriptors,
   berth__ready__field_indices_by_name,
   1,  berth__ready__number_ranges,
@@ -963,7 +1066,166 @@ const ProtobufCMessageDescriptor berth__disconnect__descriptor =
   (ProtobufCMessageInit) berth__disconnect__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__request__field_descriptors[13] =
+#define berth__directory_request__field_descriptors NULL
+#define berth__directory_request__field_indices_by_name NULL
+#define berth__directory_request__number_ranges NULL
+const ProtobufCMessageDescriptor berth__directory_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "berth.DirectoryRequest",
+  "DirectoryRequest",
+  "Berth__DirectoryRequest",
+  "berth",
+  sizeof(Berth__DirectoryRequest),
+  0,
+  berth__directory_request__field_descriptors,
+  berth__directory_request__field_indices_by_name,
+  0,  berth__directory_request__number_ranges,
+  (ProtobufCMessageInit) berth__directory_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor berth__directory__field_descriptors[3] =
+{
+  {
+    "epoch",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Directory, epoch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Directory, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "instances",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Berth__Directory, n_instances),
+    offsetof(Berth__Directory, instances),
+    &berth__ready__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned berth__directory__field_indices_by_name[] = {
+  0,   /* field[0] = epoch */
+  2,   /* field[2] = instances */
+  1,   /* field[1] = sequence */
+};
+static const ProtobufCIntRange berth__directory__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor berth__directory__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "berth.Directory",
+  "Directory",
+  "Berth__Directory",
+  "berth",
+  sizeof(Berth__Directory),
+  3,
+  berth__directory__field_descriptors,
+  berth__directory__field_indices_by_name,
+  1,  berth__directory__number_ranges,
+  (ProtobufCMessageInit) berth__directory__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor berth__directory_update__field_descriptors[4] =
+{
+  {
+    "epoch",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__DirectoryUpdate, epoch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__DirectoryUpdate, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "instance",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Berth__DirectoryUpdate, instance),
+    &berth__ready__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "removed",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__DirectoryUpdate, removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned berth__directory_update__field_indices_by_name[] = {
+  0,   /* field[0] = epoch */
+  2,   /* field[2] = instance */
+  3,   /* field[3] = removed */
+  1,   /* field[1] = sequence */
+};
+static const ProtobufCIntRange berth__directory_update__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor berth__directory_update__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "berth.DirectoryUpdate",
+  "DirectoryUpdate",
+  "Berth__DirectoryUpdate",
+  "berth",
+  sizeof(Berth__DirectoryUpdate),
+  4,
+  berth__directory_update__field_descriptors,
+  berth__directory_update__field_indices_by_name,
+  1,  berth__directory_update__number_ranges,
+  (ProtobufCMessageInit) berth__directory_update__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor berth__request__field_descriptors[11] =
 {
   {
     "id",
@@ -1097,30 +1359,6 @@ static const ProtobufCFieldDescriptor berth__request__field_descriptors[13] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
-  {
-    "reply_to",
-    12,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Berth__Request, reply_to),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "reply_id",
-    13,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT64,
-    0,   /* quantifier_offset */
-    offsetof(Berth__Request, reply_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
 };
 static const unsigned berth__request__field_indices_by_name[] = {
   9,   /* field[9] = attempt */
@@ -1130,8 +1368,6 @@ static const unsigned berth__request__field_indices_by_name[] = {
   4,   /* field[4] = path */
   2,   /* field[2] = port */
   5,   /* field[5] = query */
-  12,   /* field[12] = reply_id */
-  11,   /* field[11] = reply_to */
   10,   /* field[10] = source */
   1,   /* field[1] = target */
   7,   /* field[7] = timeout_ms */
@@ -1140,7 +1376,7 @@ static const unsigned berth__request__field_indices_by_name[] = {
 static const ProtobufCIntRange berth__request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor berth__request__descriptor =
 {
@@ -1150,7 +1386,7 @@ const ProtobufCMessageDescriptor berth__request__descriptor =
   "Berth__Request",
   "berth",
   sizeof(Berth__Request),
-  13,
+  11,
   berth__request__field_descriptors,
   berth__request__field_indices_by_name,
   1,  berth__request__number_ranges,
@@ -1221,7 +1457,7 @@ const ProtobufCMessageDescriptor berth__error__descriptor =
   (ProtobufCMessageInit) berth__error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__response__field_descriptors[5] =
+static const ProtobufCFieldDescriptor berth__response__field_descriptors[6] =
 {
   {
     "id",
@@ -1283,18 +1519,31 @@ static const ProtobufCFieldDescriptor berth__response__field_descriptors[5] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "in_flight",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Response, in_flight),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__response__field_indices_by_name[] = {
   3,   /* field[3] = error */
   2,   /* field[2] = headers */
   0,   /* field[0] = id */
+  5,   /* field[5] = in_flight */
   4,   /* field[4] = served_by */
   1,   /* field[1] = status */
 };
 static const ProtobufCIntRange berth__response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor berth__response__descriptor =
 {
@@ -1304,52 +1553,14 @@ const ProtobufCMessageDescriptor berth__response__descriptor =
   "Berth__Response",
   "berth",
   sizeof(Berth__Response),
-  5,
+  6,
   berth__response__field_descriptors,
   berth__response__field_indices_by_name,
   1,  berth__response__number_ranges,
   (ProtobufCMessageInit) berth__response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__delivered__field_descriptors[1] =
-{
-  {
-    "ids",
-    1,
-    PROTOBUF_C_LABEL_REPEATED,
-    PROTOBUF_C_TYPE_UINT64,
-    offsetof(Berth__Delivered, n_ids),
-    offsetof(Berth__Delivered, ids),
-    NULL,
-    NULL,
-    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned berth__delivered__field_indices_by_name[] = {
-  0,   /* field[0] = ids */
-};
-static const ProtobufCIntRange berth__delivered__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 1 }
-};
-const ProtobufCMessageDescriptor berth__delivered__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "berth.Delivered",
-  "Delivered",
-  "Berth__Delivered",
-  "berth",
-  sizeof(Berth__Delivered),
-  1,
-  berth__delivered__field_descriptors,
-  berth__delivered__field_indices_by_name,
-  1,  berth__delivered__number_ranges,
-  (ProtobufCMessageInit) berth__delivered__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[6] =
+static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[8] =
 {
   {
     "ready",
@@ -1412,30 +1623,57 @@ static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[6] =
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "delivered",
-    6,
+    "directory_request",
+    7,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_MESSAGE,
     offsetof(Berth__Envelope, kind_case),
-    offsetof(Berth__Envelope, delivered),
-    &berth__delivered__descriptor,
+    offsetof(Berth__Envelope, directory_request),
+    &berth__directory_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "directory",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Berth__Envelope, kind_case),
+    offsetof(Berth__Envelope, directory),
+    &berth__directory__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "directory_update",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Berth__Envelope, kind_case),
+    offsetof(Berth__Envelope, directory_update),
+    &berth__directory_update__descriptor,
     NULL,
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
 };
 static const unsigned berth__envelope__field_indices_by_name[] = {
-  5,   /* field[5] = delivered */
+  6,   /* field[6] = directory */
+  5,   /* field[5] = directory_request */
+  7,   /* field[7] = directory_update */
   2,   /* field[2] = disconnect */
   1,   /* field[1] = heartbeat */
   0,   /* field[0] = ready */
   3,   /* field[3] = request */
   4,   /* field[4] = response */
 };
-static const ProtobufCIntRange berth__envelope__number_ranges[1 + 1] =
+static const ProtobufCIntRange berth__envelope__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 7, 5 },
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor berth__envelope__descriptor =
 {
@@ -1445,10 +1683,10 @@ const ProtobufCMessageDescriptor berth__envelope__descriptor =
   "Berth__Envelope",
   "berth",
   sizeof(Berth__Envelope),
-  6,
+  8,
   berth__envelope__field_descriptors,
   berth__envelope__field_indices_by_name,
-  1,  berth__envelope__number_ranges,
+  2,  berth__envelope__number_ranges,
   (ProtobufCMessageInit) berth__envelope__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

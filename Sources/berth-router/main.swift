@@ -6,7 +6,7 @@ import BerthRouter
 struct BerthRouterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth-router",
-        abstract: "The broker and directory of a Berth mesh: knows every live sidecar and routes each request to one."
+        abstract: "The directory of a Berth mesh: knows every live sidecar and tells edges; proxies the event stream. Never on a request's path."
     )
 
     @Option(help: "ROUTER endpoint edges connect to.") var frontend = "tcp://127.0.0.1:7700"
@@ -14,8 +14,6 @@ struct BerthRouterCommand: AsyncParsableCommand {
     @Option(help: "XSUB endpoint event publishers connect to.") var eventsIn = "tcp://127.0.0.1:7702"
     @Option(help: "XPUB endpoint event subscribers connect to.") var eventsOut = "tcp://127.0.0.1:7703"
     @Option(help: "Heartbeat interval; a peer silent for 3 intervals is dead.") var heartbeat = DurationArgument(.seconds(1))
-    @Option(help: "Requests that may wait per container class when all instances are busy.") var queueLimit = 1_024
-    @Option(help: "Deadline for requests that carry none.") var timeout = DurationArgument(.seconds(30))
     @OptionGroup var metrics: MetricsOptions
     @OptionGroup var common: CommonOptions
 
@@ -27,8 +25,6 @@ struct BerthRouterCommand: AsyncParsableCommand {
         configuration.eventsIn = eventsIn
         configuration.eventsOut = eventsOut
         configuration.heartbeatInterval = heartbeat.duration
-        configuration.queueLimit = queueLimit
-        configuration.defaultTimeout = timeout.duration
         let metricsServer = metrics.services(logger: logger)
         try await runUntilSignalled(metricsServer + [RouterService(configuration: configuration, logger: logger)], logger: logger)
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BerthCommandLine
 import BerthSpec
+import BerthLink
 import BerthSidecar
 
 @main
@@ -10,7 +11,9 @@ struct BerthSidecarCommand: AsyncParsableCommand {
         abstract: "One per container instance: turns requests from the bus into HTTP requests on the app's port."
     )
 
-    @Option(help: "The router's backend endpoint.") var router = "tcp://127.0.0.1:7701"
+    @Option(help: "Every router's backend endpoint, separated by commas: the sidecar registers with each.") var router = "tcp://127.0.0.1:7701"
+    @Option(help: "Where to bind the socket edges send requests to (tcp://ADDRESS:PORT, port * for any, or ipc://PATH); default: an ipc:// file any process on this machine reaches.")
+    var endpoint: String?
     @Option(help: "The router's events-in endpoint.") var events = "tcp://127.0.0.1:7702"
     @Option(name: .customLong("class"), help: "The container class of this instance.") var className = "ContainerA"
     @Option(help: "This instance's id, unique within its class.") var instance = "a-0"
@@ -41,6 +44,10 @@ struct BerthSidecarCommand: AsyncParsableCommand {
             throw ValidationError("--restart '\(restart)' is not one of always, on-failure, no")
         }
         guard SignalParser.parse(stopSignal) != nil else { throw ValidationError("--stop-signal '\(stopSignal)' is not a signal") }
+        if let endpoint, LocalEndpoint.isWildcard(endpoint) {
+            throw ValidationError("--endpoint \(endpoint) binds every address, but edges connect to the address it names: give one they can reach")
+        }
+        guard !RouterList.parse(router).isEmpty else { throw ValidationError("--router names no endpoint") }
         for pair in environment where !pair.contains("=") {
             throw ValidationError("--env '\(pair)' is not KEY=VALUE")
         }
@@ -49,7 +56,8 @@ struct BerthSidecarCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = common.bootstrap(label: "berth-sidecar")
         var configuration = SidecarConfiguration()
-        configuration.router = router
+        configuration.routers = RouterList.parse(router)
+        configuration.busEndpoint = endpoint
         configuration.events = events
         configuration.className = className
         configuration.instanceID = instance

@@ -54,8 +54,8 @@ struct EdgeHTTPTests {
     func clientsThatGoAwayMidRequestCostNothingElse(edge: String) async throws {
         try await withMesh { mesh in
             try await mesh.startOneInstance(metrics: true, edgeExecutable: edge)
-            let routerMetrics = try #require(mesh.routerMetricsPort)
-            let inFlight = Self.routerInFlight
+            let edgeMetrics = try #require(mesh.edgeMetricsPort)
+            let inFlight = Self.edgeInFlight
 
             // Five clients ask for a slow answer and hang up long before it comes, once the mesh has their requests.
             var hungUp: [Int32] = []
@@ -64,7 +64,7 @@ struct EdgeHTTPTests {
                 Self.send(fd, Array("GET /a/slow/1500 HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
                 hungUp.append(fd)
             }
-            #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: inFlight(5)), "the five requests should reach the app")
+            #expect(try await mesh.waitUntil("/metrics", port: edgeMetrics, accept: inFlight(5)), "the five requests should reach the mesh")
             for fd in hungUp { close(fd) }
 
             // Others are served at once, and the edge stopped waiting for the five: each is counted as gone.
@@ -78,16 +78,16 @@ struct EdgeHTTPTests {
             }, "the edge should count the five requests whose clients went away")
 
             // Their answers arrive after the clients left, and are dropped without harm.
-            #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: inFlight(0)), "the app should answer the five")
+            #expect(try await mesh.waitUntil("/metrics", port: edgeMetrics, accept: inFlight(0)), "the edge should wait for none of the five")
             let (after, body) = try await mesh.get("/a/echo")
             #expect(after.status == .ok, "\(body)")
         }
     }
 
-    /// Whether the router's `berth_router_in_flight` gauge reads `count`, for `waitUntil`.
-    static func routerInFlight(_ count: Double) -> (HTTPClientResponse, String) -> Bool {
+    /// Whether the edge's `berth_edge_in_flight` gauge (requests it has in the mesh) reads `count`, for `waitUntil`.
+    static func edgeInFlight(_ count: Double) -> (HTTPClientResponse, String) -> Bool {
         { _, text in
-            text.split(separator: "\n").contains { $0.hasPrefix("berth_router_in_flight ") && Double($0.split(separator: " ")[1]) == count }
+            text.split(separator: "\n").contains { $0.hasPrefix("berth_edge_in_flight ") && Double($0.split(separator: " ")[1]) == count }
         }
     }
 
@@ -96,15 +96,14 @@ struct EdgeHTTPTests {
     @Test func aClientThatHangsUpWithMoreQueuedThanTheEdgeHoldsIsNoticed() async throws {
         try await withMesh { mesh in
             try await mesh.startOneInstance(metrics: true)
-            let routerMetrics = try #require(mesh.routerMetricsPort)
+            let metricsPort = try #require(mesh.edgeMetricsPort)
 
             let fd = try Self.connected(port: mesh.edgePort)
             let queued = String(repeating: "GET /a/instance HTTP/1.1\r\nHost: x\r\nX-Filler: \(String(repeating: "f", count: 200))\r\n\r\n", count: 500)
             Self.send(fd, Array(("GET /a/slow/5000 HTTP/1.1\r\nHost: x\r\n\r\n" + queued).utf8))
-            #expect(try await mesh.waitUntil("/metrics", port: routerMetrics, accept: Self.routerInFlight(1)), "the slow request should reach the app")
+            #expect(try await mesh.waitUntil("/metrics", port: metricsPort, accept: Self.edgeInFlight(1)), "the slow request should reach the mesh")
             close(fd)
 
-            let metricsPort = try #require(mesh.edgeMetricsPort)
             #expect(try await mesh.waitUntil("/metrics", port: metricsPort, timeout: .seconds(3)) { _, text in
                 text.contains(#"berth_edge_requests_total{class="ContainerA",status="500"} 1"#)
             }, "the slow request should be cancelled when its client hangs up, not answered 5 s later")

@@ -187,7 +187,6 @@ struct EventStreamTests {
             ]
             let counters = [
                 "edge": #"berth_edge_requests_total{class="ContainerA",status="200"}"#,
-                "router": #"berth_router_requests_total{class="ContainerA",result="answered"}"#,
                 "sidecar": #"berth_sidecar_requests_total{class="ContainerA",instance="a-0",status="200"}"#,
             ]
             func scrape() async throws -> [String: [String: Double]] {

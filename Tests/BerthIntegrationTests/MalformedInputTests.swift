@@ -16,7 +16,7 @@ struct MalformedInputTests {
         [Frame(Envelope.request(Request(id: 2, target: Target(className: ""), method: "GET", path: "/")).encoded())],
         [Frame(Envelope.request(Request(id: 3, target: Target(className: "A"), method: "GET", path: "no-slash")).encoded())],
         [Frame(Envelope.response(Response(id: 99, status: 200)).encoded())],
-        [Frame(Envelope.ready(Ready(className: "A", instanceID: "x", ports: [1], capacity: 0, heartbeatMilliseconds: 1)).encoded())],
+        [Frame(Envelope.ready(Ready(className: "A", instanceID: "x", ports: [1], capacity: 0, heartbeatMilliseconds: 1, endpoint: "tcp://127.0.0.1:1")).encoded())],
         (0..<50).map { _ in Frame((0..<64).map { _ in UInt8.random(in: 0...255) }) },
     ]
 
@@ -47,14 +47,14 @@ struct MalformedInputTests {
 
     /// The test plays the router: a real ROUTER socket that a real sidecar registers with.
     @Test func aSidecarRejectsMalformedFramesAndKeepsServing() async throws {
-        try await withLoneSidecar(heartbeat: "300ms") { router, sidecar, identity in
+        try await withLoneSidecar(heartbeat: "300ms") { edge, sidecar, identity in
             for message in Self.garbage {
-                try router.send(message, to: identity)
+                try edge.send(message, to: identity)
             }
             let request = Request(id: 42, target: Target(className: "ContainerA"), method: "POST", path: "/echo", query: "x=1",
                                   headers: [Header("content-type", "text/plain")], timeoutMilliseconds: 5_000)
-            try router.send(.request(request), body: [Frame("hello")], to: identity)
-            let answer = try await router.receive { if case .response(let response) = $0, response.id == 42 { true } else { false } }
+            try edge.send(.request(request), body: [Frame("hello")], to: identity)
+            let answer = try await edge.receive { if case .response(let response) = $0, response.id == 42 { true } else { false } }
             let (envelope, frames) = try #require(answer, "the sidecar stopped serving after garbage:\n\(sidecar.output)")
             guard case .response(let response) = envelope else { Issue.record("not a response"); return }
             #expect(response.status == 200)
@@ -68,15 +68,15 @@ struct MalformedInputTests {
     /// A header or target on the bus that would read as two requests to the app (a CR LF in a value, a space in the
     /// path) is refused with a 400 that says why; the app never sees it.
     @Test func aSidecarRefusesARequestThatWouldReadAsTwo() async throws {
-        try await withLoneSidecar(heartbeat: "300ms") { router, sidecar, identity in
+        try await withLoneSidecar(heartbeat: "300ms") { edge, sidecar, identity in
             let smuggling = [
                 Request(id: 1, target: Target(className: "ContainerA"), method: "GET", path: "/echo",
                         headers: [Header("x-a", "1\r\nContent-Length: 40")], timeoutMilliseconds: 5_000),
                 Request(id: 2, target: Target(className: "ContainerA"), method: "GET", path: "/echo HTTP/1.1\r\nX-B: 2", timeoutMilliseconds: 5_000),
             ]
             for request in smuggling {
-                try router.send(.request(request), body: [], to: identity)
-                let answer = try await router.receive { if case .response(let response) = $0, response.id == request.id { true } else { false } }
+                try edge.send(.request(request), body: [], to: identity)
+                let answer = try await edge.receive { if case .response(let response) = $0, response.id == request.id { true } else { false } }
                 guard case .response(let response)? = answer?.0 else {
                     Issue.record("no answer to request \(request.id):\n\(sidecar.output)")
                     continue
@@ -85,8 +85,8 @@ struct MalformedInputTests {
                 #expect(response.error?.message.contains("CR") == true || response.error?.message.contains("space") == true, "\(response)")
             }
             let fine = Request(id: 3, target: Target(className: "ContainerA"), method: "GET", path: "/echo", timeoutMilliseconds: 5_000)
-            try router.send(.request(fine), body: [], to: identity)
-            let answer = try await router.receive { if case .response(let response) = $0, response.id == 3 { true } else { false } }
+            try edge.send(.request(fine), body: [], to: identity)
+            let answer = try await edge.receive { if case .response(let response) = $0, response.id == 3 { true } else { false } }
             guard case .response(let response)? = answer?.0 else {
                 Issue.record("no answer:\n\(sidecar.output)")
                 return

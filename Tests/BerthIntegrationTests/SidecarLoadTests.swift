@@ -6,13 +6,16 @@ import Testing
 /// slow answers, all at once.
 @Suite(.serialized)
 struct SidecarLoadTests {
-    /// 300 requests at once to a sidecar with capacity 4: most wait for a connection, some find it closed under
-    /// them and are sent again; each gets its own answer, whole.
+    /// 300 requests at once to a sidecar with capacity 4: it takes 4 at a time and refuses the rest as saturated, as
+    /// it should (the test sends those again, as an edge would); some find their connection closed under them and
+    /// are sent again by the sidecar; each gets its own answer, whole.
     @Test func manyRequestsOfEveryShapeOverFewConnectionsAreAllAnsweredRightly() async throws {
         // A long heartbeat: the fake router never sends one, and the sidecar must not give it up mid-test.
-        try await withLoneSidecar(heartbeat: "5s", arguments: ["--capacity", "4"]) { router, sidecar, identity in
+        try await withLoneSidecar(heartbeat: "5s", arguments: ["--capacity", "4"]) { edge, sidecar, identity in
             let pattern = { (count: Int) in (0..<count).map { UInt8(truncatingIfNeeded: $0) } }
             var expected: [UInt64: (path: String, check: ([UInt8]) -> Bool)] = [:]
+            var requests: [UInt64: (Request, [UInt8], [UInt8])] = [:]
+            var refused = 0
             for id in UInt64(1)...300 {
                 let path: String
                 var body: [Frame] = []
@@ -42,15 +45,23 @@ struct SidecarLoadTests {
                 }
                 expected[id] = (path, check)
                 let request = Request(id: id, target: Target(className: "ContainerA"), method: method, path: path, timeoutMilliseconds: 30_000)
-                try router.send(.request(request), body: body, to: identity)
+                requests[id] = (request, body.first?.bytes ?? [], body.last?.bytes ?? [])
+                try edge.send(.request(request), body: body, to: identity)
             }
             while !expected.isEmpty {
-                let answer = try await router.receive(timeout: .seconds(30)) { envelope in
+                let answer = try await edge.receive(timeout: .seconds(30)) { envelope in
                     if case .response = envelope { true } else { false }
                 }
                 guard case .response(let response)? = answer?.0, let frames = answer?.1 else {
                     Issue.record("\(expected.count) requests unanswered:\n\(sidecar.output.suffix(3_000))")
                     return
+                }
+                if response.error?.code == .saturated, let (request, first, second) = requests[response.id] {
+                    refused += 1
+                    #expect(response.inFlight == 4, "a refusal says the sidecar is full: \(response)")
+                    try await Task.sleep(for: .milliseconds(1))
+                    try edge.send(.request(request), body: first.isEmpty ? [] : [Frame(first), Frame(second)], to: identity)
+                    continue
                 }
                 guard let (path, check) = expected.removeValue(forKey: response.id) else {
                     Issue.record("an answer to request \(response.id), unknown or answered twice")
@@ -60,6 +71,7 @@ struct SidecarLoadTests {
                 #expect(response.status == 200 && response.error == nil, "\(path): \(response)")
                 #expect(check(body), "\(path): \(body.count) bytes")
             }
+            #expect(refused > 0, "a sidecar with capacity 4 should refuse some of 300 requests sent at once")
             #expect(sidecar.isRunning)
         }
     }

@@ -25,16 +25,17 @@ private let fullRequest = Request(
     timeoutMilliseconds: .max,
     traceID: "4bf92f3577b34da6a3ce929d0e0e4736",
     attempt: 1,
-    source: Endpoint(className: "edge", instanceID: "edge-0", port: 443),
-    replyTo: "ipc:///run/user/0/berth-edge-\(unicode).sock",
-    replyID: .max
+    source: Endpoint(className: "edge", instanceID: "edge-0", port: 443)
+)
+
+private let fullReady = Ready(
+    className: "ContainerA", instanceID: "a-0", ports: [8080, 9090, .max], capacity: 64, heartbeatMilliseconds: 1000,
+    endpoint: "ipc:///run/user/0/berth-0/sidecars/ContainerA-\(unicode).sock"
 )
 
 private let envelopes: [Envelope] = [
-    .ready(
-        Ready(className: "ContainerA", instanceID: "a-0", ports: [8080, 9090, .max], capacity: 64, heartbeatMilliseconds: 1000)
-    ),
-    .ready(Ready(className: "C", instanceID: "c", ports: [], capacity: 1, heartbeatMilliseconds: 0)),
+    .ready(fullReady),
+    .ready(Ready(className: "C", instanceID: "c", ports: [], capacity: 1, heartbeatMilliseconds: 0, endpoint: "tcp://10.0.0.1:1")),
     .heartbeat(Heartbeat(inFlight: 0)),
     .heartbeat(Heartbeat(inFlight: .max)),
     .disconnect(Disconnect(reason: "")),
@@ -42,8 +43,12 @@ private let envelopes: [Envelope] = [
     .request(fullRequest),
     .request(Request(id: 0, target: Target(className: "B"), method: "GET", path: "/")),
     .response(Response(id: 1, status: 200)),
-    .delivered([]),
-    .delivered([1, 2, .max]),
+    .directoryRequest,
+    .directory(Directory(epoch: 0, sequence: 0, instances: [])),
+    .directory(Directory(epoch: .max, sequence: .max, instances: [fullReady, fullReady])),
+    .directoryUpdate(DirectoryUpdate(epoch: 1, sequence: 2, instance: fullReady, removed: true)),
+    .directoryUpdate(DirectoryUpdate(epoch: 1, sequence: 3, instance: fullReady, removed: false)),
+    .response(Response(id: 2, status: 200, inFlight: .max)),
     .response(Response(id: .max, status: 599, headers: fullRequest.headers, servedBy: fullEndpoint)),
     .response(
         Response(
@@ -329,15 +334,18 @@ private struct SeededGenerator: RandomNumberGenerator {
     }
 
     @Test func readyRules() {
-        func ready(version: UInt32 = 1, className: String = "A", instanceID: String = "a-0", capacity: UInt32 = 1) -> [UInt8] {
+        func ready(
+            version: UInt32 = 2, className: String = "A", instanceID: String = "a-0", capacity: UInt32 = 1, endpoint: String = "tcp://h:1"
+        ) -> [UInt8] {
             let ready = Ready(
                 protocolVersion: version, className: className, instanceID: instanceID, ports: [80], capacity: capacity,
-                heartbeatMilliseconds: 500
+                heartbeatMilliseconds: 500, endpoint: endpoint
             )
             return Envelope.ready(ready).encoded()
         }
-        expectError(ready(version: 7), .unsupportedVersion, "Ready.protocol_version 7 is not supported (this build speaks 1)")
-        expectError(ready(version: 0), .unsupportedVersion, "Ready.protocol_version 0 is not supported (this build speaks 1)")
+        expectError(ready(version: 7), .unsupportedVersion, "Ready.protocol_version 7 is not supported (this build speaks 2)")
+        expectError(ready(version: 1), .unsupportedVersion, "Ready.protocol_version 1 is not supported (this build speaks 2)")
+        expectError(ready(endpoint: ""), .missingField, "Ready.endpoint is empty")
         expectError(ready(className: ""), .missingField, "Ready.class_name is empty")
         expectError(ready(instanceID: ""), .missingField, "Ready.instance_id is empty")
         expectError(ready(capacity: 0), .invalidValue, "Ready.capacity is 0 (must be at least 1)")

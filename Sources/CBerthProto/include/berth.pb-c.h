@@ -20,10 +20,12 @@ typedef struct Berth__Header Berth__Header;
 typedef struct Berth__Ready Berth__Ready;
 typedef struct Berth__Heartbeat Berth__Heartbeat;
 typedef struct Berth__Disconnect Berth__Disconnect;
+typedef struct Berth__DirectoryRequest Berth__DirectoryRequest;
+typedef struct Berth__Directory Berth__Directory;
+typedef struct Berth__DirectoryUpdate Berth__DirectoryUpdate;
 typedef struct Berth__Request Berth__Request;
 typedef struct Berth__Error Berth__Error;
 typedef struct Berth__Response Berth__Response;
-typedef struct Berth__Delivered Berth__Delivered;
 typedef struct Berth__Envelope Berth__Envelope;
 typedef struct Berth__Endpoint Berth__Endpoint;
 typedef struct Berth__TrafficEvent Berth__TrafficEvent;
@@ -49,7 +51,7 @@ typedef enum _Berth__ErrorCode {
    */
   BERTH__ERROR_CODE__ERROR_CODE_NO_INSTANCE = 3,
   /*
-   * All instances busy and the queue is full (HTTP 503).
+   * All instances busy and the queue is full, or (from a sidecar) this instance is at its capacity (HTTP 503).
    */
   BERTH__ERROR_CODE__ERROR_CODE_SATURATED = 4,
   /*
@@ -69,7 +71,7 @@ typedef enum _Berth__ErrorCode {
    */
   BERTH__ERROR_CODE__ERROR_CODE_INSTANCE_LOST = 8,
   /*
-   * The router cannot be reached or was lost (HTTP 503).
+   * No router was ever reached, so the edge knows no instance (HTTP 503).
    */
   BERTH__ERROR_CODE__ERROR_CODE_ROUTER_UNREACHABLE = 9,
   /*
@@ -123,9 +125,9 @@ struct  Berth__Target
    */
   char *class_name;
   /*
-   * A name: the router sends every request with the same name to the same live instance
+   * A name: edges send every request with the same name to the same live instance
    * (rendezvous hashing; an instance whose id equals the name is picked directly).
-   * Empty: any instance, least in-flight requests first.
+   * Empty: any instance, the less loaded of two.
    */
   char *instance_name;
 };
@@ -146,7 +148,8 @@ struct  Berth__Header
 
 
 /*
- * A sidecar announces itself to the router; the router ignores requests-for-work from sidecars it has not seen READY from.
+ * A sidecar announces itself to every router; routers list it in their directory until it leaves or misses
+ * three heartbeats. In a Directory, the same message describes each live instance.
  */
 struct  Berth__Ready
 {
@@ -160,24 +163,28 @@ struct  Berth__Ready
   size_t n_ports;
   uint32_t *ports;
   /*
-   * Requests the sidecar handles at once; the router queues the rest.
+   * Requests the sidecar handles at once; it answers more with ERROR_CODE_SATURATED, and edges queue the rest.
    */
   uint32_t capacity;
   /*
    * Heartbeat interval the sender uses, in milliseconds.
    */
   uint32_t heartbeat_ms;
+  /*
+   * The ZeroMQ endpoint the sidecar binds a ROUTER socket on, where edges send it requests.
+   */
+  char *endpoint;
 };
 #define BERTH__READY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__ready__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0 }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Berth__Heartbeat
 {
   ProtobufCMessage base;
   /*
-   * Requests the sender is working on now (informational).
+   * Requests the sender is working on now: a sidecar's load, which edges weigh when they pick.
    */
   uint32_t in_flight;
 };
@@ -187,9 +194,9 @@ struct  Berth__Heartbeat
 
 
 /*
- * From a sidecar: it is leaving (draining); the router sends it no new requests and answers with a Disconnect of
- * its own, behind every request it sent before, so the sidecar knows when nothing more is on the way.
- * From the router to a sidecar it does not know (or on its own shutdown): register again with READY.
+ * From a sidecar to routers and edges: it is leaving (draining); routers drop it from the directory, edges send it
+ * nothing new and wait for what they sent. A router answers with a Disconnect of its own.
+ * From a router to a sidecar it does not know (or on its own shutdown): register again with READY.
  */
 struct  Berth__Disconnect
 {
@@ -199,6 +206,63 @@ struct  Berth__Disconnect
 #define BERTH__DISCONNECT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__disconnect__descriptor) \
     , (char *)protobuf_c_empty_string }
+
+
+/*
+ * From an edge to a router: send me your directory, then every change to it.
+ */
+struct  Berth__DirectoryRequest
+{
+  ProtobufCMessage base;
+};
+#define BERTH__DIRECTORY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&berth__directory_request__descriptor) \
+     }
+
+
+/*
+ * A router's whole directory: every live instance, as of `sequence`.
+ */
+struct  Berth__Directory
+{
+  ProtobufCMessage base;
+  /*
+   * Chosen at random when the router starts: sequences of different epochs are unrelated.
+   */
+  uint64_t epoch;
+  /*
+   * The sequence number of the last change this snapshot includes; the next update has sequence + 1.
+   */
+  uint64_t sequence;
+  size_t n_instances;
+  Berth__Ready **instances;
+};
+#define BERTH__DIRECTORY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&berth__directory__descriptor) \
+    , 0, 0, 0,NULL }
+
+
+/*
+ * One change to a router's directory. An edge that sees a sequence other than the last + 1, or another epoch, has
+ * missed an update and asks for the whole directory again.
+ */
+struct  Berth__DirectoryUpdate
+{
+  ProtobufCMessage base;
+  uint64_t epoch;
+  uint64_t sequence;
+  /*
+   * The instance that joined, or changed, or left.
+   */
+  Berth__Ready *instance;
+  /*
+   * True: it left.
+   */
+  protobuf_c_boolean removed;
+};
+#define BERTH__DIRECTORY_UPDATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&berth__directory_update__descriptor) \
+    , 0, 0, NULL, 0 }
 
 
 struct  Berth__Request
@@ -237,21 +301,10 @@ struct  Berth__Request
    * Where the request came from, for traffic events.
    */
   Berth__Endpoint *source;
-  /*
-   * Set by an edge that takes answers straight from sidecars: a ZeroMQ endpoint where it binds a ROUTER socket.
-   * A sidecar connected to it sends the Response there, with `reply_id` as its id, and closes the request at the
-   * router with a `Delivered`. A sidecar not (yet) connected to it answers through the router as usual. Empty:
-   * always through the router.
-   */
-  char *reply_to;
-  /*
-   * Set by the router when it forwards a request that has `reply_to`: the id its sender gave it.
-   */
-  uint64_t reply_id;
 };
 #define BERTH__REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__request__descriptor) \
-    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, 0 }
+    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL }
 
 
 struct  Berth__Error
@@ -290,27 +343,14 @@ struct  Berth__Response
    * Who served it.
    */
   Berth__Endpoint *served_by;
+  /*
+   * Requests the serving sidecar is still working on, this one done: its load, for the edge's next pick.
+   */
+  uint32_t in_flight;
 };
 #define BERTH__RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__response__descriptor) \
-    , 0, 0, 0,NULL, NULL, NULL }
-
-
-/*
- * From a sidecar to the router: these requests (router ids) were answered straight to their `reply_to`; the router
- * closes them and forwards nothing. One message carries up to a millisecond of answers, sent at once when the
- * router might be holding requests back for the sidecar's capacity. Answers that report an error always go through
- * the router instead.
- */
-struct  Berth__Delivered
-{
-  ProtobufCMessage base;
-  size_t n_ids;
-  uint64_t *ids;
-};
-#define BERTH__DELIVERED__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&berth__delivered__descriptor) \
-    , 0,NULL }
+    , 0, 0, 0,NULL, NULL, NULL, 0 }
 
 
 typedef enum {
@@ -320,7 +360,9 @@ typedef enum {
   BERTH__ENVELOPE__KIND_DISCONNECT = 3,
   BERTH__ENVELOPE__KIND_REQUEST = 4,
   BERTH__ENVELOPE__KIND_RESPONSE = 5,
-  BERTH__ENVELOPE__KIND_DELIVERED = 6
+  BERTH__ENVELOPE__KIND_DIRECTORY_REQUEST = 7,
+  BERTH__ENVELOPE__KIND_DIRECTORY = 8,
+  BERTH__ENVELOPE__KIND_DIRECTORY_UPDATE = 9
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BERTH__ENVELOPE__KIND__CASE)
 } Berth__Envelope__KindCase;
 
@@ -334,7 +376,9 @@ struct  Berth__Envelope
     Berth__Disconnect *disconnect;
     Berth__Request *request;
     Berth__Response *response;
-    Berth__Delivered *delivered;
+    Berth__DirectoryRequest *directory_request;
+    Berth__Directory *directory;
+    Berth__DirectoryUpdate *directory_update;
   };
 };
 #define BERTH__ENVELOPE__INIT \
@@ -532,6 +576,63 @@ Berth__Disconnect *
 void   berth__disconnect__free_unpacked
                      (Berth__Disconnect *message,
                       ProtobufCAllocator *allocator);
+/* Berth__DirectoryRequest methods */
+void   berth__directory_request__init
+                     (Berth__DirectoryRequest         *message);
+size_t berth__directory_request__get_packed_size
+                     (const Berth__DirectoryRequest   *message);
+size_t berth__directory_request__pack
+                     (const Berth__DirectoryRequest   *message,
+                      uint8_t             *out);
+size_t berth__directory_request__pack_to_buffer
+                     (const Berth__DirectoryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Berth__DirectoryRequest *
+       berth__directory_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   berth__directory_request__free_unpacked
+                     (Berth__DirectoryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Berth__Directory methods */
+void   berth__directory__init
+                     (Berth__Directory         *message);
+size_t berth__directory__get_packed_size
+                     (const Berth__Directory   *message);
+size_t berth__directory__pack
+                     (const Berth__Directory   *message,
+                      uint8_t             *out);
+size_t berth__directory__pack_to_buffer
+                     (const Berth__Directory   *message,
+                      ProtobufCBuffer     *buffer);
+Berth__Directory *
+       berth__directory__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   berth__directory__free_unpacked
+                     (Berth__Directory *message,
+                      ProtobufCAllocator *allocator);
+/* Berth__DirectoryUpdate methods */
+void   berth__directory_update__init
+                     (Berth__DirectoryUpdate         *message);
+size_t berth__directory_update__get_packed_size
+                     (const Berth__DirectoryUpdate   *message);
+size_t berth__directory_update__pack
+                     (const Berth__DirectoryUpdate   *message,
+                      uint8_t             *out);
+size_t berth__directory_update__pack_to_buffer
+                     (const Berth__DirectoryUpdate   *message,
+                      ProtobufCBuffer     *buffer);
+Berth__DirectoryUpdate *
+       berth__directory_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   berth__directory_update__free_unpacked
+                     (Berth__DirectoryUpdate *message,
+                      ProtobufCAllocator *allocator);
 /* Berth__Request methods */
 void   berth__request__init
                      (Berth__Request         *message);
@@ -588,25 +689,6 @@ Berth__Response *
                       const uint8_t       *data);
 void   berth__response__free_unpacked
                      (Berth__Response *message,
-                      ProtobufCAllocator *allocator);
-/* Berth__Delivered methods */
-void   berth__delivered__init
-                     (Berth__Delivered         *message);
-size_t berth__delivered__get_packed_size
-                     (const Berth__Delivered   *message);
-size_t berth__delivered__pack
-                     (const Berth__Delivered   *message,
-                      uint8_t             *out);
-size_t berth__delivered__pack_to_buffer
-                     (const Berth__Delivered   *message,
-                      ProtobufCBuffer     *buffer);
-Berth__Delivered *
-       berth__delivered__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   berth__delivered__free_unpacked
-                     (Berth__Delivered *message,
                       ProtobufCAllocator *allocator);
 /* Berth__Envelope methods */
 void   berth__envelope__init
@@ -739,6 +821,15 @@ typedef void (*Berth__Heartbeat_Closure)
 typedef void (*Berth__Disconnect_Closure)
                  (const Berth__Disconnect *message,
                   void *closure_data);
+typedef void (*Berth__DirectoryRequest_Closure)
+                 (const Berth__DirectoryRequest *message,
+                  void *closure_data);
+typedef void (*Berth__Directory_Closure)
+                 (const Berth__Directory *message,
+                  void *closure_data);
+typedef void (*Berth__DirectoryUpdate_Closure)
+                 (const Berth__DirectoryUpdate *message,
+                  void *closure_data);
 typedef void (*Berth__Request_Closure)
                  (const Berth__Request *message,
                   void *closure_data);
@@ -747,9 +838,6 @@ typedef void (*Berth__Error_Closure)
                   void *closure_data);
 typedef void (*Berth__Response_Closure)
                  (const Berth__Response *message,
-                  void *closure_data);
-typedef void (*Berth__Delivered_Closure)
-                 (const Berth__Delivered *message,
                   void *closure_data);
 typedef void (*Berth__Envelope_Closure)
                  (const Berth__Envelope *message,
@@ -784,10 +872,12 @@ extern const ProtobufCMessageDescriptor berth__header__descriptor;
 extern const ProtobufCMessageDescriptor berth__ready__descriptor;
 extern const ProtobufCMessageDescriptor berth__heartbeat__descriptor;
 extern const ProtobufCMessageDescriptor berth__disconnect__descriptor;
+extern const ProtobufCMessageDescriptor berth__directory_request__descriptor;
+extern const ProtobufCMessageDescriptor berth__directory__descriptor;
+extern const ProtobufCMessageDescriptor berth__directory_update__descriptor;
 extern const ProtobufCMessageDescriptor berth__request__descriptor;
 extern const ProtobufCMessageDescriptor berth__error__descriptor;
 extern const ProtobufCMessageDescriptor berth__response__descriptor;
-extern const ProtobufCMessageDescriptor berth__delivered__descriptor;
 extern const ProtobufCMessageDescriptor berth__envelope__descriptor;
 extern const ProtobufCMessageDescriptor berth__endpoint__descriptor;
 extern const ProtobufCMessageDescriptor berth__traffic_event__descriptor;

@@ -37,7 +37,15 @@ final class FakeRouter {
 
     /// The identity of the sidecar that sends READY.
     func waitForReady(timeout: Duration = .seconds(5)) async throws -> [UInt8]? {
-        try await receive(timeout: timeout) { if case .ready = $0 { true } else { false } }?.1[0].bytes
+        try await waitForReadyMessage(timeout: timeout)?.identity
+    }
+
+    /// The identity and READY of the sidecar that registers.
+    func waitForReadyMessage(timeout: Duration = .seconds(5)) async throws -> (identity: [UInt8], ready: Ready)? {
+        guard let (envelope, frames) = try await receive(timeout: timeout, until: { if case .ready = $0 { true } else { false } }),
+              case .ready(let ready) = envelope
+        else { return nil }
+        return (frames[0].bytes, ready)
     }
 
     func send(_ frames: [Frame], to identity: [UInt8]) throws {
@@ -53,9 +61,63 @@ final class FakeRouter {
     }
 }
 
-/// Runs `body` with an echo app, a real sidecar for it, and a fake router the sidecar has registered with.
+/// The test plays an edge: a real ROUTER socket linked to a real sidecar's endpoint, as an edge links to each
+/// sidecar it sends requests to, driven message by message. The sidecar is `sidecarID` on it.
+final class FakeEdge {
+    let sidecarID: [UInt8] = Array("S".utf8)
+    private let socket: Socket
+
+    /// Links to the sidecar that registers with `router`, and waits until it answers a heartbeat.
+    static func linked(to router: FakeRouter, timeout: Duration = .seconds(5)) async throws -> FakeEdge? {
+        guard let (_, ready) = try await router.waitForReadyMessage(timeout: timeout) else { return nil }
+        let edge = try FakeEdge(endpoint: ready.endpoint)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            _ = try? edge.socket.send([Frame(edge.sidecarID), Frame(Envelope.heartbeat(Heartbeat()).encoded())])
+            if try await edge.receive(timeout: .milliseconds(100), until: { if case .heartbeat = $0 { true } else { false } }) != nil {
+                return edge
+            }
+        }
+        return nil
+    }
+
+    init(endpoint: String) throws {
+        var options = SocketOptions()
+        options.routerMandatory = true
+        socket = try Socket(.router, options: options)
+        try socket.connect(endpoint, routingID: sidecarID)
+    }
+
+    /// The first message `accept` takes within `timeout`; the others are dropped.
+    func receive(timeout: Duration = .seconds(5), until accept: ([Frame]) -> Bool) async throws -> [Frame]? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let frames = try socket.receive() {
+                if accept(frames) { return frames }
+            } else {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        return nil
+    }
+
+    func receive(timeout: Duration = .seconds(5), until accept: @escaping (Envelope) -> Bool) async throws -> (Envelope, [Frame])? {
+        let frames = try await receive(timeout: timeout) { frames in FakeRouter.envelope(frames).map(accept) ?? false }
+        return frames.flatMap { frames in FakeRouter.envelope(frames).map { ($0, frames) } }
+    }
+
+    func send(_ frames: [Frame], to identity: [UInt8]) throws {
+        _ = try socket.send([Frame(identity)] + frames)
+    }
+
+    func send(_ envelope: Envelope, body: [Frame] = [], to identity: [UInt8]) throws {
+        try send([Frame(envelope.encoded())] + body, to: identity)
+    }
+}
+
+/// Runs `body` with an echo app, a real sidecar for it registered with a fake router, and a fake edge linked to it.
 func withLoneSidecar(
-    heartbeat: String, arguments: [String] = [], _ body: (_ router: FakeRouter, _ sidecar: ChildProcess, _ identity: [UInt8]) async throws -> Void
+    heartbeat: String, arguments: [String] = [], _ body: (_ edge: FakeEdge, _ sidecar: ChildProcess, _ identity: [UInt8]) async throws -> Void
 ) async throws {
     let appPort = freePort()
     let app = try ChildProcess(name: "app", executable: URL(fileURLWithPath: "/usr/bin/env"),
@@ -68,6 +130,6 @@ func withLoneSidecar(
         "--port", String(appPort), "--heartbeat", heartbeat, "--log-level", "debug",
     ] + arguments)
     defer { sidecar.stop() }
-    let identity = try #require(try await router.waitForReady(), "the sidecar never sent READY:\n\(sidecar.output)")
-    try await body(router, sidecar, identity)
+    let edge = try #require(try await FakeEdge.linked(to: router), "the sidecar never registered and answered on its link:\n\(sidecar.output)")
+    try await body(edge, sidecar, edge.sidecarID)
 }

@@ -1,0 +1,485 @@
+import BerthWire
+import DequeModule
+
+/// Everything the edge decides about requests in the mesh, with no socket and no clock: which instance gets a
+/// request, what waits in a class's queue, when a deadline has passed, when a link to a sidecar is dead, and what
+/// is retried. `EdgeBus` feeds it what arrives and the time, and performs the actions it returns.
+///
+/// The failure rules, each a unit test (Tests/BerthEdgeTests/EdgeCoreTests.swift):
+/// - No instance of the class: 503 no-instance (once a directory is known; before, requests wait for one).
+/// - Every instance full: the request waits in its class's queue, up to `queueLimit`; past that, 503 saturated.
+/// - A sidecar at its capacity answers saturated: the request goes to another instance, or waits.
+/// - The app refused the connection (it never saw the request): tried once more on another instance, any method.
+/// - The link to a sidecar dies with requests on it: idempotent ones (and any the sidecar never got) are tried once
+///   more on another instance; the rest get 502 instance-lost at once.
+/// - The deadline passes: 504.
+struct EdgeCore<Payload> {
+    enum Action {
+        /// Open the link to a sidecar; `link` names it on the edge's request socket.
+        case connect(link: Int, endpoint: String)
+        case disconnect(link: Int, endpoint: String)
+        /// Send `request` on `link`, with the body `payload` holds; keep a copy of it when `keepBody`, for a retry.
+        case send(link: Int, Request, Payload, keepBody: Bool)
+        case heartbeat(link: Int)
+        /// The response just received on a link is the answer: hand it to whoever waits for `payload`.
+        case deliver(Payload, Request)
+        /// The mesh's own answer.
+        case fail(Payload, Request, MeshError)
+        /// Ask router `router` for its whole directory.
+        case askDirectory(router: Int)
+    }
+
+    struct Settings {
+        var heartbeatInterval: Duration = .seconds(1)
+        var liveness = 3
+        /// Requests that may wait per class when every instance is full.
+        var queueLimit = 1_024
+        /// How long requests wait for a first directory before they fail: no router was reached.
+        var firstDirectoryWait: Duration = .seconds(3)
+        /// A link unused this long is closed.
+        var idleLink: Duration = .seconds(60)
+    }
+
+    /// A live instance as this edge sees it.
+    struct Member {
+        var ready: Ready
+        let link: Int
+        /// Requests this edge has on it.
+        var inFlight: Set<UInt64> = []
+        /// What the sidecar last said it works on (all edges' requests).
+        var reported = 0
+        /// The directory lists it; once not, it takes nothing new and goes when its requests are answered.
+        var listed = true
+        /// The sidecar said it is leaving.
+        var leaving = false
+        var connected = false
+        /// When the sidecar was last heard on its link; nil: never, so nothing sent was delivered.
+        var lastHeard: ContinuousClock.Instant?
+        /// When something was last sent that wants an answer: liveness counts from here while requests wait.
+        var waitingSince: ContinuousClock.Instant?
+        var lastUsed: ContinuousClock.Instant
+        /// Its link was lost though the directory still lists it: not picked before this, when its routers will have
+        /// dropped it if it is dead.
+        var quarantinedUntil: ContinuousClock.Instant?
+
+        var instanceID: String { ready.instanceID }
+        var capacity: Int { Int(ready.capacity) }
+        var load: Int { max(inFlight.count, reported) }
+        var hasRoom: Bool { inFlight.count < capacity && reported < capacity }
+        var pickable: Bool { listed && !leaving }
+        var name: String { "\(ready.className)/\(ready.instanceID)" }
+    }
+
+    private struct Pending {
+        var request: Request
+        let payload: Payload
+        let deadline: ContinuousClock.Instant
+        /// The member it is on, by key; nil while it waits in its class's queue.
+        var on: String?
+        /// Instances that refused it or lost it: not picked again.
+        var avoid: [String] = []
+    }
+
+    let settings: Settings
+    private let started: ContinuousClock.Instant
+    private(set) var directory = MeshDirectory()
+    private(set) var members: [String: Member] = [:]
+    /// Pickable members of each class, sorted by instance id: the candidates of a pick.
+    private var classes: [String: [String]] = [:]
+    private var linkKeys: [Int: String] = [:]
+    private var nextLink = 1
+    private var pending: [UInt64: Pending] = [:]
+    private var queues: [String: Deque<UInt64>] = [:]
+    private var rotation = 0
+    private var randomState: UInt64
+    private var nextHeartbeat: ContinuousClock.Instant
+    private var nextSweep: ContinuousClock.Instant
+
+    init(settings: Settings, now: ContinuousClock.Instant, seed: UInt64 = UInt64.random(in: 1...UInt64.max)) {
+        self.settings = settings
+        started = now
+        randomState = seed | 1
+        nextHeartbeat = now + settings.heartbeatInterval
+        nextSweep = now
+    }
+
+    var pendingCount: Int { pending.count }
+    func queued(_ className: String) -> Int { queues[className]?.count ?? 0 }
+    func member(_ key: String) -> Member? { members[key] }
+    func key(ofLink link: Int) -> String? { linkKeys[link] }
+
+    // MARK: The directory
+
+    mutating func directory(_ snapshot: Directory, from router: Int, now: ContinuousClock.Instant) -> [Action] {
+        directory.snapshot(snapshot, from: router)
+        return reconcile(now: now)
+    }
+
+    mutating func update(_ update: DirectoryUpdate, from router: Int, now: ContinuousClock.Instant) -> [Action] {
+        switch directory.update(update, from: router) {
+        case .applied: return reconcile(now: now)
+        case .gap: return [.askDirectory(router: router)]
+        case .ignored: return []
+        }
+    }
+
+    /// The router went quiet; its view counts only while no other router answers.
+    mutating func routerLost(_ router: Int, now: ContinuousClock.Instant) -> [Action] {
+        directory.routerLost(router)
+        return reconcile(now: now)
+    }
+
+    mutating func routerAnswers(_ router: Int, now: ContinuousClock.Instant) -> [Action] {
+        guard let view = directory.views[router], !view.alive else { return [] }
+        directory.routerAnswers(router)
+        return reconcile(now: now)
+    }
+
+    /// Brings `members` in line with the directory, then serves what waited for it.
+    private mutating func reconcile(now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        let live = directory.live()
+        for (key, ready) in live {
+            if var member = members[key] {
+                if member.ready.endpoint != ready.endpoint {
+                    // The sidecar restarted on a new endpoint: what was on the old one is lost with it.
+                    actions += lose(key, reason: "\(member.name) restarted", now: now)
+                    actions += add(key, ready, now: now)
+                    continue
+                }
+                member.ready = ready
+                member.listed = true
+                members[key] = member
+            } else {
+                actions += add(key, ready, now: now)
+            }
+        }
+        for key in members.keys where live[key] == nil && members[key]!.listed {
+            members[key]!.listed = false
+            if members[key]!.inFlight.isEmpty { actions += forget(key) }
+        }
+        rebuildClasses()
+        for className in Set(queues.keys) { actions += drainQueue(className, now: now) }
+        return actions
+    }
+
+    private mutating func add(_ key: String, _ ready: Ready, now: ContinuousClock.Instant) -> [Action] {
+        let link = nextLink
+        nextLink += 1
+        members[key] = Member(ready: ready, link: link, lastUsed: now)
+        linkKeys[link] = key
+        return []
+    }
+
+    private mutating func forget(_ key: String) -> [Action] {
+        guard let member = members.removeValue(forKey: key) else { return [] }
+        linkKeys[member.link] = nil
+        return member.connected ? [.disconnect(link: member.link, endpoint: member.ready.endpoint)] : []
+    }
+
+    private mutating func rebuildClasses() {
+        var classes: [String: [String]] = [:]
+        for (key, member) in members where member.pickable { classes[member.ready.className, default: []].append(key) }
+        for className in classes.keys { classes[className]!.sort() }
+        self.classes = classes
+    }
+
+    // MARK: Requests
+
+    /// A new request: sent to an instance, queued, or failed at once.
+    mutating func submit(_ request: Request, payload: Payload, deadline: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [Action] {
+        pending[request.id] = Pending(request: request, payload: payload, deadline: deadline)
+        return dispatch(request.id, now: now)
+    }
+
+    /// The client went away: the request ends as such (its answer, if it comes, is dropped).
+    mutating func cancel(_ id: UInt64) -> [Action] {
+        guard let entry = pending[id] else { return [] }
+        if entry.on == nil { queues[entry.request.target.className]?.removeAll { $0 == id } }
+        return fail(id, .internal, "the client went away", component: "edge")
+    }
+
+    private mutating func dispatch(_ id: UInt64, now: ContinuousClock.Instant) -> [Action] {
+        guard let entry = pending[id] else { return [] }
+        let className = entry.request.target.className
+        guard directory.known else {
+            if started.duration(to: now) < settings.firstDirectoryWait { return enqueue(id, className) }
+            return fail(id, .routerUnreachable, "no router has answered yet, so the edge knows no instance of \(className)", component: "edge")
+        }
+        let keys = classes[className] ?? []
+        func usable(_ key: String) -> Bool {
+            guard let until = members[key]!.quarantinedUntil else { return !entry.avoid.contains(key) }
+            return until <= now && !entry.avoid.contains(key)
+        }
+        let chosen: String?
+        if let name = entry.request.target.instanceName {
+            // A name sticks to its instance: when that one is full, the request waits for it.
+            let candidates = keys.filter(usable)
+            guard !candidates.isEmpty else { return failUnplaced(id, className, classSize: keys.count) }
+            let index = Picking.index(forName: name, among: candidates.map { members[$0]!.instanceID })!
+            chosen = members[candidates[index]]!.hasRoom ? candidates[index] : nil
+        } else {
+            guard !keys.isEmpty else { return failUnplaced(id, className, classSize: 0) }
+            let index = Picking.leastLoaded(
+                count: keys.count, rotation: nextRotation(), random: nextRandom(),
+                load: { members[keys[$0]]!.load },
+                hasRoom: { usable(keys[$0]) && members[keys[$0]]!.hasRoom }
+            )
+            if index == nil && !keys.contains(where: usable) { return failUnplaced(id, className, classSize: keys.count) }
+            chosen = index.map { keys[$0] }
+        }
+        guard let chosen else { return enqueue(id, className) }
+        return hand(id, to: chosen, now: now)
+    }
+
+    /// No instance may take the request: none is live, or each refused or lost it already.
+    private mutating func failUnplaced(_ id: UInt64, _ className: String, classSize: Int) -> [Action] {
+        if classSize > 0 {
+            return fail(id, .saturated, "every live instance of \(className) refused the request, was lost with it, or is set aside", component: "edge")
+        }
+        return fail(id, .noInstance, "no live instance of container class \(className)", component: "edge")
+    }
+
+    private mutating func enqueue(_ id: UInt64, _ className: String) -> [Action] {
+        let waiting = queues[className]?.count ?? 0
+        guard waiting < settings.queueLimit else {
+            let count = classes[className]?.count ?? 0
+            return fail(id, .saturated, "all \(count) instances of \(className) are at capacity and \(waiting) requests wait", component: "edge")
+        }
+        queues[className, default: []].append(id)
+        return []
+    }
+
+    private mutating func hand(_ id: UInt64, to key: String, now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        var member = members[key]!
+        if !member.connected {
+            member.connected = true
+            actions.append(.connect(link: member.link, endpoint: member.ready.endpoint))
+        }
+        var entry = pending[id]!
+        entry.on = key
+        let left = now.duration(to: entry.deadline)
+        entry.request.timeoutMilliseconds = UInt32(clamping: max(1, left.milliseconds))
+        pending[id] = entry
+        member.inFlight.insert(id)
+        member.lastUsed = now
+        if member.waitingSince == nil { member.waitingSince = now }
+        members[key] = member
+        actions.append(.send(link: member.link, entry.request, entry.payload, keepBody: entry.request.attempt == 0))
+        return actions
+    }
+
+    /// Takes `id` off its member; a member the directory no longer lists goes with its last request.
+    private mutating func release(_ id: UInt64, from key: String) -> [Action] {
+        guard var member = members[key] else { return [] }
+        member.inFlight.remove(id)
+        if member.inFlight.isEmpty { member.waitingSince = nil }
+        members[key] = member
+        if !member.listed && member.inFlight.isEmpty { return forget(key) }
+        return []
+    }
+
+    /// A response on `link`: the answer, or a refusal that sends the request elsewhere.
+    mutating func response(_ response: Response, onLink link: Int, now: ContinuousClock.Instant) -> [Action] {
+        guard let key = linkKeys[link] else { return [] }
+        heard(key, load: Int(response.inFlight), now: now)
+        guard let entry = pending[response.id], entry.on == key else { return [] }
+        var actions = release(response.id, from: key)
+        let className = entry.request.target.className
+        switch response.error?.code {
+        case .saturated? where response.error?.component == "sidecar":
+            // The sidecar is full (other edges fill it too), as its load now says: the app never saw this one, which
+            // goes to another instance or waits for room.
+            actions += retry(response.id, avoiding: nil, countAsAttempt: false, now: now)
+        case .appUnreachable? where entry.request.attempt == 0 && hasAlternative(to: key, for: entry, now: now):
+            // The app refused the connection: it never saw the request, so any method may go elsewhere.
+            actions += retry(response.id, avoiding: key, countAsAttempt: true, now: now)
+        default:
+            pending[response.id] = nil
+            actions.append(.deliver(entry.payload, entry.request))
+        }
+        return actions + drainQueue(className, now: now)
+    }
+
+    /// A heartbeat answered on `link`, with the sidecar's load.
+    mutating func heartbeat(inFlight: UInt32, onLink link: Int, now: ContinuousClock.Instant) -> [Action] {
+        guard let key = linkKeys[link] else { return [] }
+        let before = members[key]!.hasRoom
+        heard(key, load: Int(inFlight), now: now)
+        return !before && members[key]!.hasRoom ? drainQueue(members[key]!.ready.className, now: now) : []
+    }
+
+    private mutating func heard(_ key: String, load: Int, now: ContinuousClock.Instant) {
+        members[key]!.lastHeard = now
+        members[key]!.reported = load
+        if members[key]!.waitingSince != nil { members[key]!.waitingSince = now }
+    }
+
+    /// The sidecar on `link` is leaving: nothing new goes to it; what it has is answered.
+    mutating func leaving(onLink link: Int, now: ContinuousClock.Instant) -> [Action] {
+        guard let key = linkKeys[link] else { return [] }
+        members[key]!.leaving = true
+        rebuildClasses()
+        return []
+    }
+
+    /// The link to a sidecar broke (its process died, or it stopped answering): what it held is retried or failed.
+    mutating func linkLost(_ link: Int, reason: String, now: ContinuousClock.Instant) -> [Action] {
+        guard let key = linkKeys[link] else { return [] }
+        return lose(key, reason: reason, now: now)
+    }
+
+    private mutating func lose(_ key: String, reason: String, now: ContinuousClock.Instant) -> [Action] {
+        guard let member = members[key] else { return [] }
+        var actions: [Action] = []
+        let delivered = member.lastHeard != nil
+        for id in member.inFlight.sorted() {
+            guard let entry = pending[id] else { continue }
+            members[key]!.inFlight.remove(id)
+            // A request on a link never heard from never reached the app: any method may go elsewhere.
+            if entry.request.attempt == 0 && (entry.request.isIdempotent || !delivered) {
+                actions += retry(id, avoiding: key, countAsAttempt: true, now: now)
+            } else {
+                actions += fail(id, .instanceLost, "\(member.name) \(reason) while it handled the request", component: "edge")
+            }
+        }
+        actions += forget(key)
+        // The directory still lists it until its routers notice: set aside till then, with a new link if picked again.
+        if let ready = directory.live()[key] {
+            actions += add(key, ready, now: now)
+            members[key]!.quarantinedUntil = now + settings.heartbeatInterval * settings.liveness
+        }
+        rebuildClasses()
+        return actions + drainQueue(member.ready.className, now: now)
+    }
+
+    /// Whether another instance could take `entry` instead of `key`'s.
+    private func hasAlternative(to key: String, for entry: Pending, now: ContinuousClock.Instant) -> Bool {
+        (classes[entry.request.target.className] ?? []).contains { other in
+            other != key && !entry.avoid.contains(other) && (members[other]?.quarantinedUntil.map { $0 <= now } ?? true)
+        }
+    }
+
+    private mutating func retry(_ id: UInt64, avoiding key: String?, countAsAttempt: Bool, now: ContinuousClock.Instant) -> [Action] {
+        guard var entry = pending[id] else { return [] }
+        entry.on = nil
+        if let key { entry.avoid.append(key) }
+        if countAsAttempt { entry.request.attempt += 1 }
+        pending[id] = entry
+        return dispatch(id, now: now)
+    }
+
+    private mutating func fail(_ id: UInt64, _ code: ErrorCode, _ message: String, component: String) -> [Action] {
+        guard let entry = pending.removeValue(forKey: id) else { return [] }
+        var actions: [Action] = []
+        if let key = entry.on { actions += release(id, from: key) }
+        actions.append(.fail(entry.payload, entry.request, MeshError(code: code, message: message, component: component)))
+        return actions
+    }
+
+    /// Serves what waits in a class's queue, in order: a request without a name that finds no room stops the ones
+    /// behind it; a named one waits for its own instance and lets the others pass.
+    private mutating func drainQueue(_ className: String, now: ContinuousClock.Instant) -> [Action] {
+        guard var queue = queues[className], !queue.isEmpty else { return [] }
+        var actions: [Action] = []
+        queues[className] = []
+        var kept: Deque<UInt64> = []
+        var blocked = false
+        while let id = queue.popFirst() {
+            guard let entry = pending[id] else { continue }
+            let unnamed = entry.request.target.instanceName == nil
+            if blocked && unnamed {
+                kept.append(id)
+                continue
+            }
+            actions += dispatch(id, now: now)
+            if let last = queues[className]?.last, last == id {
+                kept.append(queues[className]!.removeLast())
+                if unnamed { blocked = true }
+            }
+        }
+        queues[className] = kept + (queues[className] ?? [])
+        return actions
+    }
+
+    // MARK: Time
+
+    /// Deadlines, link liveness, heartbeats and idle links. Returns when to look again.
+    mutating func tick(now: ContinuousClock.Instant) -> (actions: [Action], next: ContinuousClock.Instant) {
+        var actions: [Action] = []
+        if now >= nextSweep {
+            nextSweep = now + Self.sweepInterval
+            actions += expire(now: now)
+            if !directory.known && started.duration(to: now) >= settings.firstDirectoryWait {
+                for className in Set(queues.keys) { actions += drainQueue(className, now: now) }
+            }
+        }
+        if now >= nextHeartbeat {
+            nextHeartbeat = now + settings.heartbeatInterval
+            actions += checkLinks(now: now)
+        }
+        return (actions, min(nextSweep, nextHeartbeat))
+    }
+
+    /// How often deadlines are looked at: a 504 comes at most this late.
+    static var sweepInterval: Duration { .milliseconds(20) }
+
+    private mutating func expire(now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        for (id, entry) in pending where entry.deadline <= now {
+            let message: String
+            if let key = entry.on, let member = members[key] {
+                message = "\(member.name) did not answer before the deadline"
+            } else {
+                queues[entry.request.target.className]?.removeAll { $0 == id }
+                message = "no instance of \(entry.request.target.className) became free before the deadline"
+            }
+            actions += fail(id, .deadlineExceeded, message, component: "edge")
+        }
+        return actions
+    }
+
+    /// Once a heartbeat interval: links silent too long are lost, idle ones closed, the rest heartbeated.
+    private mutating func checkLinks(now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        let deadAfter = settings.heartbeatInterval * settings.liveness
+        for (key, member) in members where member.connected {
+            if let since = member.waitingSince, since.duration(to: now) > deadAfter {
+                actions += lose(key, reason: "stopped answering on its link", now: now)
+            } else if member.inFlight.isEmpty && member.lastUsed.duration(to: now) > settings.idleLink {
+                members[key]!.connected = false
+                members[key]!.lastHeard = nil
+                members[key]!.waitingSince = nil
+                actions.append(.disconnect(link: member.link, endpoint: member.ready.endpoint))
+            } else {
+                actions.append(.heartbeat(link: member.link))
+                if member.waitingSince == nil { members[key]!.waitingSince = now }
+            }
+        }
+        return actions
+    }
+
+    /// The edge is stopping: every request still in the mesh gets its answer now.
+    mutating func abandonAll(_ message: String) -> [Action] {
+        var actions: [Action] = []
+        for id in pending.keys.sorted() { actions += fail(id, .internal, message, component: "edge") }
+        queues.removeAll()
+        return actions
+    }
+
+    // MARK: Randomness without a system call
+
+    private mutating func nextRotation() -> Int {
+        rotation &+= 1
+        return rotation & Int.max
+    }
+
+    /// xorshift64*.
+    private mutating func nextRandom() -> Int {
+        randomState ^= randomState >> 12
+        randomState ^= randomState << 25
+        randomState ^= randomState >> 27
+        return Int(truncatingIfNeeded: (randomState &* 0x2545_F491_4F6C_DD1D) >> 1)
+    }
+}
