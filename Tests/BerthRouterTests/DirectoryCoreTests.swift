@@ -38,6 +38,7 @@ import Testing
         _ = core.directoryRequest(fromEdge: edge, now: at(0))
         _ = core.ready(ready("a-0"), from: sidecarA, now: at(0))
         _ = core.heartbeat(fromSidecar: sidecarA, now: at(1_000))
+        _ = core.heartbeat(fromEdge: edge, now: at(2_000))
         #expect(updates(core.tick(now: at(3_500))).isEmpty)
         let removed = updates(core.tick(now: at(4_001)))
         #expect(removed.map(\.removed) == [true])

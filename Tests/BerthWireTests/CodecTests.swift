@@ -284,7 +284,7 @@ private struct SeededGenerator: RandomNumberGenerator {
 
     @Test func noKind() {
         expectError([], .empty, "Envelope has no kind set (0 bytes)")
-        expectError([0x38, 0x01], .empty, "Envelope has no kind set")  // field 7, unknown: no kind
+        expectError([0x78, 0x01], .empty, "Envelope has no kind set")  // field 15, unknown: no kind
         #expect(throws: WireError(code: .empty, message: "Event has no kind set")) { try Event(decoding: [0x30, 0x01]) }
     }
 
