@@ -21,7 +21,13 @@ final class TestMesh: @unchecked Sendable {
     let eventsOut: String
     let edgePort: Int
     let heartbeat = "300ms"
+    /// A second router's endpoints: `startRouter(replica: 1)` starts it, and sidecars and edges started after
+    /// `useTwoRouters()` use both.
+    let replicaEndpoints: (frontend: String, backend: String, eventsIn: String, eventsOut: String)
+    private(set) var routerCount = 1
     private(set) var router: ChildProcess?
+    private(set) var secondRouter: ChildProcess?
+    private(set) var otherEdges: [ChildProcess] = []
     private(set) var routerMetricsPort: Int?
     private(set) var edgeMetricsPort: Int?
     private(set) var edge: ChildProcess?
@@ -34,13 +40,22 @@ final class TestMesh: @unchecked Sendable {
         backend = endpoint()
         eventsIn = endpoint()
         eventsOut = endpoint()
+        replicaEndpoints = (endpoint(), endpoint(), endpoint(), endpoint())
         edgePort = freePort()
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
         configuration.httpVersion = .http1Only
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    func startRouter(metrics: Bool = false) throws {
+    func startRouter(metrics: Bool = false, replica: Int = 0) throws {
+        if replica == 1 {
+            let endpoints = replicaEndpoints
+            secondRouter = try ChildProcess(name: "router-1", executable: Paths.executable("berth-router"), arguments: [
+                "--frontend", endpoints.frontend, "--backend", endpoints.backend, "--events-in", endpoints.eventsIn,
+                "--events-out", endpoints.eventsOut, "--heartbeat", heartbeat, "--log-level", "debug",
+            ])
+            return
+        }
         if metrics { routerMetricsPort = routerMetricsPort ?? freePort() }
         router = try ChildProcess(name: "router", executable: Paths.executable("berth-router"), arguments: [
             "--frontend", frontend, "--backend", backend, "--events-in", eventsIn, "--events-out", eventsOut,
@@ -48,8 +63,32 @@ final class TestMesh: @unchecked Sendable {
         ] + (routerMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []))
     }
 
+    /// Sidecars and edges started from now on register with, and follow, both routers.
+    func useTwoRouters() {
+        routerCount = 2
+    }
+
+    private var frontends: String { routerCount == 1 ? frontend : "\(frontend),\(replicaEndpoints.frontend)" }
+    private var backends: String { routerCount == 1 ? backend : "\(backend),\(replicaEndpoints.backend)" }
+    private var eventsIns: String { routerCount == 1 ? eventsIn : "\(eventsIn),\(replicaEndpoints.eventsIn)" }
+
     func killRouter() {
         router?.stop()
+    }
+
+    func killSecondRouter() {
+        secondRouter?.stop()
+    }
+
+    /// Another edge on its own port, with the same routes and routers; returns its port.
+    func startAnotherEdge(routes: [String]) throws -> Int {
+        let port = freePort()
+        otherEdges.append(try ChildProcess(name: "edge-\(otherEdges.count + 1)", executable: Paths.executable("berth-edge"), arguments: [
+            "--listen", "127.0.0.1:\(port)", "--router", frontends, "--events", eventsIns, "--heartbeat", heartbeat,
+            "--name", "edge-\(otherEdges.count + 1)", "--log-level", "debug",
+        ] + routes.flatMap { ["--route", $0] }))
+        try awaitPort(port)
+        return port
     }
 
     /// Starts `berth-edge`, or `executable`: an edge of the same command line with its own Worker (`demo-edge`).
@@ -58,7 +97,7 @@ final class TestMesh: @unchecked Sendable {
     ) throws {
         if metrics { edgeMetricsPort = freePort() }
         edge = try ChildProcess(name: "edge", executable: Paths.executable(executable), arguments: [
-            "--listen", "127.0.0.1:\(edgePort)", "--router", frontend, "--events", eventsIn, "--heartbeat", heartbeat,
+            "--listen", "127.0.0.1:\(edgePort)", "--router", frontends, "--events", eventsIns, "--heartbeat", heartbeat,
             "--log-level", "debug",
         ] + routes.flatMap { ["--route", $0] } + (edgeMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + arguments,
             environment: environment)
@@ -91,7 +130,7 @@ final class TestMesh: @unchecked Sendable {
 
     func startSidecar(className: String, id: String, port: Int, capacity: Int = 64, metricsPort: Int? = nil, app: [String] = []) throws -> ChildProcess {
         try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
-            "--router", backend, "--events", eventsIn, "--class", className, "--instance", id, "--port", String(port),
+            "--router", backends, "--events", eventsIns, "--class", className, "--instance", id, "--port", String(port),
             "--capacity", String(capacity), "--heartbeat", heartbeat, "--log-level", "debug",
         ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + (app.isEmpty ? [] : ["--"] + app))
     }
@@ -121,9 +160,48 @@ final class TestMesh: @unchecked Sendable {
         return false
     }
 
-    func get(_ path: String, headers: [(String, String)] = []) async throws -> (HTTPClientResponse, String) {
-        let (response, body) = try await send(path, method: .GET, headers: headers)
+    func get(_ path: String, headers: [(String, String)] = [], port: Int? = nil) async throws -> (HTTPClientResponse, String) {
+        let (response, body) = try await send(path, method: .GET, headers: headers, port: port)
         return (response, String(buffer: body))
+    }
+
+    /// What a closed-loop load of `connections` clients doing `method path` for `duration` got: statuses counted, and
+    /// the first bodies of failures. `during` runs once the load is on (a kill, say).
+    func load(
+        _ path: String, method: HTTPMethod = .GET, connections: Int = 16, for duration: Duration, during: @escaping @Sendable () async throws -> Void
+    ) async throws -> (statuses: [UInt: Int], failures: [String]) {
+        let deadline = ContinuousClock.now + duration
+        return try await withThrowingTaskGroup(of: ([UInt: Int], [String]).self) { group in
+            for _ in 0..<connections {
+                group.addTask {
+                    var statuses: [UInt: Int] = [:]
+                    var failures: [String] = []
+                    while ContinuousClock.now < deadline {
+                        do {
+                            let (response, body) = try await self.send(path, method: method, body: method == .POST ? ByteBuffer(string: "x") : nil)
+                            statuses[response.status.code, default: 0] += 1
+                            if response.status.code != 200 && failures.count < 3 { failures.append("\(response.status.code): \(String(buffer: body))") }
+                        } catch {
+                            statuses[0, default: 0] += 1
+                            if failures.count < 3 { failures.append("\(error)") }
+                        }
+                    }
+                    return (statuses, failures)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: duration / 4)
+                try await during()
+                return ([:], [])
+            }
+            var statuses: [UInt: Int] = [:]
+            var failures: [String] = []
+            for try await (some, failed) in group {
+                statuses.merge(some, uniquingKeysWith: +)
+                failures += failed
+            }
+            return (statuses, failures)
+        }
     }
 
     func send(_ path: String, method: HTTPMethod, headers: [(String, String)] = [], body: ByteBuffer? = nil, port: Int? = nil) async throws -> (HTTPClientResponse, ByteBuffer) {
@@ -138,12 +216,14 @@ final class TestMesh: @unchecked Sendable {
 
     /// Logs of every process, for a failing test's message.
     var logs: String {
-        ([router, edge] + instances.flatMap { [$0.sidecar, $0.app] }).compactMap { $0 }
+        ([router, secondRouter, edge] + otherEdges + instances.flatMap { [$0.sidecar, $0.app] }).compactMap { $0 }
             .map { "--- \($0.name)\n\($0.output.suffix(3_000))" }.joined(separator: "\n")
     }
 
     func stop() async {
         edge?.stop()
+        for other in otherEdges { other.stop() }
+        secondRouter?.stop()
         for instance in instances {
             instance.sidecar?.stop()
             instance.app?.stop()
