@@ -194,23 +194,41 @@ def scale_table(path):
         pass
     if not rows:
         return ["(no results)"], None
-    base = rows[0]["router_cpu_us_per_req_net"] or None
+    base = rows[0]["edge_cpu_us_per_req"] or None
+    base_rss = rows[0]["edge_rss_kib"] or None
     lines = [
-        "| sidecars | req/s answered | p50 (ms) | p99 (ms) | errors | router CPU per request (µs) | same, minus idle heartbeat work (µs) | router idle CPU | vs 1 sidecar |",
+        "| sidecars | req/s | errors | sidecars used | edge CPU per request (µs) | vs 1 sidecar | edge memory (MB) | router idle CPU | router memory (MB) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratio = r["router_cpu_us_per_req_net"] / base if base else float("nan")
-        lines.append("| {} | {:,.0f} | {:.3f} | {:.3f} | {} | {:.1f} | {:.1f} | {:.1f}% | {:.2f}× |".format(
-            r["sidecars"], r["rps"], r["p50_ms"], r["p99_ms"], r["errors"], r["router_cpu_us_per_req"],
-            r["router_cpu_us_per_req_net"], r["router_idle_cpu_pct"], ratio))
+        ratio = r["edge_cpu_us_per_req"] / base if base else float("nan")
+        lines.append("| {} | {:,.0f} | {} | {} | {:.1f} | {:.2f}× | {:.1f} | {:.1f}% | {:.1f} |".format(
+            r["sidecars"], r["rps"], r["errors"], r["sidecars_used"], r["edge_cpu_us_per_req"], ratio,
+            r["edge_rss_kib"] / 1024, r["router_idle_cpu_pct"], r["router_rss_kib"] / 1024))
     last = rows[-1]
     verdict = None
-    if base:
-        ratio = last["router_cpu_us_per_req_net"] / base
-        verdict = ("Router cost per request flat up to {} sidecars (≤ 1.5× of 1 sidecar)".format(last["sidecars"]),
-                   ("PASS" if ratio <= 1.5 else "MISS") + " ({:.2f}×)".format(ratio))
+    if base and base_rss:
+        ratio = last["edge_cpu_us_per_req"] / base
+        grown = (last["edge_rss_kib"] - base_rss) / 1024
+        verdict = ("Edge cost per pick flat up to {} sidecars (≤ 1.5× of 1 sidecar), memory within +16 MB".format(last["sidecars"]),
+                   ("PASS" if ratio <= 1.5 and grown <= 16 else "MISS") + " ({:.2f}×, +{:.1f} MB)".format(ratio, grown))
     return lines, verdict
+
+
+def failover_table(path):
+    """`key=value` lines from run.sh's router-kill scenario."""
+    rows = []
+    try:
+        with open(path) as f:
+            rows = [dict(p.split("=", 1) for p in line.split()) for line in f if line.startswith("requests=")]
+    except OSError:
+        pass
+    if not rows:
+        return ["(no results)"]
+    lines = ["| requests | failed | req/s | router killed after (s) |", "|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append("| {:,} | {} | {:,.0f} | {} |".format(int(r["requests"]), r["failed"], float(r["rps"]), r["killed_after"]))
+    return lines
 
 
 def floor_table(path):
@@ -272,7 +290,7 @@ def main_table(args):
         meta.get("rounds"), " (--quick)" if meta.get("quick") == "1" else "", meta.get("durations")))
     out.append("- peers: direct = client → app (nginx, 1 worker); nginx 1 hop = nginx proxy → app; nginx 2 hops = "
                "edge nginx → sidecar nginx → app (1 worker each, upstream keep-alive); Berth = berth-edge → "
-               "berth-router → berth-sidecar → app (release build). All on 127.0.0.1, sharing the machine's cores with the load generator.")
+               "berth-sidecar → app (release build; berth-router keeps the directory, off the request's path). All on 127.0.0.1, sharing the machine's cores with the load generator.")
     out.append("- latency cells: value (+ added over direct); 'Berth vs' columns: throughput Berth/peer, latency Berth minus peer, memory Berth/peer.")
     out.append("")
     out.extend(lines)
@@ -280,15 +298,23 @@ def main_table(args):
     if notes:
         out.extend("- ⚠ " + n for n in notes)
         out.append("")
-    out.append("## The router alone with N simulated sidecars")
+    out.append("## The edge with N registered sidecars")
     out.append("")
-    out.append("One client sends 2000 requests/s (at most 64 in flight; latency from each request's due time) on the "
-               "frontend; N simulated sidecars (real DEALER sockets, bench/router_scale.py) answer and heartbeat every "
-               "second. The driver is Python: its latency includes its own time. The router's CPU time per request, at the "
-               "same rate for every N, is the measure that must stay flat.")
+    out.append("N simulated sidecars (bench/edge_scale.py: a DEALER each to the router, READY and a heartbeat a second; one "
+               "ROUTER bound to all their endpoints answers edges) register with a second router; a second berth-edge follows "
+               "it and picks among the N, under wrk with 8 connections. The simulated sidecars are Python, so req/s is theirs; "
+               "the edge's CPU time per request and its memory are the measures that must stay flat.")
     out.append("")
     out.extend(scale_lines)
     out.append("")
+    if args.failover:
+        out.append("## The router killed mid-run")
+        out.append("")
+        out.append("wrk with 16 connections on Berth for the whole run; `kill -9` of the only router a third of the way in. "
+                   "Every request that got no 200 counts as failed.")
+        out.append("")
+        out.extend(failover_table(args.failover))
+        out.append("")
     out.append("## The bus alone")
     out.append("")
     out.append("bench/bus_floor.c: three C processes with Berth's sockets, options and frames (a 100-byte envelope, a "
@@ -336,6 +362,7 @@ def main():
     parser.add_argument("command", choices=["table"])
     parser.add_argument("--results", required=True)
     parser.add_argument("--scale", required=True)
+    parser.add_argument("--failover")
     parser.add_argument("--floor", default="")
     parser.add_argument("--selfcheck", required=True)
     parser.add_argument("--meta", required=True)

@@ -5,7 +5,7 @@
 #   bench/run.sh --quick    # 1 short round; ~3 minutes
 #
 # Peers, each its own process on 127.0.0.1: the app (nginx, 1 worker), direct, nginx one hop, nginx two hops,
-# and Berth (berth-edge -> berth-router -> berth-sidecar -> the same app, release build). Prints one markdown
+# and Berth (berth-edge -> berth-sidecar -> the same app, release build; berth-router keeps the directory). Prints one markdown
 # table and keeps it in bench/results/YYYY-MM-DD-HHMM.md. See bench/README.md.
 set -euo pipefail
 
@@ -125,15 +125,15 @@ for port in random.sample(range(20000, 32768), 400):
         pass
     finally:
         s.close()
-    if len(chosen) == 12:
+    if len(chosen) == 13:
         break
 print(" ".join(map(str, chosen)))
 EOF
 )"
-((${#ports[@]} == 12)) || die "could not find 12 free ports"
+((${#ports[@]} == 13)) || die "could not find 13 free ports"
 app_port=${ports[0]} hop1_port=${ports[1]} hop2_sidecar_port=${ports[2]} hop2_edge_port=${ports[3]}
 edge_port=${ports[4]} frontend_port=${ports[5]} backend_port=${ports[6]} events_in_port=${ports[7]} events_out_port=${ports[8]}
-scale_frontend=${ports[9]} scale_backend=${ports[10]} scale_events=${ports[11]}
+scale_frontend=${ports[9]} scale_backend=${ports[10]} scale_events=${ports[11]} scale_edge_port=${ports[12]}
 
 # Waits until `curl URL` prints something containing NEEDLE, for at most SECONDS, while PID lives.
 wait_http() {
@@ -285,7 +285,7 @@ start sidecar "$release_bin/berth-sidecar" --router "$(tcp "$backend_port")" --e
     --class Bench --instance bench-0 --port "$app_port" --capacity 128
 start edge "$release_bin/berth-edge" --listen "127.0.0.1:$edge_port" --router "$(tcp "$frontend_port")" \
     --events "$(tcp "$events_in_port")" --route /=Bench
-# Ready when a request goes all the way through: edge, router, sidecar (registered), app.
+# Ready when a request goes all the way through: edge (directory from the router), sidecar, app.
 wait_http edge "$pid_edge" "http://127.0.0.1:$edge_port/" '"ok":true' 30
 
 peers=(direct nginx1 nginx2 berth)
@@ -509,16 +509,37 @@ for peer in berth nginx2; do # the peak resident memory of each process over the
 done
 kill -0 "$pid_edge" "$pid_router" "$pid_sidecar" 2>/dev/null || die "a Berth process died during the run (see $work/logs)"
 
-# ---- the router alone with 1, 10, 100, 1000 simulated sidecars ----
+# ---- the edge with 1, 10, 100, 1000 simulated sidecars ----
 
-log "router alone with 1, 10, 100, 1000 simulated sidecars ($((SECONDS - started))s)"
+log "the edge with 1, 10, 100, 1000 simulated sidecars ($((SECONDS - started))s)"
+mkdir -p "$work/scale"
 start scale-router "$release_bin/berth-router" --frontend "$(tcp "$scale_frontend")" --backend "$(tcp "$scale_backend")" \
     --events-in "$(tcp "$scale_events")" --events-out ipc://"$work/scale-events-out" --log-level warning
 wait_tcp scale-router "$pid_scale_router" "$scale_backend"
-timeout 600 "$py" "$bench/router_scale.py" --frontend "$(tcp "$scale_frontend")" --backend "$(tcp "$scale_backend")" \
-    --router-pid "$pid_scale_router" --counts 1,10,100,1000 --seconds "$d_scale" --idle-seconds "$d_scale_idle" \
-    --window 64 --rate 2000 >"$work/scale.jsonl" || die "router scale test failed"
-kill -TERM "$pid_scale_router" 2>/dev/null || true
+start scale-edge "$release_bin/berth-edge" --listen "127.0.0.1:$scale_edge_port" --router "$(tcp "$scale_frontend")" \
+    --events "$(tcp "$scale_events")" --route /=Scale --log-level warning
+wait_tcp scale-edge "$pid_scale_edge" "$scale_edge_port"
+timeout 900 "$py" "$bench/edge_scale.py" --backend "$(tcp "$scale_backend")" --router-pid "$pid_scale_router" \
+    --edge-pid "$pid_scale_edge" --edge-url "http://127.0.0.1:$scale_edge_port/" --work "$work/scale" \
+    --counts 1,10,100,1000 --seconds "$d_scale" --idle-seconds "$d_scale_idle" >"$work/scale.jsonl" || die "edge scale test failed"
+kill -TERM "$pid_scale_edge" "$pid_scale_router" 2>/dev/null || true
+
+# ---- the router killed mid-run: the requests that failed ----
+
+log "the router killed under load ($((SECONDS - started))s)"
+failover_seconds=$((d_small * 2))
+timeout $((failover_seconds + 30)) wrk --timeout 5s -t2 -c16 -d "${failover_seconds}s" "http://127.0.0.1:$edge_port/" \
+    >"$work/logs/wrk-failover.txt" 2>&1 &
+wrk_pid=$!
+sleep $((failover_seconds / 3))
+kill -KILL "$pid_router"
+wait "$wrk_pid" || true
+failover_requests="$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/logs/wrk-failover.txt")"
+failover_bad="$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$work/logs/wrk-failover.txt")"
+failover_socket="$(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' "$work/logs/wrk-failover.txt" | awk '{print $1 + $2 + $3 + $4}')"
+failover_rps="$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$work/logs/wrk-failover.txt")"
+echo "requests=${failover_requests:-0} failed=$((${failover_bad:-0} + ${failover_socket:-0})) rps=${failover_rps:-0} killed_after=$((failover_seconds / 3))" >"$work/failover.txt"
+log "router killed: $(cat "$work/failover.txt")"
 
 # ---- libzmq alone, in Berth's shape: the floor under the request path ----
 
@@ -554,7 +575,7 @@ stamp="$(date -u +%Y-%m-%d-%H%M)"
 save_to=()
 ((save)) && save_to=(--out "$bench/results/$stamp.md")
 mkdir -p "$bench/results"
-"$py" "$bench/report.py" table --results "$results" --scale "$work/scale.jsonl" --floor "$work/floor.txt" --selfcheck "$selfcheck" \
+"$py" "$bench/report.py" table --results "$results" --scale "$work/scale.jsonl" --failover "$work/failover.txt" --floor "$work/floor.txt" --selfcheck "$selfcheck" \
     --meta "$work/meta.txt" "${save_to[@]}"
 ((save)) && log "kept in bench/results/$stamp.md"
 log "done in $((SECONDS - started))s of measuring"
