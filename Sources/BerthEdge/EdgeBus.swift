@@ -184,6 +184,23 @@ final class EdgeBus: BusLoopBody {
                 finish(outgoing.exchange, answer)
             case .fail(let outgoing, let request, let error):
                 finish(outgoing.exchange, MeshAnswer(response: Response(id: request.id, status: 0, error: error), body: []))
+            case .ejected(let ready, let duration, let reason):
+                let instance = Endpoint(className: ready.className, instanceID: ready.instanceID, port: ready.ports.first ?? 0)
+                let message: String
+                if let duration {
+                    message = "edge \(configuration.name) sets it aside for \(duration): \(reason)"
+                    logger.warning("instance set aside", metadata: [
+                        "berth.container": "\(ready.className)", "berth.instance": "\(ready.instanceID)", "berth.reason": "\(reason)",
+                        "berth.duration": "\(duration)",
+                    ])
+                } else {
+                    message = "edge \(configuration.name) picks it again"
+                    logger.info("instance picked again", metadata: ["berth.container": "\(ready.className)", "berth.instance": "\(ready.instanceID)"])
+                }
+                publish(topic: "lifecycle.\(ready.className).\(ready.instanceID)", event: .lifecycle(LifecycleEvent(
+                    timeMicroseconds: WallClock.nowMicroseconds(), container: instance, state: duration == nil ? .returned : .ejected,
+                    message: message
+                )))
             case .askDirectory(let router):
                 logger.info("missed a directory update; asking for the whole directory", metadata: ["berth.router": "\(routers[router].endpoint)"])
                 routers[router].send(.directoryRequest)

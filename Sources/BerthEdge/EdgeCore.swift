@@ -13,6 +13,11 @@ import DequeModule
 /// - The link to a sidecar dies with requests on it: idempotent ones (and any the sidecar never got) are tried once
 ///   more on another instance; the rest get 502 instance-lost at once.
 /// - The deadline passes: 504.
+/// - Outlier detection, as Envoy's: an instance with `ejectAfter` mesh-side failures in a row (the app refused or
+///   broke the connection, did not answer in time, or the link was lost) is set aside for `baseEjection` times the
+///   number of its ejections (at most `maxEjection`), while no more than `maxEjectedShare` of its class is set aside.
+/// - A stalled instance (requests in flight and no answer for `stallAfter`) gets no unnamed request while another
+///   instance can take it, so a hung app holds only the requests it already has.
 struct EdgeCore<Payload> {
     enum Action {
         /// Open the link to a sidecar; `link` names it on the edge's request socket.
@@ -27,6 +32,8 @@ struct EdgeCore<Payload> {
         case fail(Payload, Request, MeshError)
         /// Ask router `router` for its whole directory.
         case askDirectory(router: Int)
+        /// Outlier detection set `instance` aside for `duration`, or picks it again (`duration` nil).
+        case ejected(Ready, duration: Duration?, reason: String)
     }
 
     struct Settings {
@@ -38,6 +45,14 @@ struct EdgeCore<Payload> {
         var firstDirectoryWait: Duration = .seconds(3)
         /// A link unused this long is closed.
         var idleLink: Duration = .seconds(60)
+        /// Mesh-side failures in a row that set an instance aside.
+        var ejectAfter = 5
+        var baseEjection: Duration = .seconds(30)
+        var maxEjection: Duration = .seconds(300)
+        /// The share of a class that may be set aside at once (rounded down: a lone instance never is).
+        var maxEjectedShare = 0.5
+        /// An instance with requests in flight that answered nothing for this long counts as stalled.
+        var stallAfter: Duration = .seconds(1)
     }
 
     /// A live instance as this edge sees it.
@@ -61,12 +76,32 @@ struct EdgeCore<Payload> {
         /// Its link was lost though the directory still lists it: not picked before this, when its routers will have
         /// dropped it if it is dead.
         var quarantinedUntil: ContinuousClock.Instant?
+        /// Mesh-side failures in a row, and how often outlier detection set it aside.
+        var failuresInARow = 0
+        var ejections = 0
+        var ejectedUntil: ContinuousClock.Instant?
+        /// Since when it has requests in flight, and when it last answered one: together they tell a stall.
+        var busySince: ContinuousClock.Instant?
+        var lastAnswer: ContinuousClock.Instant?
 
         var instanceID: String { ready.instanceID }
         var capacity: Int { Int(ready.capacity) }
         var load: Int { max(inFlight.count, reported) }
         var hasRoom: Bool { inFlight.count < capacity && reported < capacity }
         var pickable: Bool { listed && !leaving }
+
+        /// Set aside at `now`: its link was lost, or outlier detection ejected it.
+        func setAside(at now: ContinuousClock.Instant) -> Bool {
+            if let until = quarantinedUntil, until > now { return true }
+            if let until = ejectedUntil, until > now { return true }
+            return false
+        }
+
+        /// Requests in flight, and no answer to any for `limit`.
+        func stalled(at now: ContinuousClock.Instant, after limit: Duration) -> Bool {
+            guard inFlight.count >= 2, let since = busySince else { return false }
+            return max(since, lastAnswer ?? since).duration(to: now) > limit
+        }
         var name: String { "\(ready.className)/\(ready.instanceID)" }
     }
 
@@ -208,9 +243,9 @@ struct EdgeCore<Payload> {
         }
         let keys = classes[className] ?? []
         func usable(_ key: String) -> Bool {
-            guard let until = members[key]!.quarantinedUntil else { return !entry.avoid.contains(key) }
-            return until <= now && !entry.avoid.contains(key)
+            !members[key]!.setAside(at: now) && !entry.avoid.contains(key)
         }
+        let stallAfter = settings.stallAfter
         let chosen: String?
         if let name = entry.request.target.instanceName {
             // A name sticks to its instance: when that one is full, the request waits for it.
@@ -220,9 +255,13 @@ struct EdgeCore<Payload> {
             chosen = members[candidates[index]]!.hasRoom ? candidates[index] : nil
         } else {
             guard !keys.isEmpty else { return failUnplaced(id, className, classSize: 0) }
+            let rotation = nextRotation(), random = nextRandom()
+            // A stalled instance takes a request only when no other can.
             let index = Picking.leastLoaded(
-                count: keys.count, rotation: nextRotation(), random: nextRandom(),
-                load: { members[keys[$0]]!.load },
+                count: keys.count, rotation: rotation, random: random, load: { members[keys[$0]]!.load },
+                hasRoom: { usable(keys[$0]) && members[keys[$0]]!.hasRoom && !members[keys[$0]]!.stalled(at: now, after: stallAfter) }
+            ) ?? Picking.leastLoaded(
+                count: keys.count, rotation: rotation, random: random, load: { members[keys[$0]]!.load },
                 hasRoom: { usable(keys[$0]) && members[keys[$0]]!.hasRoom }
             )
             if index == nil && !keys.contains(where: usable) { return failUnplaced(id, className, classSize: keys.count) }
@@ -262,6 +301,7 @@ struct EdgeCore<Payload> {
         let left = now.duration(to: entry.deadline)
         entry.request.timeoutMilliseconds = UInt32(clamping: max(1, left.milliseconds))
         pending[id] = entry
+        if member.inFlight.isEmpty { member.busySince = now }
         member.inFlight.insert(id)
         member.lastUsed = now
         if member.waitingSince == nil { member.waitingSince = now }
@@ -274,7 +314,10 @@ struct EdgeCore<Payload> {
     private mutating func release(_ id: UInt64, from key: String) -> [Action] {
         guard var member = members[key] else { return [] }
         member.inFlight.remove(id)
-        if member.inFlight.isEmpty { member.waitingSince = nil }
+        if member.inFlight.isEmpty {
+            member.waitingSince = nil
+            member.busySince = nil
+        }
         members[key] = member
         if !member.listed && member.inFlight.isEmpty { return forget(key) }
         return []
@@ -285,8 +328,14 @@ struct EdgeCore<Payload> {
         guard let key = linkKeys[link] else { return [] }
         heard(key, load: Int(response.inFlight), now: now)
         guard let entry = pending[response.id], entry.on == key else { return [] }
+        members[key]!.lastAnswer = now
         var actions = release(response.id, from: key)
         let className = entry.request.target.className
+        switch response.error?.code {
+        case .appUnreachable?, .appFailed?, .deadlineExceeded?: actions += failed(key, "\(response.error!.code.name): \(response.error!.message)", now: now)
+        case .saturated?, .badRequest?, .tooLarge?, .appUnavailable?: break
+        default: members[key]?.failuresInARow = 0
+        }
         switch response.error?.code {
         case .saturated? where response.error?.component == "sidecar":
             // The sidecar is full (other edges fill it too), as its load now says: the app never saw this one, which
@@ -331,8 +380,9 @@ struct EdgeCore<Payload> {
     }
 
     private mutating func lose(_ key: String, reason: String, now: ContinuousClock.Instant) -> [Action] {
-        guard let member = members[key] else { return [] }
-        var actions: [Action] = []
+        guard members[key] != nil else { return [] }
+        var actions = failed(key, "its link \(reason)", now: now)
+        let member = members[key]!
         let delivered = member.lastHeard != nil
         for id in member.inFlight.sorted() {
             guard let entry = pending[id] else { continue }
@@ -349,15 +399,47 @@ struct EdgeCore<Payload> {
         if let ready = directory.live()[key] {
             actions += add(key, ready, now: now)
             members[key]!.quarantinedUntil = now + settings.heartbeatInterval * settings.liveness
+            members[key]!.failuresInARow = member.failuresInARow
+            members[key]!.ejections = member.ejections
+            members[key]!.ejectedUntil = member.ejectedUntil
         }
         rebuildClasses()
         return actions + drainQueue(member.ready.className, now: now)
     }
 
+    // MARK: Outlier detection
+
+    /// A mesh-side failure of `key`'s instance: the `ejectAfter`th in a row sets it aside, if its class can spare it.
+    private mutating func failed(_ key: String, _ reason: String, now: ContinuousClock.Instant) -> [Action] {
+        guard var member = members[key] else { return [] }
+        member.failuresInARow += 1
+        defer { members[key] = member }
+        guard member.failuresInARow >= settings.ejectAfter, !member.setAside(at: now) else { return [] }
+        let peers = classes[member.ready.className] ?? []
+        let ejected = peers.filter { members[$0]?.ejectedUntil.map { $0 > now } ?? false }.count
+        guard ejected + 1 <= Int(Double(peers.count) * settings.maxEjectedShare) else { return [] }
+        member.ejections += 1
+        member.failuresInARow = 0
+        let duration = min(settings.baseEjection * member.ejections, settings.maxEjection)
+        member.ejectedUntil = now + duration
+        return [.ejected(member.ready, duration: duration, reason: "\(settings.ejectAfter) failures in a row, the last: \(reason)")]
+    }
+
+    /// Instances whose ejection is over are picked again.
+    private mutating func returnEjected(now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        for (key, member) in members {
+            guard let until = member.ejectedUntil, until <= now else { continue }
+            members[key]!.ejectedUntil = nil
+            actions.append(.ejected(member.ready, duration: nil, reason: "its ejection is over"))
+        }
+        return actions
+    }
+
     /// Whether another instance could take `entry` instead of `key`'s.
     private func hasAlternative(to key: String, for entry: Pending, now: ContinuousClock.Instant) -> Bool {
         (classes[entry.request.target.className] ?? []).contains { other in
-            other != key && !entry.avoid.contains(other) && (members[other]?.quarantinedUntil.map { $0 <= now } ?? true)
+            other != key && !entry.avoid.contains(other) && members[other]?.setAside(at: now) == false
         }
     }
 
@@ -418,6 +500,7 @@ struct EdgeCore<Payload> {
         if now >= nextHeartbeat {
             nextHeartbeat = now + settings.heartbeatInterval
             actions += checkLinks(now: now)
+            actions += returnEjected(now: now)
         }
         return (actions, min(nextSweep, nextHeartbeat))
     }
@@ -431,6 +514,7 @@ struct EdgeCore<Payload> {
             let message: String
             if let key = entry.on, let member = members[key] {
                 message = "\(member.name) did not answer before the deadline"
+                actions += failed(key, message, now: now)
             } else {
                 queues[entry.request.target.className]?.removeAll { $0 == id }
                 message = "no instance of \(entry.request.target.className) became free before the deadline"

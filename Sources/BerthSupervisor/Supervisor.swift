@@ -160,7 +160,8 @@ public actor Supervisor: Service {
 
     private func record(_ event: LifecycleEvent) {
         let name = "\(event.container.className)/\(event.container.instanceID)"
-        let appState = Names.lifecycleState(event.state)
+        // An edge's word that it picks the instance again: as far as `ps` tells, it is healthy.
+        let appState = Names.lifecycleState(event.state == .returned ? .healthy : event.state)
         update(name) { service in
             var app = service.app ?? MeshState.App(state: appState, restarts: 0, since: Date())
             if app.state != appState { app.since = Date() }

@@ -56,9 +56,9 @@ public struct EventFormatter: Sendable {
         var line = "\(time(event.timeMicroseconds)) \(paint("lifecycle", .magenta)) \(Self.name(event.container))"
         if event.container.port != 0 { line += " :\(event.container.port)" }
         let state: Colour = switch event.state {
-        case .healthy: .green
+        case .healthy, .returned: .green
         case .starting, .restarting: .yellow
-        case .exited: .red
+        case .exited, .ejected: .red
         case .stopping, .sleeping, .unspecified: .dim
         }
         line += " " + paint(Names.lifecycleState(event.state), state)
@@ -143,6 +143,8 @@ public enum Names {
         case .sleeping: "sleeping"
         case .exited: "exited"
         case .restarting: "restarting"
+        case .ejected: "ejected"
+        case .returned: "returned"
         }
     }
 

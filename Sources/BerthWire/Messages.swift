@@ -337,6 +337,10 @@ public enum LifecycleState: Int32, Sendable, Hashable {
     case sleeping = 4
     case exited = 5
     case restarting = 6
+    /// An edge set the instance aside (outlier detection).
+    case ejected = 7
+    /// An edge picks the instance again.
+    case returned = 8
 }
 
 public struct LifecycleEvent: Sendable, Hashable {

@@ -2283,7 +2283,7 @@ const ProtobufCEnumDescriptor berth__traffic_kind__descriptor =
   berth__traffic_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue berth__lifecycle_state__enum_values_by_number[7] =
+static const ProtobufCEnumValue berth__lifecycle_state__enum_values_by_number[9] =
 {
   { "LIFECYCLE_STATE_UNSPECIFIED", "BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_UNSPECIFIED", 0 },
   { "LIFECYCLE_STATE_STARTING", "BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_STARTING", 1 },
@@ -2292,15 +2292,19 @@ static const ProtobufCEnumValue berth__lifecycle_state__enum_values_by_number[7]
   { "LIFECYCLE_STATE_SLEEPING", "BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_SLEEPING", 4 },
   { "LIFECYCLE_STATE_EXITED", "BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_EXITED", 5 },
   { "LIFECYCLE_STATE_RESTARTING", "BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_RESTARTING", 6 },
+  { "LIFECYCLE_STATE_EJECTED", "BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_EJECTED", 7 },
+  { "LIFECYCLE_STATE_RETURNED", "BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_RETURNED", 8 },
 };
 static const ProtobufCIntRange berth__lifecycle_state__value_ranges[] = {
-{0, 0},{0, 7}
+{0, 0},{0, 9}
 };
-static const ProtobufCEnumValueIndex berth__lifecycle_state__enum_values_by_name[7] =
+static const ProtobufCEnumValueIndex berth__lifecycle_state__enum_values_by_name[9] =
 {
+  { "LIFECYCLE_STATE_EJECTED", 7 },
   { "LIFECYCLE_STATE_EXITED", 5 },
   { "LIFECYCLE_STATE_HEALTHY", 2 },
   { "LIFECYCLE_STATE_RESTARTING", 6 },
+  { "LIFECYCLE_STATE_RETURNED", 8 },
   { "LIFECYCLE_STATE_SLEEPING", 4 },
   { "LIFECYCLE_STATE_STARTING", 1 },
   { "LIFECYCLE_STATE_STOPPING", 3 },
@@ -2313,9 +2317,9 @@ const ProtobufCEnumDescriptor berth__lifecycle_state__descriptor =
   "LifecycleState",
   "Berth__LifecycleState",
   "berth",
-  7,
+  9,
   berth__lifecycle_state__enum_values_by_number,
-  7,
+  9,
   berth__lifecycle_state__enum_values_by_name,
   1,
   berth__lifecycle_state__value_ranges,

@@ -71,6 +71,18 @@ import Testing
         #expect(file.container(named: "ContainerC") == nil)
     }
 
+    @Test func routerReplicasEachGetTheirOwnEndpoints() throws {
+        let yaml = "router: { replicas: 3, events_in: ipc:///tmp/in }\ncontainers:\n  web: { command: [./web], port: 80 }\n"
+        let router = try ComposeFile.parse(yaml: yaml, path: "mesh.yaml").router
+        #expect(router.replicas == 3)
+        #expect(router.replica(0) == router)
+        let second = router.replica(2)
+        #expect(second.frontend == "tcp://127.0.0.1:7720")
+        #expect(second.backend == "tcp://127.0.0.1:7721")
+        #expect(second.eventsIn == "ipc:///tmp/in-2")
+        #expect(second.eventsOut == "tcp://127.0.0.1:7723")
+    }
+
     @Test func defaultsApplyToEverythingLeftOut() throws {
         let file = try ComposeFile.parse(yaml: "containers:\n  web:\n    command: [./web]\n    port: 80\n", path: "mesh.yaml")
 

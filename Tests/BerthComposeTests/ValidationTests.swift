@@ -109,6 +109,8 @@ let brokenFiles: [Broken] = [
            code: .invalidValue, key: "containers.a.sleep_after", line: 5, column: 18, message: "'10 minutes' is not a duration"),
     Broken(testDescription: "negative duration", yaml: "edge:\n  timeout: -5s\n" + containerA,
            code: .invalidValue, key: "edge.timeout", line: 2, message: "'-5s' is not a duration"),
+    Broken(testDescription: "no router replicas", yaml: "router: { replicas: 0 }\n" + containerA,
+           code: .invalidValue, key: "router.replicas", line: 1, message: "0 is out of range 1...9"),
     Broken(testDescription: "zero heartbeat", yaml: "router: { heartbeat: 0s }\n" + containerA,
            code: .invalidValue, key: "router.heartbeat", line: 1, message: "must be longer than zero"),
     Broken(testDescription: "bad readiness duration", yaml: "containers:\n  a:\n    command: [./a]\n    port: 1\n    readiness: { path: /h, interval: soon }\n",

@@ -268,4 +268,91 @@ import Testing
         #expect(answered.contains { if case .disconnect = $0 { true } else { false } })
         #expect(core.member("A/a-0") == nil)
     }
+
+    // MARK: Outlier detection and stalls
+
+    func ejections(_ actions: [Core.Action]) -> [(instance: String, duration: Duration?)] {
+        actions.compactMap { if case .ejected(let ready, let duration, _) = $0 { (ready.instanceID, duration) } else { nil } }
+    }
+
+    @Test func fiveFailuresInARowSetAnInstanceAsideAndItComesBack() {
+        var core = core([Self.ready("a-0", capacity: 8), Self.ready("a-1", capacity: 8), Self.ready("a-2", capacity: 8)])
+        let broken = Response(id: 0, status: 0, error: MeshError(code: .appFailed, message: "reset", component: "sidecar"))
+        var ejected: [(instance: String, duration: Duration?)] = []
+        for id in UInt64(1)...5 {
+            _ = submit(&core, request(id, name: "a-0"))
+            var answer = broken
+            answer.id = id
+            ejected += ejections(core.response(answer, onLink: link(core, "a-0"), now: at(Int(id))))
+        }
+        #expect(ejected.map(\.instance) == ["a-0"])
+        #expect(ejected.first?.duration == .seconds(30))
+        // Set aside: unnamed requests go elsewhere, and so does its name.
+        for id in UInt64(10)...20 { #expect(sends(submit(&core, request(id, timeout: 60_000), now: 10)).first?.link != link(core, "a-0")) }
+        // Back after its ejection.
+        let (actions, _) = core.tick(now: at(31_000))
+        #expect(ejections(actions).map(\.instance) == ["a-0"])
+        #expect(ejections(actions).first?.duration == nil)
+    }
+
+    @Test func anAnswerFromTheAppEndsTheRunOfFailures() {
+        var core = core([Self.ready("a-0", capacity: 8), Self.ready("a-1", capacity: 8), Self.ready("a-2", capacity: 8)])
+        var ejected = 0
+        for id in UInt64(1)...9 {
+            _ = submit(&core, request(id, name: "a-0"))
+            let response = id == 5
+                ? Response(id: id, status: 500)
+                : Response(id: id, status: 0, error: MeshError(code: .appFailed, message: "reset", component: "sidecar"))
+            ejected += ejections(core.response(response, onLink: link(core, "a-0"), now: at(Int(id)))).count
+        }
+        #expect(ejected == 0, "4 failures, an answer, then 4: never 5 in a row")
+    }
+
+    @Test func noMoreThanHalfAClassIsSetAside() {
+        var core = core([Self.ready("a-0", capacity: 8), Self.ready("a-1", capacity: 8)])
+        var ejected: [String] = []
+        for name in ["a-0", "a-1"] {
+            for id in UInt64(1)...5 {
+                let requestID = id + (name == "a-1" ? 100 : 0)
+                _ = submit(&core, request(requestID, name: name))
+                let answer = Response(id: requestID, status: 0, error: MeshError(code: .appUnreachable, message: "refused", component: "sidecar"))
+                ejected += ejections(core.response(answer, onLink: link(core, name), now: at(Int(id)))).map(\.instance)
+            }
+        }
+        #expect(ejected.count == 1, "one of two may be set aside: \(ejected)")
+    }
+
+    @Test func aLoneInstanceIsNeverSetAside() {
+        var core = core([Self.ready("a-0", capacity: 8)])
+        var ejected = 0
+        for id in UInt64(1)...10 {
+            _ = submit(&core, request(id))
+            let answer = Response(id: id, status: 0, error: MeshError(code: .appUnreachable, message: "refused", component: "sidecar"))
+            ejected += ejections(core.response(answer, onLink: link(core, "a-0"), now: at(Int(id)))).count
+        }
+        #expect(ejected == 0)
+    }
+
+    @Test func aStalledInstanceGetsNoNewRequestWhileAnotherCanTakeIt() {
+        var core = core([Self.ready("a-0", capacity: 64), Self.ready("a-1", capacity: 64)])
+        // Two requests hang on a-0 (its app stopped); a-1 answers each of its own at once.
+        _ = submit(&core, request(1, name: "a-0", timeout: 30_000))
+        _ = submit(&core, request(2, name: "a-0", timeout: 30_000))
+        var onStalled = 0
+        for id in UInt64(10)...50 {
+            let now = 1_100 + Int(id)
+            guard let sent = sends(submit(&core, request(id, timeout: 30_000), now: now)).first else { continue }
+            if sent.link == link(core, "a-0") { onStalled += 1 } else {
+                _ = core.response(Response(id: id, status: 200), onLink: sent.link, now: at(now))
+            }
+        }
+        #expect(onStalled == 0, "a-0 has answered nothing for over a second with two requests in flight")
+    }
+
+    @Test func aStalledLoneInstanceStillTakesRequests() {
+        var core = core([Self.ready("a-0", capacity: 64)])
+        _ = submit(&core, request(1, timeout: 30_000))
+        _ = submit(&core, request(2, timeout: 30_000))
+        #expect(sends(submit(&core, request(3, timeout: 30_000), now: 2_000)).count == 1)
+    }
 }

@@ -103,7 +103,15 @@ typedef enum _Berth__LifecycleState {
   BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_STOPPING = 3,
   BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_SLEEPING = 4,
   BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_EXITED = 5,
-  BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_RESTARTING = 6
+  BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_RESTARTING = 6,
+  /*
+   * Published by an edge: it set the instance aside (outlier detection), for the time the message says.
+   */
+  BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_EJECTED = 7,
+  /*
+   * Published by an edge: an instance it had set aside is picked again.
+   */
+  BERTH__LIFECYCLE_STATE__LIFECYCLE_STATE_RETURNED = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BERTH__LIFECYCLE_STATE)
 } Berth__LifecycleState;
 typedef enum _Berth__LogStream {

@@ -1,0 +1,53 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// Instances that die or hang under load: the edge's retries, outlier detection and stall rule keep the rest serving.
+@Suite(.serialized)
+struct FaultTests {
+    func start(_ mesh: TestMesh, instances: Int) async throws {
+        try mesh.startRouter()
+        for index in 0..<instances { try mesh.addInstance(className: "ContainerA", id: "a-\(index)") }
+        try mesh.startEdge(routes: ["/a/=ContainerA"])
+        for index in 0..<instances {
+            #expect(try await mesh.waitUntil("/a/instance", accept: { _, body in body == "a-\(index)" }), "a-\(index) never served:\n\(mesh.logs)")
+        }
+    }
+
+    /// The app dies and its sidecar lives on: every connection it refuses is tried on another instance (the app never
+    /// saw the request, so whatever its method), and after five refusals in a row the edge sets it aside.
+    @Test func anAppKilledUnderLoadWithItsSidecarAliveFailsNoRequest() async throws {
+        try await withMesh { mesh in
+            try await start(mesh, instances: 3)
+            let (during, failures) = try await mesh.load("/a/echo", method: .POST, connections: 16, for: .seconds(3)) {
+                mesh.instance("a-1")?.app?.stop()
+            }
+            let total = during.values.reduce(0, +)
+            let failed = total - (during[200] ?? 0)
+            #expect(failed * 100 <= total, "\(failed) of \(total) failed: \(during) \(failures)")
+            #expect(mesh.edge?.output.contains("instance set aside") == true, "the edge should set a-1 aside:\n\(mesh.edge?.output.suffix(2_000) ?? "")")
+
+            let (after, _) = try await mesh.load("/a/echo", method: .POST, connections: 16, for: .seconds(2)) {}
+            #expect(after.keys.sorted() == [200], "once a-1 is set aside: \(after)")
+        }
+    }
+
+    /// One app of three is stopped (SIGSTOP) for 2.5 s: it holds the requests it has, and the others serve the rest.
+    @Test func aHungAppHoldsOnlyItsOwnRequests() async throws {
+        try await withMesh { mesh in
+            try await start(mesh, instances: 3)
+            let (before, _) = try await mesh.load("/a/instance", connections: 16, for: .seconds(2)) {}
+            let app = try #require(mesh.instance("a-2")?.app)
+            let (during, failures) = try await mesh.load("/a/instance", connections: 16, for: .seconds(4)) {
+                app.signal(SIGSTOP)
+                try await Task.sleep(for: .milliseconds(2_500))
+                app.signal(SIGCONT)
+            }
+            let served = { (statuses: [UInt: Int], seconds: Double) in Double(statuses[200] ?? 0) / seconds }
+            #expect(during.keys.sorted() == [200], "\(during) \(failures)")
+            #expect(served(during, 4) >= served(before, 2) / 2, "before \(before), during \(during)")
+        }
+    }
+}
