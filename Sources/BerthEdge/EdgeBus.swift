@@ -219,13 +219,18 @@ final class EdgeBus: BusLoopBody {
         }
     }
 
+    /// A link's routing id on the request socket: "L" and its number, 32 bits little-endian (ids that begin with a
+    /// zero byte are libzmq's own).
     static func routingID(_ link: Int) -> [UInt8] {
-        Array("L\(link)".utf8)
+        [UInt8(ascii: "L"), UInt8(truncatingIfNeeded: link), UInt8(truncatingIfNeeded: link >> 8),
+         UInt8(truncatingIfNeeded: link >> 16), UInt8(truncatingIfNeeded: link >> 24)]
     }
 
-    private static func link(ofRoutingID bytes: [UInt8]) -> Int? {
-        guard bytes.first == UInt8(ascii: "L") else { return nil }
-        return Int(String(decoding: bytes.dropFirst(), as: UTF8.self))
+    private static func link(ofRoutingID frame: Frame) -> Int? {
+        frame.withUnsafeBytes { bytes in
+            guard bytes.count == 5, bytes[0] == UInt8(ascii: "L") else { return nil }
+            return Int(bytes[1]) | Int(bytes[2]) << 8 | Int(bytes[3]) << 16 | Int(bytes[4]) << 24
+        }
     }
 
     private func finish(_ exchange: Exchange, _ answer: MeshAnswer) {
@@ -283,7 +288,7 @@ final class EdgeBus: BusLoopBody {
 
     /// `[link's routing id, envelope, body...]` from a sidecar.
     private func fromSidecar(_ frames: [Frame]) {
-        guard frames.count >= 2, let link = Self.link(ofRoutingID: frames[0].bytes) else {
+        guard frames.count >= 2, let link = Self.link(ofRoutingID: frames[0]) else {
             logger.warning("rejected message from a sidecar: expected a link's routing id and an envelope", metadata: ["berth.frames": "\(frames.count)"])
             return
         }

@@ -55,12 +55,14 @@ struct EdgeCore<Payload> {
         var stallAfter: Duration = .seconds(1)
     }
 
-    /// A live instance as this edge sees it.
-    struct Member {
+    /// A live instance as this edge sees it. A class, so that a pick reads its load without copying its description.
+    final class Member {
         var ready: Ready
+        /// `class/instance`.
+        let key: String
         let link: Int
         /// Requests this edge has on it.
-        var inFlight: Set<UInt64> = []
+        var inFlight = 0
         /// What the sidecar last said it works on (all edges' requests).
         var reported = 0
         /// The directory lists it; once not, it takes nothing new and goes when its requests are answered.
@@ -84,10 +86,17 @@ struct EdgeCore<Payload> {
         var busySince: ContinuousClock.Instant?
         var lastAnswer: ContinuousClock.Instant?
 
+        init(ready: Ready, key: String, link: Int, lastUsed: ContinuousClock.Instant) {
+            self.ready = ready
+            self.key = key
+            self.link = link
+            self.lastUsed = lastUsed
+        }
+
         var instanceID: String { ready.instanceID }
         var capacity: Int { Int(ready.capacity) }
-        var load: Int { max(inFlight.count, reported) }
-        var hasRoom: Bool { inFlight.count < capacity && reported < capacity }
+        var load: Int { max(inFlight, reported) }
+        var hasRoom: Bool { inFlight < capacity && reported < capacity }
         var pickable: Bool { listed && !leaving }
 
         /// Set aside at `now`: its link was lost, or outlier detection ejected it.
@@ -99,32 +108,43 @@ struct EdgeCore<Payload> {
 
         /// Requests in flight, and no answer to any for `limit`.
         func stalled(at now: ContinuousClock.Instant, after limit: Duration) -> Bool {
-            guard inFlight.count >= 2, let since = busySince else { return false }
+            guard inFlight >= 2, let since = busySince else { return false }
             return max(since, lastAnswer ?? since).duration(to: now) > limit
         }
         var name: String { "\(ready.className)/\(ready.instanceID)" }
     }
 
-    private struct Pending {
+    /// A request in the mesh. A class, so that each step of it updates it in place.
+    private final class Pending {
         var request: Request
         let payload: Payload
         let deadline: ContinuousClock.Instant
-        /// The member it is on, by key; nil while it waits in its class's queue.
-        var on: String?
-        /// Instances that refused it or lost it: not picked again.
-        var avoid: [String] = []
+        /// The link of the member it is on; nil while it waits in its class's queue.
+        var on: Int?
+        /// Links of instances that refused it or lost it: not picked again.
+        var avoid: [Int] = []
+
+        init(request: Request, payload: Payload, deadline: ContinuousClock.Instant) {
+            self.request = request
+            self.payload = payload
+            self.deadline = deadline
+        }
     }
 
     let settings: Settings
     private let started: ContinuousClock.Instant
     private(set) var directory = MeshDirectory()
-    private(set) var members: [String: Member] = [:]
-    /// Pickable members of each class, sorted by instance id: the candidates of a pick.
-    private var classes: [String: [String]] = [:]
-    private var linkKeys: [Int: String] = [:]
+    /// Members by link: every request looks them up, by number rather than by name.
+    private var members: [Int: Member] = [:]
+    /// The link of each `class/instance`.
+    private var links: [String: Int] = [:]
+    /// Pickable members of each class, as links in the order of their keys: the candidates of a pick.
+    private var classes: [String: [Int]] = [:]
     private var nextLink = 1
     private var pending: [UInt64: Pending] = [:]
     private var queues: [String: Deque<UInt64>] = [:]
+    /// Requests in all queues: most answers find none waiting, and need not look up their class's queue.
+    private var queuedCount = 0
     private var rotation = 0
     private var randomState: UInt64
     private var nextHeartbeat: ContinuousClock.Instant
@@ -140,8 +160,8 @@ struct EdgeCore<Payload> {
 
     var pendingCount: Int { pending.count }
     func queued(_ className: String) -> Int { queues[className]?.count ?? 0 }
-    func member(_ key: String) -> Member? { members[key] }
-    func key(ofLink link: Int) -> String? { linkKeys[link] }
+    func member(_ key: String) -> Member? { links[key].flatMap { members[$0] } }
+    func key(ofLink link: Int) -> String? { members[link]?.key }
 
     // MARK: The directory
 
@@ -175,48 +195,47 @@ struct EdgeCore<Payload> {
         var actions: [Action] = []
         let live = directory.live()
         for (key, ready) in live {
-            if var member = members[key] {
-                if member.ready.endpoint != ready.endpoint {
+            if let link = links[key] {
+                if members[link]!.ready.endpoint != ready.endpoint {
                     // The sidecar restarted on a new endpoint: what was on the old one is lost with it.
-                    actions += lose(key, reason: "\(member.name) restarted", now: now)
-                    actions += add(key, ready, now: now)
+                    actions += lose(link, reason: "restarted", now: now)
+                    if links[key] == nil { add(key, ready, now: now) }
                     continue
                 }
-                member.ready = ready
-                member.listed = true
-                members[key] = member
+                members[link]!.ready = ready
+                members[link]!.listed = true
             } else {
-                actions += add(key, ready, now: now)
+                add(key, ready, now: now)
             }
         }
-        for key in members.keys where live[key] == nil && members[key]!.listed {
-            members[key]!.listed = false
-            if members[key]!.inFlight.isEmpty { actions += forget(key) }
+        for (link, member) in members where live[member.key] == nil && member.listed {
+            members[link]!.listed = false
+            if member.inFlight == 0 { actions += forget(link) }
         }
         rebuildClasses()
         for className in Set(queues.keys) { actions += drainQueue(className, now: now) }
         return actions
     }
 
-    private mutating func add(_ key: String, _ ready: Ready, now: ContinuousClock.Instant) -> [Action] {
+    @discardableResult
+    private mutating func add(_ key: String, _ ready: Ready, now: ContinuousClock.Instant) -> Int {
         let link = nextLink
         nextLink += 1
-        members[key] = Member(ready: ready, link: link, lastUsed: now)
-        linkKeys[link] = key
-        return []
+        members[link] = Member(ready: ready, key: key, link: link, lastUsed: now)
+        links[key] = link
+        return link
     }
 
-    private mutating func forget(_ key: String) -> [Action] {
-        guard let member = members.removeValue(forKey: key) else { return [] }
-        linkKeys[member.link] = nil
-        return member.connected ? [.disconnect(link: member.link, endpoint: member.ready.endpoint)] : []
+    private mutating func forget(_ link: Int) -> [Action] {
+        guard let member = members.removeValue(forKey: link) else { return [] }
+        if links[member.key] == link { links[member.key] = nil }
+        return member.connected ? [.disconnect(link: link, endpoint: member.ready.endpoint)] : []
     }
 
     private mutating func rebuildClasses() {
-        var classes: [String: [String]] = [:]
-        for (key, member) in members where member.pickable { classes[member.ready.className, default: []].append(key) }
-        for className in classes.keys { classes[className]!.sort() }
-        self.classes = classes
+        var classes: [String: [Member]] = [:]
+        for member in members.values where member.pickable { classes[member.ready.className, default: []].append(member) }
+        self.classes = classes.mapValues { $0.sorted { $0.key < $1.key }.map(\.link) }
     }
 
     // MARK: Requests
@@ -230,7 +249,7 @@ struct EdgeCore<Payload> {
     /// The client went away: the request ends as such (its answer, if it comes, is dropped).
     mutating func cancel(_ id: UInt64) -> [Action] {
         guard let entry = pending[id] else { return [] }
-        if entry.on == nil { queues[entry.request.target.className]?.removeAll { $0 == id } }
+        if entry.on == nil { unqueue(id, entry.request.target.className) }
         return fail(id, .internal, "the client went away", component: "edge")
     }
 
@@ -242,11 +261,11 @@ struct EdgeCore<Payload> {
             return fail(id, .routerUnreachable, "no router has answered yet, so the edge knows no instance of \(className)", component: "edge")
         }
         let keys = classes[className] ?? []
-        func usable(_ key: String) -> Bool {
-            !members[key]!.setAside(at: now) && !entry.avoid.contains(key)
+        func usable(_ link: Int) -> Bool {
+            !members[link]!.setAside(at: now) && !entry.avoid.contains(link)
         }
         let stallAfter = settings.stallAfter
-        let chosen: String?
+        let chosen: Int?
         if let name = entry.request.target.instanceName {
             // A name sticks to its instance: when that one is full, the request waits for it.
             let candidates = keys.filter(usable)
@@ -286,122 +305,128 @@ struct EdgeCore<Payload> {
             return fail(id, .saturated, "all \(count) instances of \(className) are at capacity and \(waiting) requests wait", component: "edge")
         }
         queues[className, default: []].append(id)
+        queuedCount += 1
         return []
     }
 
-    private mutating func hand(_ id: UInt64, to key: String, now: ContinuousClock.Instant) -> [Action] {
+    private mutating func unqueue(_ id: UInt64, _ className: String) {
+        guard let index = queues[className]?.firstIndex(of: id) else { return }
+        queues[className]!.remove(at: index)
+        queuedCount -= 1
+    }
+
+    private mutating func hand(_ id: UInt64, to link: Int, now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
-        var member = members[key]!
+        let member = members[link]!
         if !member.connected {
             member.connected = true
-            actions.append(.connect(link: member.link, endpoint: member.ready.endpoint))
+            actions.append(.connect(link: link, endpoint: member.ready.endpoint))
         }
-        var entry = pending[id]!
-        entry.on = key
-        let left = now.duration(to: entry.deadline)
-        entry.request.timeoutMilliseconds = UInt32(clamping: max(1, left.milliseconds))
-        pending[id] = entry
-        if member.inFlight.isEmpty { member.busySince = now }
-        member.inFlight.insert(id)
+        let entry = pending[id]!
+        entry.on = link
+        entry.request.timeoutMilliseconds = UInt32(clamping: max(1, now.duration(to: entry.deadline).milliseconds))
+        if member.inFlight == 0 { member.busySince = now }
+        member.inFlight += 1
         member.lastUsed = now
         if member.waitingSince == nil { member.waitingSince = now }
-        members[key] = member
-        actions.append(.send(link: member.link, entry.request, entry.payload, keepBody: entry.request.attempt == 0))
+        actions.append(.send(link: link, entry.request, entry.payload, keepBody: entry.request.attempt == 0))
         return actions
     }
 
-    /// Takes `id` off its member; a member the directory no longer lists goes with its last request.
-    private mutating func release(_ id: UInt64, from key: String) -> [Action] {
-        guard var member = members[key] else { return [] }
-        member.inFlight.remove(id)
-        if member.inFlight.isEmpty {
-            member.waitingSince = nil
-            member.busySince = nil
-        }
-        members[key] = member
-        if !member.listed && member.inFlight.isEmpty { return forget(key) }
-        return []
+    /// Takes a request off its member; a member the directory no longer lists goes with its last request.
+    private mutating func release(from link: Int) -> [Action] {
+        guard let member = members[link] else { return [] }
+        member.inFlight -= 1
+        guard member.inFlight == 0 else { return [] }
+        member.waitingSince = nil
+        member.busySince = nil
+        return member.listed ? [] : forget(link)
     }
 
     /// A response on `link`: the answer, or a refusal that sends the request elsewhere.
     mutating func response(_ response: Response, onLink link: Int, now: ContinuousClock.Instant) -> [Action] {
-        guard let key = linkKeys[link] else { return [] }
-        heard(key, load: Int(response.inFlight), now: now)
-        guard let entry = pending[response.id], entry.on == key else { return [] }
-        members[key]!.lastAnswer = now
-        var actions = release(response.id, from: key)
+        guard let member = members[link] else { return [] }
+        heard(link, load: Int(response.inFlight), now: now)
+        guard let entry = pending[response.id], entry.on == link else { return [] }
+        member.lastAnswer = now
+        var actions = release(from: link)
         let className = entry.request.target.className
-        switch response.error?.code {
-        case .appUnreachable?, .appFailed?, .deadlineExceeded?: actions += failed(key, "\(response.error!.code.name): \(response.error!.message)", now: now)
-        case .saturated?, .badRequest?, .tooLarge?, .appUnavailable?: break
-        default: members[key]?.failuresInARow = 0
+        if let error = response.error {
+            switch error.code {
+            case .appUnreachable, .appFailed, .deadlineExceeded: actions += failed(link, "\(error.code.name): \(error.message)", now: now)
+            default: break
+            }
+        } else {
+            member.failuresInARow = 0
         }
         switch response.error?.code {
         case .saturated? where response.error?.component == "sidecar":
             // The sidecar is full (other edges fill it too), as its load now says: the app never saw this one, which
             // goes to another instance or waits for room.
             actions += retry(response.id, avoiding: nil, countAsAttempt: false, now: now)
-        case .appUnreachable? where entry.request.attempt == 0 && hasAlternative(to: key, for: entry, now: now):
+        case .appUnreachable? where entry.request.attempt == 0 && hasAlternative(to: link, for: entry, now: now):
             // The app refused the connection: it never saw the request, so any method may go elsewhere.
-            actions += retry(response.id, avoiding: key, countAsAttempt: true, now: now)
+            actions += retry(response.id, avoiding: link, countAsAttempt: true, now: now)
         default:
             pending[response.id] = nil
             actions.append(.deliver(entry.payload, entry.request))
         }
-        return actions + drainQueue(className, now: now)
+        return queuedCount == 0 ? actions : actions + drainQueue(className, now: now)
     }
 
     /// A heartbeat answered on `link`, with the sidecar's load.
     mutating func heartbeat(inFlight: UInt32, onLink link: Int, now: ContinuousClock.Instant) -> [Action] {
-        guard let key = linkKeys[link] else { return [] }
-        let before = members[key]!.hasRoom
-        heard(key, load: Int(inFlight), now: now)
-        return !before && members[key]!.hasRoom ? drainQueue(members[key]!.ready.className, now: now) : []
+        guard members[link] != nil else { return [] }
+        let before = members[link]!.hasRoom
+        heard(link, load: Int(inFlight), now: now)
+        return !before && members[link]!.hasRoom ? drainQueue(members[link]!.ready.className, now: now) : []
     }
 
-    private mutating func heard(_ key: String, load: Int, now: ContinuousClock.Instant) {
-        members[key]!.lastHeard = now
-        members[key]!.reported = load
-        if members[key]!.waitingSince != nil { members[key]!.waitingSince = now }
+    private mutating func heard(_ link: Int, load: Int, now: ContinuousClock.Instant) {
+        let member = members[link]!
+        member.lastHeard = now
+        member.reported = load
+        if member.waitingSince != nil { member.waitingSince = now }
     }
 
     /// The sidecar on `link` is leaving: nothing new goes to it; what it has is answered.
     mutating func leaving(onLink link: Int, now: ContinuousClock.Instant) -> [Action] {
-        guard let key = linkKeys[link] else { return [] }
-        members[key]!.leaving = true
+        guard members[link] != nil else { return [] }
+        members[link]!.leaving = true
         rebuildClasses()
         return []
     }
 
     /// The link to a sidecar broke (its process died, or it stopped answering): what it held is retried or failed.
     mutating func linkLost(_ link: Int, reason: String, now: ContinuousClock.Instant) -> [Action] {
-        guard let key = linkKeys[link] else { return [] }
-        return lose(key, reason: reason, now: now)
+        lose(link, reason: reason, now: now)
     }
 
-    private mutating func lose(_ key: String, reason: String, now: ContinuousClock.Instant) -> [Action] {
-        guard members[key] != nil else { return [] }
-        var actions = failed(key, "its link \(reason)", now: now)
-        let member = members[key]!
+    private mutating func lose(_ link: Int, reason: String, now: ContinuousClock.Instant) -> [Action] {
+        guard members[link] != nil else { return [] }
+        var actions = failed(link, "its link \(reason)", now: now)
+        let member = members[link]!
         let delivered = member.lastHeard != nil
-        for id in member.inFlight.sorted() {
-            guard let entry = pending[id] else { continue }
-            members[key]!.inFlight.remove(id)
+        // Rare enough to look through every request for the ones on this link.
+        for id in pending.keys.sorted() where pending[id]!.on == link {
+            let entry = pending[id]!
+            members[link]!.inFlight -= 1
             // A request on a link never heard from never reached the app: any method may go elsewhere.
             if entry.request.attempt == 0 && (entry.request.isIdempotent || !delivered) {
-                actions += retry(id, avoiding: key, countAsAttempt: true, now: now)
+                actions += retry(id, avoiding: link, countAsAttempt: true, now: now)
             } else {
+                pending[id]!.on = nil
                 actions += fail(id, .instanceLost, "\(member.name) \(reason) while it handled the request", component: "edge")
             }
         }
-        actions += forget(key)
+        actions += forget(link)
         // The directory still lists it until its routers notice: set aside till then, with a new link if picked again.
-        if let ready = directory.live()[key] {
-            actions += add(key, ready, now: now)
-            members[key]!.quarantinedUntil = now + settings.heartbeatInterval * settings.liveness
-            members[key]!.failuresInARow = member.failuresInARow
-            members[key]!.ejections = member.ejections
-            members[key]!.ejectedUntil = member.ejectedUntil
+        if let ready = directory.live()[member.key] {
+            let again = add(member.key, ready, now: now)
+            members[again]!.quarantinedUntil = now + settings.heartbeatInterval * settings.liveness
+            members[again]!.failuresInARow = member.failuresInARow
+            members[again]!.ejections = member.ejections
+            members[again]!.ejectedUntil = member.ejectedUntil
         }
         rebuildClasses()
         return actions + drainQueue(member.ready.className, now: now)
@@ -410,10 +435,9 @@ struct EdgeCore<Payload> {
     // MARK: Outlier detection
 
     /// A mesh-side failure of `key`'s instance: the `ejectAfter`th in a row sets it aside, if its class can spare it.
-    private mutating func failed(_ key: String, _ reason: String, now: ContinuousClock.Instant) -> [Action] {
-        guard var member = members[key] else { return [] }
+    private mutating func failed(_ link: Int, _ reason: String, now: ContinuousClock.Instant) -> [Action] {
+        guard let member = members[link] else { return [] }
         member.failuresInARow += 1
-        defer { members[key] = member }
         guard member.failuresInARow >= settings.ejectAfter, !member.setAside(at: now) else { return [] }
         let peers = classes[member.ready.className] ?? []
         let ejected = peers.filter { members[$0]?.ejectedUntil.map { $0 > now } ?? false }.count
@@ -428,25 +452,25 @@ struct EdgeCore<Payload> {
     /// Instances whose ejection is over are picked again.
     private mutating func returnEjected(now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
-        for (key, member) in members {
+        for (link, member) in members {
             guard let until = member.ejectedUntil, until <= now else { continue }
-            members[key]!.ejectedUntil = nil
+            members[link]!.ejectedUntil = nil
             actions.append(.ejected(member.ready, duration: nil, reason: "its ejection is over"))
         }
         return actions
     }
 
     /// Whether another instance could take `entry` instead of `key`'s.
-    private func hasAlternative(to key: String, for entry: Pending, now: ContinuousClock.Instant) -> Bool {
+    private func hasAlternative(to link: Int, for entry: Pending, now: ContinuousClock.Instant) -> Bool {
         (classes[entry.request.target.className] ?? []).contains { other in
-            other != key && !entry.avoid.contains(other) && members[other]?.setAside(at: now) == false
+            other != link && !entry.avoid.contains(other) && members[other]?.setAside(at: now) == false
         }
     }
 
-    private mutating func retry(_ id: UInt64, avoiding key: String?, countAsAttempt: Bool, now: ContinuousClock.Instant) -> [Action] {
-        guard var entry = pending[id] else { return [] }
+    private mutating func retry(_ id: UInt64, avoiding link: Int?, countAsAttempt: Bool, now: ContinuousClock.Instant) -> [Action] {
+        guard let entry = pending[id] else { return [] }
         entry.on = nil
-        if let key { entry.avoid.append(key) }
+        if let link { entry.avoid.append(link) }
         if countAsAttempt { entry.request.attempt += 1 }
         pending[id] = entry
         return dispatch(id, now: now)
@@ -455,7 +479,7 @@ struct EdgeCore<Payload> {
     private mutating func fail(_ id: UInt64, _ code: ErrorCode, _ message: String, component: String) -> [Action] {
         guard let entry = pending.removeValue(forKey: id) else { return [] }
         var actions: [Action] = []
-        if let key = entry.on { actions += release(id, from: key) }
+        if let link = entry.on { actions += release(from: link) }
         actions.append(.fail(entry.payload, entry.request, MeshError(code: code, message: message, component: component)))
         return actions
     }
@@ -465,6 +489,7 @@ struct EdgeCore<Payload> {
     private mutating func drainQueue(_ className: String, now: ContinuousClock.Instant) -> [Action] {
         guard var queue = queues[className], !queue.isEmpty else { return [] }
         var actions: [Action] = []
+        queuedCount -= queue.count
         queues[className] = []
         var kept: Deque<UInt64> = []
         var blocked = false
@@ -478,9 +503,11 @@ struct EdgeCore<Payload> {
             actions += dispatch(id, now: now)
             if let last = queues[className]?.last, last == id {
                 kept.append(queues[className]!.removeLast())
+                queuedCount -= 1
                 if unnamed { blocked = true }
             }
         }
+        queuedCount += kept.count
         queues[className] = kept + (queues[className] ?? [])
         return actions
     }
@@ -512,11 +539,11 @@ struct EdgeCore<Payload> {
         var actions: [Action] = []
         for (id, entry) in pending where entry.deadline <= now {
             let message: String
-            if let key = entry.on, let member = members[key] {
+            if let link = entry.on, let member = members[link] {
                 message = "\(member.name) did not answer before the deadline"
-                actions += failed(key, message, now: now)
+                actions += failed(link, message, now: now)
             } else {
-                queues[entry.request.target.className]?.removeAll { $0 == id }
+                unqueue(id, entry.request.target.className)
                 message = "no instance of \(entry.request.target.className) became free before the deadline"
             }
             actions += fail(id, .deadlineExceeded, message, component: "edge")
@@ -528,17 +555,17 @@ struct EdgeCore<Payload> {
     private mutating func checkLinks(now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
         let deadAfter = settings.heartbeatInterval * settings.liveness
-        for (key, member) in members where member.connected {
+        for (link, member) in members where member.connected {
             if let since = member.waitingSince, since.duration(to: now) > deadAfter {
-                actions += lose(key, reason: "stopped answering on its link", now: now)
-            } else if member.inFlight.isEmpty && member.lastUsed.duration(to: now) > settings.idleLink {
-                members[key]!.connected = false
-                members[key]!.lastHeard = nil
-                members[key]!.waitingSince = nil
-                actions.append(.disconnect(link: member.link, endpoint: member.ready.endpoint))
+                actions += lose(link, reason: "stopped answering on its link", now: now)
+            } else if member.inFlight == 0 && member.lastUsed.duration(to: now) > settings.idleLink {
+                members[link]!.connected = false
+                members[link]!.lastHeard = nil
+                members[link]!.waitingSince = nil
+                actions.append(.disconnect(link: link, endpoint: member.ready.endpoint))
             } else {
-                actions.append(.heartbeat(link: member.link))
-                if member.waitingSince == nil { members[key]!.waitingSince = now }
+                actions.append(.heartbeat(link: link))
+                if member.waitingSince == nil { members[link]!.waitingSince = now }
             }
         }
         return actions
@@ -549,6 +576,7 @@ struct EdgeCore<Payload> {
         var actions: [Action] = []
         for id in pending.keys.sorted() { actions += fail(id, .internal, message, component: "edge") }
         queues.removeAll()
+        queuedCount = 0
         return actions
     }
 
