@@ -3,11 +3,12 @@ import BerthLink
 import BerthWire
 import Logging
 
-/// A request from an edge, with its body frames and the edge's routing id for the answer.
+/// A request from an edge, with its body frames and the frame of the edge's routing id, which the answer goes back
+/// with.
 struct IncomingRequest: Sendable {
     var request: Request
     var body: [Frame]
-    var edge: [UInt8]
+    var edge: Frame
 }
 
 /// The sidecar's side of the bus, on its bus thread: the ROUTER socket it binds for edges' requests, a
@@ -92,17 +93,15 @@ final class SidecarBus: BusLoopBody {
             logger.warning("rejected message from an edge: expected a routing id and an envelope", metadata: ["berth.frames": "\(frames.count)"])
             return
         }
-        let edge = frames[0].bytes
         guard let envelope = Envelope.decode(frames[1], from: "edge", logger: logger) else { return }
-        let now = ContinuousClock.now
         switch envelope {
         case .request(let request):
-            switch core.request(request, from: edge, now: now) {
-            case .forward: handle(IncomingRequest(request: request, body: Array(frames.dropFirst(2)), edge: edge), self)
-            case .refuse(let refusal): send(.response(refusal), to: edge)
+            switch core.request(request) {
+            case .forward: handle(IncomingRequest(request: request, body: Array(frames.dropFirst(2)), edge: frames[0]), self)
+            case .refuse(let refusal): send(.response(refusal), to: frames[0])
             }
         case .heartbeat:
-            send(.heartbeat(core.heartbeat(from: edge, now: now)), to: edge)
+            send(.heartbeat(core.heartbeat(from: frames[0].bytes, now: .now)), to: frames[0])
         case .disconnect:
             break
         case .ready, .response, .directoryRequest, .directory, .directoryUpdate:
@@ -125,8 +124,9 @@ final class SidecarBus: BusLoopBody {
         }
     }
 
-    private func send(_ envelope: Envelope, to edge: [UInt8], body: [Frame] = []) {
-        var frames = [Frame(edge)]
+    /// Sends `envelope` to the edge whose routing id `edge` holds; the frame is spent.
+    private func send(_ envelope: Envelope, to edge: Frame, body: [Frame] = []) {
+        var frames = [edge]
         frames.append(contentsOf: envelope.frames(body: body))
         do {
             if try !requests.send(frames) {
@@ -140,7 +140,7 @@ final class SidecarBus: BusLoopBody {
     /// Answers `incoming` on the link it came in on, with this sidecar's load.
     func respond(to incoming: IncomingRequest, _ response: Response, body: [Frame]) {
         var response = response
-        core.answered(&response)
+        core.answered(&response, now: .now)
         send(.response(response), to: incoming.edge, body: body)
     }
 
@@ -158,7 +158,7 @@ final class SidecarBus: BusLoopBody {
             link.leave()
             link.send(leaving)
         }
-        for edge in edges { send(leaving, to: edge) }
+        for edge in edges { send(leaving, to: Frame(edge)) }
     }
 
     // MARK: The app's connections

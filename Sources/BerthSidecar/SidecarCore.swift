@@ -24,6 +24,10 @@ struct SidecarCore {
     let edgeMemory: Duration
     private(set) var inFlight = 0
     private(set) var phase: Phase = .serving
+    /// When the last answer was handed to the bus: a drain ends a little after it, so that libzmq's I/O thread has
+    /// written it before the process closes the socket.
+    private var lastAnswer: ContinuousClock.Instant?
+    static let flushGrace: Duration = .milliseconds(50)
     private var edges: [[UInt8]: ContinuousClock.Instant] = [:]
 
     init(capacity: Int, servedBy: Endpoint, edgeMemory: Duration) {
@@ -32,9 +36,8 @@ struct SidecarCore {
         self.edgeMemory = edgeMemory
     }
 
-    /// A request from `edge`: it goes to the app, unless the instance is at capacity.
-    mutating func request(_ request: Request, from edge: [UInt8], now: ContinuousClock.Instant) -> Admission {
-        edges[edge] = now
+    /// A request: it goes to the app, unless the instance is at capacity.
+    mutating func request(_ request: Request) -> Admission {
         guard inFlight < capacity else {
             return .refuse(Response(
                 id: request.id, status: 0,
@@ -50,12 +53,14 @@ struct SidecarCore {
     }
 
     /// The app's answer (or the failure that stands for it) is out: stamps it with this sidecar's load.
-    mutating func answered(_ response: inout Response) {
+    mutating func answered(_ response: inout Response, now: ContinuousClock.Instant) {
+        lastAnswer = now
         inFlight -= 1
         response.inFlight = UInt32(clamping: inFlight)
     }
 
-    /// An edge's heartbeat on the request link; the answer carries this sidecar's load.
+    /// An edge's heartbeat on the request link; the answer carries this sidecar's load. Edges heartbeat every link they
+    /// keep, so the ones that heartbeat are the ones to tell when this sidecar leaves.
     mutating func heartbeat(from edge: [UInt8], now: ContinuousClock.Instant) -> Heartbeat {
         edges[edge] = now
         return Heartbeat(inFlight: UInt32(clamping: inFlight))
@@ -72,10 +77,11 @@ struct SidecarCore {
     mutating func tick(now: ContinuousClock.Instant) -> (drained: Bool, abandoned: Int, next: ContinuousClock.Instant?) {
         for (edge, heard) in edges where heard.duration(to: now) > edgeMemory { edges[edge] = nil }
         guard case .draining(let leaveAt, let deadline) = phase else { return (false, 0, nil) }
-        if (inFlight == 0 && now >= leaveAt) || now >= deadline {
+        let flushed = lastAnswer.map { $0 + Self.flushGrace } ?? now
+        if (inFlight == 0 && now >= leaveAt && now >= flushed) || now >= deadline {
             phase = .drained
             return (true, inFlight, nil)
         }
-        return (false, 0, inFlight == 0 ? leaveAt : min(deadline, now + .milliseconds(50)))
+        return (false, 0, inFlight == 0 ? max(leaveAt, flushed) : min(deadline, now + .milliseconds(50)))
     }
 }

@@ -10,23 +10,9 @@ import Testing
 /// straight to its sidecar. Losing routers, sidecars and directory updates, as a user would, under load.
 @Suite(.serialized)
 struct DirectPathTests {
-    /// A mesh of `instances` instances of ContainerA, with the edge routing `/a/` to them, every one answering.
-    func start(_ mesh: TestMesh, instances: Int, routers: Int = 1) async throws {
-        try mesh.startRouter()
-        if routers == 2 {
-            try mesh.startRouter(replica: 1)
-            mesh.useTwoRouters()
-        }
-        for index in 0..<instances { try mesh.addInstance(className: "ContainerA", id: "a-\(index)") }
-        try mesh.startEdge(routes: ["/a/=ContainerA"])
-        for index in 0..<instances {
-            #expect(try await mesh.waitUntil("/a/instance", accept: { _, body in body == "a-\(index)" }), "a-\(index) never served:\n\(mesh.logs)")
-        }
-    }
-
     @Test func killingTheOnlyRouterUnderLoadFailsNoRequest() async throws {
         try await withMesh { mesh in
-            try await start(mesh, instances: 2)
+            try await mesh.startInstances(2)
             let (statuses, failures) = try await mesh.load("/a/instance", connections: 16, for: .seconds(4)) { mesh.killRouter() }
             #expect(statuses.keys.sorted() == [200], "\(statuses) \(failures)\n\(mesh.logs)")
             #expect((statuses[200] ?? 0) > 100, "\(statuses)")
@@ -42,7 +28,7 @@ struct DirectPathTests {
 
     @Test func twoRoutersAndOneKilledUnderLoadFailsNoRequest() async throws {
         try await withMesh { mesh in
-            try await start(mesh, instances: 2, routers: 2)
+            try await mesh.startInstances(2, routers: 2)
             let (statuses, failures) = try await mesh.load("/a/instance", connections: 16, for: .seconds(4)) { mesh.killRouter() }
             #expect(statuses.keys.sorted() == [200], "\(statuses) \(failures)\n\(mesh.logs)")
 
@@ -54,7 +40,7 @@ struct DirectPathTests {
 
     @Test func killingOneSidecarOfThreeUnderGetLoadFailsNoGet() async throws {
         try await withMesh { mesh in
-            try await start(mesh, instances: 3)
+            try await mesh.startInstances(3)
             let (statuses, failures) = try await mesh.load("/a/instance", connections: 16, for: .seconds(4)) {
                 mesh.instance("a-1")?.sidecar?.signal(SIGKILL)
             }
@@ -64,7 +50,7 @@ struct DirectPathTests {
 
     @Test func aPostInFlightOnAKilledSidecarGets502InstanceLostAtOnce() async throws {
         try await withMesh { mesh in
-            try await start(mesh, instances: 2)
+            try await mesh.startInstances(2)
             async let answer = mesh.send("/a/slow/5000", method: .POST, headers: [("x-berth-instance", "a-0")], body: ByteBuffer(string: "x"))
             // The POST is on a-0 once the edge counts it in the mesh; then a-0's sidecar dies.
             try await Task.sleep(for: .milliseconds(500))
@@ -82,7 +68,7 @@ struct DirectPathTests {
 
     @Test func theSameNameFromTwoEdgesReachesTheSameInstanceAndOnlyItsNamesMove() async throws {
         try await withMesh { mesh in
-            try await start(mesh, instances: 3)
+            try await mesh.startInstances(3)
             let otherPort = try mesh.startAnotherEdge(routes: ["/a/=ContainerA"])
             #expect(try await mesh.waitUntil("/a/instance", port: otherPort, accept: { response, _ in response.status == .ok }))
             let names = (0..<24).map { "user-\($0)" }
@@ -139,7 +125,7 @@ struct DirectPathTests {
     /// memory and opens no link to any it does not send to, while it keeps serving.
     @Test func aThousandRegisteredSidecarsCostTheEdgeLittle() async throws {
         try await withMesh { mesh in
-            try await start(mesh, instances: 1)
+            try await mesh.startInstances(1)
             let edge = try #require(mesh.edge)
             let before = try Self.residentKiB(of: edge.pid)
             var strangers: [Socket] = []

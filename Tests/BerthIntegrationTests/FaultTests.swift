@@ -7,20 +7,9 @@ import Testing
 /// Instances that die or hang under load: the edge's retries, outlier detection and stall rule keep the rest serving.
 @Suite(.serialized)
 struct FaultTests {
-    func start(_ mesh: TestMesh, instances: Int) async throws {
-        try mesh.startRouter()
-        for index in 0..<instances { try mesh.addInstance(className: "ContainerA", id: "a-\(index)") }
-        try mesh.startEdge(routes: ["/a/=ContainerA"])
-        for index in 0..<instances {
-            #expect(try await mesh.waitUntil("/a/instance", accept: { _, body in body == "a-\(index)" }), "a-\(index) never served:\n\(mesh.logs)")
-        }
-    }
-
-    /// The app dies and its sidecar lives on: every connection it refuses is tried on another instance (the app never
-    /// saw the request, so whatever its method), and after five refusals in a row the edge sets it aside.
     @Test func anAppKilledUnderLoadWithItsSidecarAliveFailsNoRequest() async throws {
         try await withMesh { mesh in
-            try await start(mesh, instances: 3)
+            try await mesh.startInstances(3)
             let (during, failures) = try await mesh.load("/a/echo", method: .POST, connections: 16, for: .seconds(3)) {
                 mesh.instance("a-1")?.app?.stop()
             }
@@ -37,7 +26,7 @@ struct FaultTests {
     /// One app of three is stopped (SIGSTOP) for 2.5 s: it holds the requests it has, and the others serve the rest.
     @Test func aHungAppHoldsOnlyItsOwnRequests() async throws {
         try await withMesh { mesh in
-            try await start(mesh, instances: 3)
+            try await mesh.startInstances(3)
             let (before, _) = try await mesh.load("/a/instance", connections: 16, for: .seconds(2)) {}
             let app = try #require(mesh.instance("a-2")?.app)
             let (during, failures) = try await mesh.load("/a/instance", connections: 16, for: .seconds(4)) {

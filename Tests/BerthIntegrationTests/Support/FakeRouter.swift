@@ -3,17 +3,14 @@ import Testing
 import BerthBus
 import BerthWire
 
-/// The test plays the router: a real ROUTER socket that a real sidecar registers with, driven message by message.
-final class FakeRouter {
-    let endpoint: String
-    private let socket: Socket
+/// A real ROUTER socket the test drives message by message, playing a router or an edge.
+class ScriptedPeer {
+    let socket: Socket
 
     init() throws {
-        endpoint = "tcp://127.0.0.1:\(freePort())"
         var options = SocketOptions()
         options.routerMandatory = true
         socket = try Socket(.router, options: options)
-        try socket.bind(endpoint)
     }
 
     /// The first message `accept` takes within `timeout`; the others are dropped.
@@ -31,8 +28,27 @@ final class FakeRouter {
 
     /// The first envelope `accept` takes within `timeout`, with its frames (identity, envelope, body...).
     func receive(timeout: Duration = .seconds(5), until accept: @escaping (Envelope) -> Bool) async throws -> (Envelope, [Frame])? {
-        let frames = try await receive(timeout: timeout) { frames in Self.envelope(frames).map(accept) ?? false }
-        return frames.flatMap { frames in Self.envelope(frames).map { ($0, frames) } }
+        let frames = try await receive(timeout: timeout) { frames in FakeRouter.envelope(frames).map(accept) ?? false }
+        return frames.flatMap { frames in FakeRouter.envelope(frames).map { ($0, frames) } }
+    }
+
+    func send(_ frames: [Frame], to identity: [UInt8]) throws {
+        _ = try socket.send([Frame(identity)] + frames)
+    }
+
+    func send(_ envelope: Envelope, body: [Frame] = [], to identity: [UInt8]) throws {
+        try send([Frame(envelope.encoded())] + body, to: identity)
+    }
+}
+
+/// The test plays the router: a real sidecar registers with it, a real edge follows it.
+final class FakeRouter: ScriptedPeer {
+    let endpoint: String
+
+    override init() throws {
+        endpoint = "tcp://127.0.0.1:\(freePort())"
+        try super.init()
+        try socket.bind(endpoint)
     }
 
     /// The identity of the sidecar that sends READY.
@@ -48,14 +64,6 @@ final class FakeRouter {
         return (frames[0].bytes, ready)
     }
 
-    func send(_ frames: [Frame], to identity: [UInt8]) throws {
-        _ = try socket.send([Frame(identity)] + frames)
-    }
-
-    func send(_ envelope: Envelope, body: [Frame] = [], to identity: [UInt8]) throws {
-        try send([Frame(envelope.encoded())] + body, to: identity)
-    }
-
     static func envelope(_ frames: [Frame]) -> Envelope? {
         frames.count >= 2 ? try? frames[1].withUnsafeBytes { try Envelope(decoding: $0) } : nil
     }
@@ -63,9 +71,8 @@ final class FakeRouter {
 
 /// The test plays an edge: a real ROUTER socket linked to a real sidecar's endpoint, as an edge links to each
 /// sidecar it sends requests to, driven message by message. The sidecar is `sidecarID` on it.
-final class FakeEdge {
+final class FakeEdge: ScriptedPeer {
     let sidecarID: [UInt8] = Array("S".utf8)
-    private let socket: Socket
 
     /// Links to the sidecar that registers with `router`, and waits until it answers a heartbeat.
     static func linked(to router: FakeRouter, timeout: Duration = .seconds(5)) async throws -> FakeEdge? {
@@ -82,36 +89,8 @@ final class FakeEdge {
     }
 
     init(endpoint: String) throws {
-        var options = SocketOptions()
-        options.routerMandatory = true
-        socket = try Socket(.router, options: options)
+        try super.init()
         try socket.connect(endpoint, routingID: sidecarID)
-    }
-
-    /// The first message `accept` takes within `timeout`; the others are dropped.
-    func receive(timeout: Duration = .seconds(5), until accept: ([Frame]) -> Bool) async throws -> [Frame]? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let frames = try socket.receive() {
-                if accept(frames) { return frames }
-            } else {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-        }
-        return nil
-    }
-
-    func receive(timeout: Duration = .seconds(5), until accept: @escaping (Envelope) -> Bool) async throws -> (Envelope, [Frame])? {
-        let frames = try await receive(timeout: timeout) { frames in FakeRouter.envelope(frames).map(accept) ?? false }
-        return frames.flatMap { frames in FakeRouter.envelope(frames).map { ($0, frames) } }
-    }
-
-    func send(_ frames: [Frame], to identity: [UInt8]) throws {
-        _ = try socket.send([Frame(identity)] + frames)
-    }
-
-    func send(_ envelope: Envelope, body: [Frame] = [], to identity: [UInt8]) throws {
-        try send([Frame(envelope.encoded())] + body, to: identity)
     }
 }
 

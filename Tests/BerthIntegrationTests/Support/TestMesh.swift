@@ -137,6 +137,21 @@ final class TestMesh: @unchecked Sendable {
 
     func instance(_ id: String) -> Instance? { instances.first { $0.id == id } }
 
+    /// A router, `count` instances `a-0`, `a-1`... of ContainerA and an edge routing `/a/` to them; returns once
+    /// each instance has answered through the edge.
+    func startInstances(_ count: Int, routers: Int = 1) async throws {
+        try startRouter()
+        if routers == 2 {
+            try startRouter(replica: 1)
+            useTwoRouters()
+        }
+        for index in 0..<count { try addInstance(className: "ContainerA", id: "a-\(index)") }
+        try startEdge(routes: ["/a/=ContainerA"])
+        for index in 0..<count {
+            guard try await waitUntil("/a/instance", accept: { _, body in body == "a-\(index)" }) else { throw MeshNotUp(logs: logs) }
+        }
+    }
+
     /// The mesh most tests need: a router, one instance `a-0` of ContainerA, and an edge that routes `/a/` to it;
     /// returns once a request through the edge is answered. `metrics` goes to the router and the edge.
     func startOneInstance(
