@@ -138,6 +138,8 @@ struct EdgeCore<Payload> {
     private var members: [Int: Member] = [:]
     /// The link of each `class/instance`.
     private var links: [String: Int] = [:]
+    /// Every member's link by class, pickable or not.
+    private var byClass: [String: Set<Int>] = [:]
     /// Pickable members of each class, as links in the order of their keys: the candidates of a pick.
     private var classes: [String: [Int]] = [:]
     private var nextLink = 1
@@ -172,7 +174,7 @@ struct EdgeCore<Payload> {
 
     mutating func update(_ update: DirectoryUpdate, from router: Int, now: ContinuousClock.Instant) -> [Action] {
         switch directory.update(update, from: router) {
-        case .applied: return reconcile(now: now)
+        case .applied: return reconcile(MeshDirectory.key(update.instance), now: now)
         case .gap: return [.askDirectory(router: router)]
         case .ignored: return []
         }
@@ -190,31 +192,52 @@ struct EdgeCore<Payload> {
         return reconcile(now: now)
     }
 
-    /// Brings `members` in line with the directory, then serves what waited for it.
+    /// Brings `members` in line with the whole directory, then serves what waited for it.
     private mutating func reconcile(now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
         let live = directory.live()
-        for (key, ready) in live {
-            if let link = links[key] {
-                if members[link]!.ready.endpoint != ready.endpoint {
-                    // The sidecar restarted on a new endpoint: what was on the old one is lost with it.
-                    actions += lose(link, reason: "restarted", now: now)
-                    if links[key] == nil { add(key, ready, now: now) }
-                    continue
-                }
-                members[link]!.ready = ready
-                members[link]!.listed = true
-            } else {
-                add(key, ready, now: now)
-            }
-        }
-        for (link, member) in members where live[member.key] == nil && member.listed {
-            members[link]!.listed = false
-            if member.inFlight == 0 { actions += forget(link) }
-        }
+        for (key, ready) in live { actions += place(key, ready, now: now) }
+        for (link, member) in members where live[member.key] == nil && member.listed { actions += unlist(link) }
         rebuildClasses()
         for className in Set(queues.keys) { actions += drainQueue(className, now: now) }
         return actions
+    }
+
+    /// The same for one instance, after one update: the cost of an update does not grow with the directory.
+    private mutating func reconcile(_ key: String, now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        if let ready = directory.live(key) {
+            actions += place(key, ready, now: now)
+            rebuildClasses(ready.className)
+            return actions + drainQueue(ready.className, now: now)
+        }
+        guard let link = links[key], let member = members[link] else { return [] }
+        actions += unlist(link)
+        rebuildClasses(member.ready.className)
+        return actions
+    }
+
+    /// Lists `key` as `ready` says.
+    private mutating func place(_ key: String, _ ready: Ready, now: ContinuousClock.Instant) -> [Action] {
+        guard let link = links[key] else {
+            add(key, ready, now: now)
+            return []
+        }
+        if members[link]!.ready.endpoint != ready.endpoint {
+            // The sidecar restarted on a new endpoint: what was on the old one is lost with it.
+            let actions = lose(link, reason: "restarted", now: now)
+            if links[key] == nil { add(key, ready, now: now) }
+            return actions
+        }
+        members[link]!.ready = ready
+        members[link]!.listed = true
+        return []
+    }
+
+    /// The directory no longer lists it: nothing new goes to it, and it goes once its requests are answered.
+    private mutating func unlist(_ link: Int) -> [Action] {
+        members[link]!.listed = false
+        return members[link]!.inFlight == 0 ? forget(link) : []
     }
 
     @discardableResult
@@ -223,19 +246,26 @@ struct EdgeCore<Payload> {
         nextLink += 1
         members[link] = Member(ready: ready, key: key, link: link, lastUsed: now)
         links[key] = link
+        byClass[ready.className, default: []].insert(link)
         return link
     }
 
     private mutating func forget(_ link: Int) -> [Action] {
         guard let member = members.removeValue(forKey: link) else { return [] }
         if links[member.key] == link { links[member.key] = nil }
+        byClass[member.ready.className]?.remove(link)
         return member.connected ? [.disconnect(link: link, endpoint: member.ready.endpoint)] : []
     }
 
     private mutating func rebuildClasses() {
-        var classes: [String: [Member]] = [:]
-        for member in members.values where member.pickable { classes[member.ready.className, default: []].append(member) }
-        self.classes = classes.mapValues { $0.sorted { $0.key < $1.key }.map(\.link) }
+        classes = [:]
+        for className in byClass.keys { rebuildClasses(className) }
+    }
+
+    /// The candidates of one class, from its own members only.
+    private mutating func rebuildClasses(_ className: String) {
+        let pickable = (byClass[className] ?? []).compactMap { members[$0] }.filter(\.pickable)
+        classes[className] = pickable.isEmpty ? nil : pickable.sorted { $0.key < $1.key }.map(\.link)
     }
 
     // MARK: Requests
@@ -393,7 +423,7 @@ struct EdgeCore<Payload> {
     mutating func leaving(onLink link: Int, now: ContinuousClock.Instant) -> [Action] {
         guard members[link] != nil else { return [] }
         members[link]!.leaving = true
-        rebuildClasses()
+        rebuildClasses(members[link]!.ready.className)
         return []
     }
 
@@ -428,7 +458,7 @@ struct EdgeCore<Payload> {
             members[again]!.ejections = member.ejections
             members[again]!.ejectedUntil = member.ejectedUntil
         }
-        rebuildClasses()
+        rebuildClasses(member.ready.className)
         return actions + drainQueue(member.ready.className, now: now)
     }
 

@@ -72,5 +72,14 @@ struct MeshDirectory {
         return merged
     }
 
+    /// One instance as `live()` would give it, without merging the whole directory.
+    func live(_ key: String) -> Ready? {
+        let answering = views.contains { $0.value.alive }
+        for router in views.keys.sorted() where views[router]!.alive || !answering {
+            if let ready = views[router]!.instances[key] { return ready }
+        }
+        return nil
+    }
+
     static func key(_ ready: Ready) -> String { ready.className + "/" + ready.instanceID }
 }

@@ -144,8 +144,8 @@ struct DirectPathTests {
             // Each stranger heartbeats while the edge takes the directory in, and requests keep being served.
             for _ in 0..<10 {
                 for socket in strangers { _ = try socket.send([Frame(Envelope.heartbeat(Heartbeat()).encoded())]) }
-                let (response, _) = try await mesh.get("/a/instance")
-                #expect(response.status == .ok)
+                let (response, body) = try await mesh.get("/a/instance")
+                #expect(response.status == .ok, "\(body)")
                 try await Task.sleep(for: .milliseconds(200))
             }
             let after = try Self.residentKiB(of: edge.pid)
