@@ -25,12 +25,16 @@ public final class EventPublisher {
     public static let defaultStartupWindow = Duration.seconds(30)
     /// At most this many events are kept; later ones are dropped and counted.
     public static let backlogLimit = 1_000
+    /// Milliseconds the last events get to reach the router after the socket is closed, when the executable ends
+    /// with `Context.terminate(waitingAtMost:)`: an app's STOPPING and EXITED are published as the sidecar stops.
+    public static let linger: Int32 = 500
 
     public init(
         connectingTo endpoint: String, highWaterMark: Int32 = 10_000, startupWindow: Duration = defaultStartupWindow
     ) throws(BusError) {
         var options = SocketOptions()
         options.sendHighWaterMark = highWaterMark
+        options.linger = Self.linger
         socket = try Socket(.xpub, options: options)
         try socket.connect(endpoint)
         backlogUntil = .now + startupWindow
