@@ -108,20 +108,24 @@ struct ComposeUpTests {
         return false
     }
 
-    @Test func theDemoRunsAndLeavesNothingBehind() async throws {
-        let file = try MeshFile(containers: """
-              ContainerA:
-                command: ["$PRODUCTS/demo-container-a"]
-                port: 8080
-                instances: 3
-                readiness: { path: /health }
-              ContainerB:
-                command: ["python3", "$ROOT/Compose/apps/container-b/app.py"]
-                port: 3000
-                instances: 3
-                readiness: { path: /health }
+    /// The demo's containers, as Compose/demo.yaml has them: A in Swift, B in Python, three instances each.
+    static let demoContainers = """
+          ContainerA:
+            command: ["$PRODUCTS/demo-container-a"]
+            port: 8080
+            instances: 3
+            readiness: { path: /health }
+          ContainerB:
+            command: ["python3", "$ROOT/Compose/apps/container-b/app.py"]
+            port: 3000
+            instances: 3
+            readiness: { path: /health }
 
-            """, edgeCommand: "demo-edge", routes: ["{ path: /a/, container: ContainerA }", "{ path: /b/, container: ContainerB }"])
+        """
+
+    @Test func theDemoRunsAndLeavesNothingBehind() async throws {
+        let file = try MeshFile(containers: Self.demoContainers, edgeCommand: "demo-edge",
+                                routes: ["{ path: /a/, container: ContainerA }", "{ path: /b/, container: ContainerB }"])
         var pids: [Int32] = []
         try await Self.withUp(file) { up, client in
             let healthy = try await Self.waitFor { Self.healthyApps(file).count == 6 }
