@@ -83,8 +83,8 @@ public struct MeshPlan: Sendable {
 
         // Sidecars in their own network namespace cannot reach 127.0.0.1 of this one: they use ipc:// endpoints,
         // which the router binds beside its tcp:// ones.
-        let backendIPC = "ipc://\(runtimeDirectory)/backend.ipc"
-        let eventsIPC = "ipc://\(runtimeDirectory)/events-in.ipc"
+        let backendIPC = "ipc://" + Self.backendSocket(in: runtimeDirectory)
+        let eventsIPC = "ipc://" + Self.eventsInSocket(in: runtimeDirectory)
         let namespaced = isolation == .networkNamespace
         var services: [Service] = []
         services.append(Service(
@@ -147,6 +147,14 @@ public struct MeshPlan: Sendable {
             ))
         }
         self.services = services
+    }
+
+    static func backendSocket(in folder: String) -> String { folder + "/backend.ipc" }
+    static func eventsInSocket(in folder: String) -> String { folder + "/events-in.ipc" }
+
+    /// The socket files a mesh's router may leave in `folder` (for namespaced sidecars): removed when it stops.
+    public static func socketFiles(in folder: String) -> [String] {
+        [backendSocket(in: folder), eventsInSocket(in: folder)]
     }
 
     /// `ContainerA` → `a`, `web` → `web`: short instance ids such as `a-0`, as in the demo.

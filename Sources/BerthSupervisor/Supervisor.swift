@@ -52,7 +52,10 @@ public actor Supervisor: Service {
             }
             group.cancelAll()
         }
-        try? FileManager.default.removeItem(atPath: MeshState.path(in: plan.runtimeDirectory))
+        // Nothing left behind but the logs, which berth logs reads after the mesh is gone.
+        for file in [MeshState.path(in: plan.runtimeDirectory)] + MeshPlan.socketFiles(in: plan.runtimeDirectory) {
+            try? FileManager.default.removeItem(atPath: file)
+        }
     }
 
     // MARK: One service

@@ -147,6 +147,9 @@ struct ComposeUpTests {
         }
         let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
         #expect(gone, "berth down left processes behind: \(pids.filter { kill($0, 0) == 0 })")
+        // Only the logs stay, for berth logs: no state, no socket files (the router's ipc endpoints, as root).
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: file.stateFolder)) ?? []
+        #expect(left.allSatisfy { $0 == "logs" }, "berth down left files behind in \(file.stateFolder): \(left)")
     }
 
     @Test func anIdleAppSleepsAndTheNextRequestWakesIt() async throws {
