@@ -24,6 +24,8 @@ public enum Isolation: String, Sendable, Codable {
 
 /// Where the Berth executables are: beside the running `berth`, unless told otherwise.
 public struct Executables: Sendable {
+    /// The folder they are in.
+    public var directory: String
     public var router: String
     public var sidecar: String
     public var edge: String
@@ -31,10 +33,22 @@ public struct Executables: Sendable {
     public var berth: String
 
     public init(directory: String) {
+        self.directory = directory
         router = directory + "/berth-router"
         sidecar = directory + "/berth-sidecar"
         edge = directory + "/berth-edge"
         berth = directory + "/berth"
+    }
+
+    /// A compose file's command, with its program found: a bare name (`demo-edge`, `my-worker`) is looked for
+    /// beside `berth` first, so that a compose file names Berth's executables, and those built with it, the same
+    /// way in a debug build, a release build and an installation; otherwise it is left for PATH (`python3`). A
+    /// program with a slash in it is a path, relative to the folder `berth up` runs in.
+    public func resolve(_ command: [String]) -> [String] {
+        guard let program = command.first, !program.isEmpty, !program.contains("/") else { return command }
+        let beside = directory + "/" + program
+        guard FileManager.default.isExecutableFile(atPath: beside) else { return command }
+        return [beside] + command.dropFirst()
     }
 
     /// The folder of the running executable.
@@ -119,7 +133,7 @@ public struct MeshPlan: Sendable {
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
                 if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
                 for variable in container.environment { command += ["--env", "\(variable.name)=\(variable.value)"] }
-                command += ["--"] + container.command
+                command += ["--"] + executables.resolve(container.command)
                 if namespaced {
                     command = ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""] + command
                 }
@@ -132,7 +146,7 @@ public struct MeshPlan: Sendable {
         }
 
         let edge = compose.edge
-        var edgeCommand = (edge.command ?? [executables.edge]) + [
+        var edgeCommand = (edge.command.map(executables.resolve) ?? [executables.edge]) + [
             "--listen", "\(edge.host):\(edge.port)", "--router", router.frontend, "--events", router.eventsIn,
             "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat,
         ] + everyProcess

@@ -29,7 +29,8 @@ struct ComposeUpTests {
                   listen: 127.0.0.1:\(edgePort)
 
                 """
-            if let edgeCommand { yaml += "  command: [\"\(products)/\(edgeCommand)\"]\n" }
+            // A bare name, as Compose/demo.yaml has it: found beside the berth that runs the file.
+            if let edgeCommand { yaml += "  command: [\(edgeCommand)]\n" }
             if !routes.isEmpty {
                 yaml += "  routes:\n" + routes.map { "    - \($0)\n" }.joined()
             }
@@ -108,10 +109,11 @@ struct ComposeUpTests {
         return false
     }
 
-    /// The demo's containers, as Compose/demo.yaml has them: A in Swift, B in Python, three instances each.
+    /// The demo's containers, as Compose/demo.yaml has them: A in Swift, found beside `berth` as the demo names it,
+    /// and B in Python, found on PATH; three instances each.
     static let demoContainers = """
           ContainerA:
-            command: ["$PRODUCTS/demo-container-a"]
+            command: [demo-container-a]
             port: 8080
             instances: 3
             readiness: { path: /health }
