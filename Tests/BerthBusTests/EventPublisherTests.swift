@@ -5,7 +5,8 @@ import Testing
 /// The publishing end of the event stream against a real XSUB standing in for the router's events-in.
 struct EventPublisherTests {
     /// Lets the publisher hear its subscriptions and collects what reaches the router, until `count` events came
-    /// (or 5 s passed): the payloads, in order.
+    /// (or 5 s passed): the payloads, in order. libzmq processes a socket's commands (a peer to attach, and so the
+    /// subscriptions to send it) only when the socket is called, so both are called in turn.
     static func exchange(_ publisher: EventPublisher, _ router: Socket, expecting count: Int) throws -> [String] {
         var got: [String] = []
         let deadline = ContinuousClock.now + .seconds(5)
@@ -65,6 +66,8 @@ struct EventPublisherTests {
         try Self.subscribe(router, "")
         let deadline = ContinuousClock.now + .seconds(5)
         while !publisher.wants("lifecycle.A.a-0") && ContinuousClock.now < deadline {
+            // The XSUB attaches a new peer, and sends it the subscription, only when called: a receive does it.
+            #expect(try router.receive() == nil)
             while let frames = try publisher.socket.receive() { publisher.received(frames) }
             usleep(1_000)
         }
