@@ -3,7 +3,7 @@ import BerthCommandLine
 import BerthRouter
 
 @main
-struct BerthRouterCommand: AsyncParsableCommand {
+struct BerthRouterCommand: BerthExecutable {
     static let configuration = CommandConfiguration(
         commandName: "berth-router",
         abstract: "The broker and directory of a Berth mesh: knows every live sidecar and routes each request to one."
