@@ -4,9 +4,7 @@ import BerthWire
 import Logging
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Why a request cannot reach the app right now.
 struct AppUnavailable: Error {
