@@ -8,7 +8,7 @@ import CoreMetrics
 ///
 /// A process's first events (an app starting, its first requests) are published before any subscription can have
 /// reached it: the connection to the router, and the router's subscriptions on it, take a moment. So for its first
-/// `startupWindow` (30 s unless told), the publisher keeps what nobody has subscribed to yet, up to `backlogLimit` events, and sends
+/// `startupWindow` (10 s unless told), the publisher keeps what nobody has subscribed to yet, up to `backlogLimit` events, and sends
 /// each when a subscription for its topic arrives. After that window, an event nobody wants is not even encoded.
 public final class EventPublisher {
     public let socket: Socket
@@ -21,8 +21,10 @@ public final class EventPublisher {
     private var backlog: [(topic: String, payload: [UInt8])]? = []
     private let backlogUntil: ContinuousClock.Instant
 
-    /// How long after start events nobody subscribes to yet are kept for the first subscriber.
-    public static let defaultStartupWindow = Duration.seconds(30)
+    /// How long after start events nobody subscribes to yet are kept for the first subscriber: long enough for a
+    /// subscriber that was waiting for the router to connect and its subscription to come through, short enough
+    /// that one who comes later does not get a burst of old events.
+    public static let defaultStartupWindow = Duration.seconds(10)
     /// At most this many events are kept; later ones are dropped and counted.
     public static let backlogLimit = 1_000
     /// Milliseconds the last events get to reach the router after the socket is closed, when the executable ends
