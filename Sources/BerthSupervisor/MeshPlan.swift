@@ -53,8 +53,14 @@ public struct Executables: Sendable {
 
     /// The folder of the running executable.
     public static func besideThisProgram() -> Executables {
-        let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        return Executables(directory: path)
+        Executables(directory: URL(fileURLWithPath: thisProgram).deletingLastPathComponent().path)
+    }
+
+    /// The running executable's path, symbolic links resolved. From /proc, not argv[0]: a `berth` found on PATH
+    /// has only its bare name there, which would be taken for a file in the current folder.
+    public static var thisProgram: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
     }
 }
 

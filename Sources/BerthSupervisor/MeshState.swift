@@ -16,6 +16,8 @@ public struct MeshState: Codable, Sendable {
         public var exitCode: Int32?
         /// For sidecars, the app as its lifecycle events tell it.
         public var app: App?
+        /// Why it is in its state, when berth knows: the error that kept its command from starting.
+        public var message: String?
 
         /// The state of a service whose own command could not be started (not found, not executable).
         public static let failedToStart = "failed to start"

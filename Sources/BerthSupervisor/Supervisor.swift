@@ -71,7 +71,11 @@ public actor Supervisor: Service {
                 child = try ChildProcess(spec)
             } catch {
                 printer.line("berth: \(error)", from: service.name, index: index)
-                update(service.name) { $0.state = MeshState.Service.failedToStart; $0.exitCode = 127 }
+                update(service.name) {
+                    $0.state = MeshState.Service.failedToStart
+                    $0.exitCode = error.exitStatus.code
+                    $0.message = "\(error)"
+                }
                 return
             }
             running[service.name] = child

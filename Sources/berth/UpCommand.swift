@@ -49,7 +49,7 @@ struct Up: AsyncParsableCommand {
     /// Starts `berth up` again in the background, then waits until every app is healthy.
     private func startDetached(_ file: ComposeFile, folder: String) async throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var arguments = [CommandLine.arguments[0], "up", "-f", compose.file]
+        var arguments = [Executables.thisProgram, "up", "-f", compose.file]
         if let isolation { arguments += ["--isolation", isolation.rawValue] }
         if let level = common.logLevel?.level { arguments += ["--log-level", level.rawValue] }
         arguments += ["--io-scheduling", common.ioScheduling.rawValue]
@@ -87,7 +87,7 @@ struct Up: AsyncParsableCommand {
     /// One line about a service that is not where it should be: its state, and the reason its last event gave.
     static func why(_ service: MeshState.Service) -> String {
         guard service.kind == .sidecar else {
-            return "  \(service.name): \(service.state)" + (service.exitCode.map { ", exit code \($0)" } ?? "")
+            return "  \(service.name): \(service.state)" + (service.message.map { ": \($0)" } ?? service.exitCode.map { ", exit code \($0)" } ?? "")
         }
         guard service.state == "running" else { return "  \(service.name): its sidecar \(service.state)" }
         guard let app = service.app else { return "  \(service.name): no word from its sidecar yet" }

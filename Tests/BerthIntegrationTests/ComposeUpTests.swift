@@ -275,6 +275,22 @@ struct ComposeUpTests {
         #expect(gone, "berth down left: \(pids.filter { kill($0, 0) == 0 })")
     }
 
+    /// `berth` run by its bare name from PATH, as an installed one is: argv[0] is then just "berth", and the
+    /// executables beside it must be found all the same.
+    @Test func aBerthFoundOnPathFindsItsExecutablesBesideIt() async throws {
+        let file = try MeshFile(containers: Self.twoEchoes, edgeCommand: "demo-edge", routes: ["{ path: /e/, container: Echo }"])
+        let path = Paths.products.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        for detach in [false, true] {
+            let up = try ChildProcess(name: "berth-up-from-path", executable: URL(fileURLWithPath: "/usr/bin/env"),
+                                      arguments: ["berth", "up", "-f", file.path, "--isolation", "port"] + (detach ? ["-d"] : []),
+                                      environment: ["PATH": path])
+            let healthy = try await Self.waitFor { Self.healthyApps(file).count == 2 }
+            _ = try await Self.berth(["down", "-f", file.path])
+            _ = await up.waitForExit(timeout: .seconds(30))
+            #expect(healthy, "berth up\(detach ? " -d" : ""): \(up.output.suffix(2_000))")
+        }
+    }
+
     @Test(arguments: [
         ("name: x\ncontainers:\n  A:\n    command: [a]\n    port: 8080\n    instances: [\n", "broken.yaml:7"),
         ("name: x\ncontainers:\n  A:\n    comand: [a]\n    port: 8080\n", "containers.A.comand"),
