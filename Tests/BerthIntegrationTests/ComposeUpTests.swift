@@ -40,6 +40,18 @@ struct ComposeUpTests {
         }
 
         var stateFolder: String { "\(ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? "/tmp")/berth-\(getuid())/\(name)" }
+
+        /// The compose file and the mesh's folder (its logs), once the mesh is down.
+        func remove() {
+            try? FileManager.default.removeItem(atPath: stateFolder)
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    /// `berth down`, then the compose file and the mesh's folder go: a test run leaves nothing behind.
+    static func down(_ file: MeshFile) async {
+        _ = try? await berth(["down", "-f", file.path])
+        file.remove()
     }
 
     static func berth(_ arguments: [String]) async throws -> (status: Int32, output: String) {
@@ -84,6 +96,11 @@ struct ComposeUpTests {
             let result = try await body(up, client)
             _ = try await berth(["down", "-f", file.path])
             _ = await up.waitForExit(timeout: .seconds(30))
+            // Only the logs stay, for berth logs: no state, no socket files (the router's ipc endpoints, as root).
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: file.stateFolder)) ?? []
+            #expect(left.allSatisfy { $0 == "logs" }, "berth down left files behind in \(file.stateFolder): \(left)")
+            // Then they go too; when the test failed they stay, to say why.
+            file.remove()
             try await client.shutdown()
             return result
         } catch {
@@ -149,9 +166,6 @@ struct ComposeUpTests {
         }
         let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
         #expect(gone, "berth down left processes behind: \(pids.filter { kill($0, 0) == 0 })")
-        // Only the logs stay, for berth logs: no state, no socket files (the router's ipc endpoints, as root).
-        let left = (try? FileManager.default.contentsOfDirectory(atPath: file.stateFolder)) ?? []
-        #expect(left.allSatisfy { $0 == "logs" }, "berth down left files behind in \(file.stateFolder): \(left)")
     }
 
     @Test func anIdleAppSleepsAndTheNextRequestWakesIt() async throws {
@@ -191,6 +205,7 @@ struct ComposeUpTests {
             """
         let scriptPath = marker + ".py"
         try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        defer { for path in [marker, scriptPath] { try? FileManager.default.removeItem(atPath: path) } }
         let file = try MeshFile(containers: """
               Flaky:
                 command: ["python3", "\(scriptPath)"]
@@ -233,7 +248,7 @@ struct ComposeUpTests {
         up.signal(SIGKILL)
         let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
         #expect(gone, "still running after berth was killed: \(pids.filter { kill($0, 0) == 0 })")
-        _ = try await Self.berth(["down", "-f", file.path])
+        await Self.down(file)
     }
 
     /// `berth up --io-scheduling` reaches every process it starts: the router, the sidecars and the edge.
@@ -273,6 +288,7 @@ struct ComposeUpTests {
         #expect(down.status == 0, "\(down.output)")
         let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
         #expect(gone, "berth down left: \(pids.filter { kill($0, 0) == 0 })")
+        file.remove()
     }
 
     /// `berth` run by its bare name from PATH, as an installed one is: argv[0] is then just "berth", and the
@@ -289,6 +305,7 @@ struct ComposeUpTests {
             _ = await up.waitForExit(timeout: .seconds(30))
             #expect(healthy, "berth up\(detach ? " -d" : ""): \(up.output.suffix(2_000))")
         }
+        file.remove()
     }
 
     @Test(arguments: [

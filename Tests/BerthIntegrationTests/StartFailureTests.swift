@@ -64,13 +64,13 @@ struct StartFailureTests {
             let (file, named, reason) = try Self.compose(broken, folder: folder)
             // The timeout is far off: berth up -d must give up because of the failure, not because of it.
             let up = try await ComposeUpTests.berth(["up", "-d", "-f", file.path, "--isolation", "port", "--timeout", "600"])
-            defer { Task { _ = try? await ComposeUpTests.berth(["down", "-f", file.path]) } }
             #expect(up.status != 0 && up.status != -1, "berth up -d should fail at once (-1: still running after 60 s):\n\(up.output)")
             let line = up.output.split(separator: "\n").first { $0.contains("Broken/broken-0") } ?? ""
             #expect(line.contains(named) && line.contains(reason), "service, instance, command and reason in one line:\n\(up.output)")
             #expect(!up.output.contains("Echo/echo-0"), "only what failed is listed:\n\(up.output)")
             #expect(file.ports.allSatisfy(Self.isFree) && Self.isFree(file.edgePort), "the router and the edge are stopped")
             #expect(!FileManager.default.fileExists(atPath: file.stateFolder + "/state.json"))
+            await ComposeUpTests.down(file)
         }
     }
 
@@ -99,11 +99,11 @@ struct StartFailureTests {
 
             """, routes: ["{ path: /e/, container: Echo }"])
         let up = try await ComposeUpTests.berth(["up", "-d", "-f", file.path, "--isolation", "port", "--timeout", "3"])
-        defer { Task { _ = try? await ComposeUpTests.berth(["down", "-f", file.path]) } }
         #expect(up.status != 0 && up.status != -1, "\(up.output)")
         #expect(up.output.contains("not healthy within 3 s"), "\(up.output)")
         #expect(up.output.split(separator: "\n").contains { $0.contains("Silent/silent-0") && $0.contains("starting") }, "\(up.output)")
         #expect(!up.output.contains("Echo/echo-0:"), "the healthy one is not listed:\n\(up.output)")
         #expect(file.ports.allSatisfy(Self.isFree) && Self.isFree(file.edgePort), "the router and the edge are stopped")
+        await ComposeUpTests.down(file)
     }
 }
