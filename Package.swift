@@ -7,9 +7,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Linux only: the bus polls with epoll and eventfd, processes are spawned with prctl(PR_SET_PDEATHSIG), the I/O
+// threads run under SCHED_BATCH, network namespaces come from unshare. There is no macOS build, so no platforms.
 let package = Package(
     name: "berth",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "berth", targets: ["berth"]),
         .executable(name: "berth-router", targets: ["berth-router"]),

@@ -2,7 +2,10 @@
 # Installs the system packages Berth builds against, when they are missing. Sourced by demo.sh and test.sh.
 set -euo pipefail
 
-berth_packages=(libzmq3-dev libprotobuf-c-dev protobuf-c-compiler pkg-config python3 iproute2 util-linux ${BERTH_EXTRA_PACKAGES:-})
+# python3-zmq, python3-protobuf and protobuf-compiler: the test that subscribes to the event stream from Python, with
+# nothing of Berth's but Proto/berth.proto (for Debian's /usr/bin/python3).
+berth_packages=(libzmq3-dev libprotobuf-c-dev protobuf-c-compiler pkg-config python3 iproute2 util-linux
+    python3-zmq python3-protobuf protobuf-compiler ${BERTH_EXTRA_PACKAGES:-})
 
 berth_missing=()
 for package in "${berth_packages[@]}"; do

@@ -1,8 +1,6 @@
 import CZeroMQ
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A failure of the ZeroMQ bus: which operation failed, on which endpoint, and libzmq's own reason.
 public struct BusError: Error, CustomStringConvertible, Sendable, Equatable {

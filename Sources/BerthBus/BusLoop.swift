@@ -2,9 +2,7 @@ import CZeroMQ
 import Dispatch
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// What runs on a `BusLoop`'s thread: it owns the sockets and all the state that goes with them.
 public protocol BusLoopBody: AnyObject, SendableMetatype {

@@ -1,9 +1,7 @@
 import CZeroMQ
-import Synchronization
-
-#if canImport(Glibc)
+import Dispatch
 import Glibc
-#endif
+import Synchronization
 
 /// How the kernel schedules a context's libzmq I/O threads (`ZMQ_THREAD_SCHED_POLICY`).
 public enum IOThreadScheduling: String, Sendable, CaseIterable {
@@ -24,7 +22,8 @@ public final class Context: @unchecked Sendable {
     /// libzmq starts a context's I/O threads with its first socket; their scheduling is fixed from then on.
     private let threadsStarted = Atomic<Bool>(false)
 
-    /// The process-wide context. It is never terminated: sockets close with LINGER 0, so exit is never delayed.
+    /// The process-wide context. Sockets close with LINGER 0, so exit is never delayed, except the event publisher's:
+    /// an executable's last step, `terminate(waitingAtMost:)`, gives its last events a moment to leave.
     public static let shared = Context()
 
     public init(ioThreads: Int32 = 1) {
@@ -58,10 +57,30 @@ public final class Context: @unchecked Sendable {
         threadsStarted.store(true, ordering: .releasing)
     }
 
+    /// Waits until every socket is closed and what they still hold is sent (or their linger is over), at most
+    /// `limit`; the context is unusable afterwards. An executable's last step: without it, the events a process
+    /// publishes as it stops (an app's STOPPING and EXITED) die with it in libzmq's queue. zmq_ctx_term would wait
+    /// for ever on a socket nobody closed, so it runs on a thread of its own and is given up on after `limit`.
+    public func terminate(waitingAtMost limit: Duration) {
+        let done = DispatchSemaphore(value: 0)
+        let handle = UnsafeSendableHandle(pointer: handle)
+        DispatchQueue(label: "berth-bus-terminate").async {
+            zmq_ctx_term(handle.pointer)
+            done.signal()
+        }
+        let (seconds, attoseconds) = limit.components
+        _ = done.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)))
+    }
+
     /// The libzmq version this process runs, e.g. `4.3.4`.
     public static var libraryVersion: String {
         var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
         zmq_version(&major, &minor, &patch)
         return "\(major).\(minor).\(patch)"
     }
+}
+
+/// A libzmq context handle, for the one call that crosses threads (zmq_ctx_term is thread-safe).
+private struct UnsafeSendableHandle: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
 }

@@ -1,8 +1,6 @@
 import CZeroMQ
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// The plain descriptors a `BusLoop` body drives itself (non-blocking TCP connections, a listening socket), kept in
 /// an epoll set that the loop polls as one descriptor beside its ZeroMQ sockets: a wake-up costs the same with ten

@@ -6,13 +6,11 @@ import CZeroMQ
 ///
 /// While they come, it is the other way round: glibc maps a block of 1 MiB fresh for each body (above its mmap
 /// threshold) and gives it back at free, so every body paid ~130 page faults in the sidecar and ~20 in the edge and
-/// the router; the sidecar spent 28% of its CPU per 1 MiB answer on it. Every process that links the bus keeps them
-/// in the heap for the next body instead (up to 8 MiB free at its top; CBerthMemory sets it before main), in one heap
-/// for the process: with one per thread (the bus thread, libzmq's I/O thread), each kept its own and the sidecar grew
-/// from 25 to 33 MB under 1 MiB bodies. The trim after a quiet second returns what is kept.
+/// the router; the sidecar spent 28% of its CPU per 1 MiB answer on it. Berth's own processes keep them in the heap
+/// for the next body instead (up to 8 MiB free at its top; `MemoryPolicy`), in one heap for the process: with one per
+/// thread (the bus thread, libzmq's I/O thread), each kept its own and the sidecar grew from 25 to 33 MB under 1 MiB
+/// bodies. The trim after a quiet second returns what is kept.
 struct FreedMemoryTrimmer {
-    /// Whether the policy above is in force (it is set before main).
-    static var keepsFreedBlocks: Bool { berth_memory_policy_applied() != 0 }
 
     /// Bytes of big frames after which a trim is worth its cost, and how long they must have stopped first.
     private let afterBytes = 4 << 20
@@ -37,4 +35,17 @@ struct FreedMemoryTrimmer {
         }
         return min(wakeAt ?? due, due)
     }
+}
+
+/// The malloc policy Berth's own processes run with (why: `FreedMemoryTrimmer`). Process-wide, so it is set by the
+/// executables' `main`, before any second thread, never by this library: a user's own Worker executable links the
+/// bus too, and decides about its own malloc.
+public enum MemoryPolicy {
+    /// Sets it; returns whether every setting took. Call first thing in `main`: glibc fixes its number of heaps the
+    /// first time a second thread allocates.
+    @discardableResult
+    public static func apply() -> Bool { berth_memory_apply_policy() != 0 }
+
+    /// Whether `apply()` set it in this process.
+    public static var isApplied: Bool { berth_memory_policy_applied() != 0 }
 }

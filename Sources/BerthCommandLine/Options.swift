@@ -91,6 +91,4 @@ public enum ProcessEnvironment {
     }
 }
 
-#if canImport(Glibc)
 import Glibc
-#endif

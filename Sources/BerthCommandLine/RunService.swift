@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthBus
 import BerthMetrics
 import Logging
 import ServiceLifecycle
@@ -9,7 +10,8 @@ public func runUntilSignalled(_ service: some Service, logger: Logger) async thr
     try await runUntilSignalled([service], logger: logger)
 }
 
-/// Runs `services` together until SIGTERM or SIGINT; graceful shutdown goes through them in reverse order.
+/// Runs `services` together until SIGTERM or SIGINT; graceful shutdown goes through them in reverse order. Then
+/// gives the bus up to a second to send what it still holds.
 public func runUntilSignalled(_ services: [any Service], logger: Logger) async throws {
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
@@ -19,6 +21,8 @@ public func runUntilSignalled(_ services: [any Service], logger: Logger) async t
         )
     )
     try await group.run()
+    // The events published while stopping (an app's STOPPING and EXITED) are still in libzmq's queue.
+    Context.shared.terminate(waitingAtMost: .seconds(1))
 }
 
 /// `--metrics HOST:PORT`: serve Prometheus metrics there.

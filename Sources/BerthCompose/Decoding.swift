@@ -16,7 +16,7 @@ extension RouterSpec {
             seen[endpoint] = "'\(name)' endpoint"
         }
         if let value = fields["heartbeat"] { heartbeat = try value.duration() }
-        if let value = fields["replicas"] { replicas = try value.int(in: 1...9, what: "replicas") }
+        if let value = fields["replicas"] { replicas = try value.int(in: RouterSpec.replicaRange, what: "replicas") }
     }
 }
 

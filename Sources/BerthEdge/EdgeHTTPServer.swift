@@ -3,9 +3,7 @@ import BerthHTTP
 import BerthWire
 import Logging
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// The edge's HTTP/1.1 server, driven by the edge's bus thread.
 ///

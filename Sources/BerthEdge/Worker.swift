@@ -1,5 +1,10 @@
-// Workers use the wire's Header, Target, Endpoint and MeshError without importing BerthWire themselves.
-@_exported import BerthWire
+import BerthWire
+// What a Worker handles of the wire, and nothing more: not Envelope, Ready or the codec.
+@_exported import struct BerthWire.Endpoint
+@_exported import enum BerthWire.ErrorCode
+@_exported import struct BerthWire.Header
+@_exported import struct BerthWire.MeshError
+@_exported import struct BerthWire.Target
 import NIOCore
 
 /// A request as the edge received it, or as a Worker builds it for a container.

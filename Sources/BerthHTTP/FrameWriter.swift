@@ -1,8 +1,6 @@
 import BerthBus
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Bytes on their way out of a non-blocking socket, written from the frames that hold them: a head and a body go
 /// out in one `sendmsg`, and a body that came off the bus is never copied in user space.

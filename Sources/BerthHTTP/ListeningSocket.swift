@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Why a server could not listen.
 package struct ListenError: Error, Sendable, CustomStringConvertible {

@@ -2,9 +2,7 @@ import CBerthSpawn
 import Dispatch
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// How a child process ended.
 public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
@@ -18,6 +16,10 @@ public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
         case .signalled(let signal): 128 + signal
         }
     }
+
+    /// The codes a shell gives a command it could not run: 126 (found, not executable) and 127 (not found). A
+    /// process that ends so before it ever served could not start: retrying it would fail the same way.
+    public var isStartFailure: Bool { self == .exited(126) || self == .exited(127) }
 
     public var description: String {
         switch self {
@@ -57,6 +59,9 @@ public struct SpawnError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         "cannot start \(command.first ?? "(nothing)"): \(String(cString: strerror(errorNumber)))"
     }
+
+    /// The status a shell would report for the same failure: 127 when the program is not there, 126 otherwise.
+    public var exitStatus: ExitStatus { errorNumber == ENOENT ? .exited(127) : .exited(126) }
 }
 
 /// A running child process: its pid, its output line by line, and its end.

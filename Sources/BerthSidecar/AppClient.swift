@@ -2,9 +2,7 @@ import BerthBus
 import BerthHTTP
 import DequeModule
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// One HTTP/1.1 exchange with the app, as the sidecar asks for it.
 struct AppRequest: Sendable {
@@ -334,8 +332,21 @@ final class AppClient {
             }
             if reader.isComplete { return .complete }
             // A read that did not fill its buffer took all there was: poll before reading again.
-            if !full { return .waiting }
+            if !full {
+                acknowledgeNow(connection)
+                return .waiting
+            }
         }
+    }
+
+    /// Sends the ACK for what was read now, not up to 40 ms later. An app that writes its answer in two pieces (a
+    /// head, then a body: Python's http.server, many others) has Nagle's algorithm hold the second piece until the
+    /// first is acknowledged, and on a kept-alive connection Linux delays that ACK, hoping to carry it on data we
+    /// would send: we send nothing until the answer is whole. TCP_QUICKACK is not sticky; setting it sends the
+    /// pending ACK at once, so it is set after every read that leaves an answer incomplete, and only then.
+    private func acknowledgeNow(_ connection: AppConnection) {
+        var one: Int32 = 1
+        _ = setsockopt(connection.fd, Int32(IPPROTO_TCP), Int32(TCP_QUICKACK), &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
     private func answered(_ connection: AppConnection) {

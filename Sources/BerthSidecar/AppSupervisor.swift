@@ -4,9 +4,7 @@ import BerthWire
 import Logging
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Why a request cannot reach the app right now.
 struct AppUnavailable: Error {
@@ -18,7 +16,9 @@ struct AppUnavailable: Error {
 /// never stopped while a request is in flight.
 ///
 /// States: `stopped → starting → healthy → stopping → stopped` (or `sleeping` when stopped for idleness),
-/// and `exited(code)` when it ends by itself, followed by a restart when the policy allows.
+/// and `exited(code)` when it ends by itself, followed by a restart when the policy allows. An app that cannot
+/// start (its program is missing or not executable, or it exits 126 or 127 before it ever served) is not
+/// restarted: it would fail the same way. The next request tries again.
 actor AppSupervisor {
     enum State: Equatable, CustomStringConvertible {
         case stopped
@@ -67,6 +67,10 @@ actor AppSupervisor {
     private nonisolated let admission = Mutex(Admission())
     private var waiters: [CheckedContinuation<Void, any Error>] = []
     private var shuttingDown = false
+    /// The last lifecycle event, published again unchanged every `announceInterval` so that subscribers who joined
+    /// late (a dashboard, a restarted `berth up`) learn the state: a repeat carries the `time_us` of the change.
+    private var lastLifecycle: LifecycleEvent?
+    static let announceInterval = Duration.seconds(5)
 
     init(
         app: AppConfiguration, sidecar: SidecarConfiguration, logger: Logger,
@@ -150,22 +154,10 @@ actor AppSupervisor {
         while !Task.isCancelled && !shuttingDown {
             try? await Task.sleep(for: .milliseconds(250))
             await sleepIfIdle()
-            // Subscribers that joined late (a dashboard, a restarted berth up) learn the state within seconds.
-            if lastAnnounced.duration(to: .now) >= .seconds(5) {
+            if lastAnnounced.duration(to: .now) >= Self.announceInterval, let lastLifecycle {
                 lastAnnounced = .now
-                announce()
+                events(.lifecycle(lastLifecycle))
             }
-        }
-    }
-
-    private func announce() {
-        switch state {
-        case .healthy: publish(.healthy, message: "still healthy")
-        case .sleeping: publish(.sleeping, message: "still sleeping")
-        case .starting: publish(.starting, message: "still starting")
-        case .exited(let status): publish(.exited, exitCode: status.code, message: "\(status)")
-        case .backingOff: publish(.restarting, message: "\(state)")
-        case .stopped, .stopping: break
         }
     }
 
@@ -192,8 +184,7 @@ actor AppSupervisor {
         do {
             child = try ChildProcess(spec)
         } catch {
-            logger.error("cannot start the app", metadata: ["berth.error": "\(error)"])
-            ended(.exited(127), generation: generation, reason: "\(error)")
+            cannotStart(error.exitStatus, pid: nil, reason: String(cString: strerror(error.errorNumber)))
             return
         }
         process = child
@@ -201,7 +192,7 @@ actor AppSupervisor {
         Task { await self.pump(child) }
         Task {
             let status = await child.wait()
-            self.ended(status, generation: generation, reason: nil)
+            self.ended(status, pid: child.pid, generation: generation)
         }
 
         let deadline = ContinuousClock.now + app.startTimeout
@@ -236,15 +227,18 @@ actor AppSupervisor {
         }
     }
 
-    private func ended(_ status: ExitStatus, generation: Int, reason: String?) {
+    private func ended(_ status: ExitStatus, pid: Int32, generation: Int) {
         guard self.generation == generation else { return }
         process = nil
         if state == .stopping || shuttingDown {
             return
         }
+        if state == .starting && status.isStartFailure {
+            return cannotStart(status, pid: pid, reason: "it \(status) before it opened port \(sidecar.port)")
+        }
         let wasHealthy = state == .healthy
         logger.warning("app exited", metadata: ["berth.status": "\(status)"])
-        publish(.exited, exitCode: status.code, message: reason ?? "\(status)")
+        publish(.exited, exitCode: status.code, pid: pid, message: "\(status)")
         if wasHealthy { consecutiveFailures = 0 }
         consecutiveFailures += 1
         let restart = switch app.restart {
@@ -270,6 +264,16 @@ actor AppSupervisor {
         }
     }
 
+    /// The app could not start: said once, loudly, and not retried until a request asks for it again.
+    private func cannotStart(_ status: ExitStatus, pid: Int32?, reason: String) {
+        process = nil
+        let message = "cannot start '\(app.command.joined(separator: " "))': \(reason)"
+        logger.error("\(message)", metadata: ["berth.command": "\(app.command.joined(separator: " "))", "berth.status": "\(status)"])
+        state = .exited(status)
+        publish(.exited, exitCode: status.code, pid: pid, message: message)
+        wake(with: AppUnavailable(message: "the app \(message)"))
+    }
+
     private func restartAfterBackoff(generation: Int) {
         guard self.generation == generation, case .backingOff = state, !shuttingDown else { return }
         publish(.restarting, message: "restart \(restarts)")
@@ -287,41 +291,44 @@ actor AppSupervisor {
         }
         guard idle else { return }
         logger.info("app idle; stopping it until the next request", metadata: ["berth.sleep_after": "\(sleepAfter)"])
-        await stopProcess()
+        await stopProcess(because: "idle for \(sleepAfter)")
         if state == .stopped {
             state = .sleeping
             publish(.sleeping, message: "idle for \(sleepAfter)")
         }
     }
 
-    private func stopProcess() async {
+    private func stopProcess(because reason: String) async {
         guard let child = process else {
             state = .stopped
             return
         }
         state = .stopping
         generation += 1
-        publish(.stopping)
+        publish(.stopping, pid: child.pid, message: "\(reason): signal \(app.stopSignal), then SIGKILL after \(app.stopGracePeriod)")
         let status = await child.stop(signal: app.stopSignal, grace: app.stopGracePeriod)
         process = nil
         state = .stopped
-        publish(.exited, exitCode: status.code, message: "stopped (\(status))")
+        publish(.exited, exitCode: status.code, pid: child.pid, message: "stopped (\(status))")
     }
 
     /// Stops the app for good (SIGTERM drain of the sidecar).
     func shutdown() async {
         shuttingDown = true
         wake(with: AppUnavailable(message: "the sidecar is shutting down"))
-        await stopProcess()
+        await stopProcess(because: "the sidecar is shutting down")
     }
 
     // MARK: Events
 
-    private func publish(_ state: LifecycleState, exitCode: Int32 = 0, message: String = "") {
-        events(.lifecycle(LifecycleEvent(
+    /// `pid` defaults to the running app's: an event about an app that has ended names the pid it had.
+    private func publish(_ state: LifecycleState, exitCode: Int32 = 0, pid: Int32? = nil, message: String) {
+        let event = LifecycleEvent(
             timeMicroseconds: WallClock.nowMicroseconds(), container: sidecar.endpoint, state: state, exitCode: exitCode,
-            restarts: UInt32(restarts), pid: UInt32(process?.pid ?? 0), message: message
-        )))
+            restarts: UInt32(restarts), pid: UInt32(pid ?? process?.pid ?? 0), message: message
+        )
+        lastLifecycle = event
+        events(.lifecycle(event))
     }
 
 }

@@ -1,10 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Where the router listens (the `router:` section).
 public struct RouterSpec: Sendable, Equatable {
@@ -37,6 +31,9 @@ public struct RouterSpec: Sendable, Equatable {
         self.heartbeat = heartbeat
         self.replicas = replicas
     }
+
+    /// The replicas a compose file may ask for.
+    public static let replicaRange = 1...9
 
     /// The endpoints of replica `index` (0 is this spec itself).
     public func replica(_ index: Int) -> RouterSpec {

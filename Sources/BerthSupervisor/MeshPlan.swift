@@ -24,6 +24,8 @@ public enum Isolation: String, Sendable, Codable {
 
 /// Where the Berth executables are: beside the running `berth`, unless told otherwise.
 public struct Executables: Sendable {
+    /// The folder they are in.
+    public var directory: String
     public var router: String
     public var sidecar: String
     public var edge: String
@@ -31,16 +33,34 @@ public struct Executables: Sendable {
     public var berth: String
 
     public init(directory: String) {
+        self.directory = directory
         router = directory + "/berth-router"
         sidecar = directory + "/berth-sidecar"
         edge = directory + "/berth-edge"
         berth = directory + "/berth"
     }
 
+    /// A compose file's command, with its program found: a bare name (`demo-edge`, `my-worker`) is looked for
+    /// beside `berth` first, so that a compose file names Berth's executables, and those built with it, the same
+    /// way in a debug build, a release build and an installation; otherwise it is left for PATH (`python3`). A
+    /// program with a slash in it is a path, relative to the folder `berth up` runs in.
+    public func resolve(_ command: [String]) -> [String] {
+        guard let program = command.first, !program.isEmpty, !program.contains("/") else { return command }
+        let beside = directory + "/" + program
+        guard FileManager.default.isExecutableFile(atPath: beside) else { return command }
+        return [beside] + command.dropFirst()
+    }
+
     /// The folder of the running executable.
     public static func besideThisProgram() -> Executables {
-        let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        return Executables(directory: path)
+        Executables(directory: URL(fileURLWithPath: thisProgram).deletingLastPathComponent().path)
+    }
+
+    /// The running executable's path, symbolic links resolved. From /proc, not argv[0]: a `berth` found on PATH
+    /// has only its bare name there, which would be taken for a file in the current folder.
+    public static var thisProgram: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
     }
 }
 
@@ -85,8 +105,8 @@ public struct MeshPlan: Sendable {
         // which each router binds beside its tcp:// ones.
         let namespaced = isolation == .networkNamespace
         let replicas = (0..<router.replicas).map { router.replica($0) }
-        let backendIPC = replicas.indices.map { "ipc://\(runtimeDirectory)/backend-\($0).ipc" }
-        let eventsIPC = replicas.indices.map { "ipc://\(runtimeDirectory)/events-in-\($0).ipc" }
+        let backendIPC = replicas.indices.map { "ipc://" + Self.backendSocket(in: runtimeDirectory, replica: $0) }
+        let eventsIPC = replicas.indices.map { "ipc://" + Self.eventsInSocket(in: runtimeDirectory, replica: $0) }
         var services: [Service] = []
         for (index, replica) in replicas.enumerated() {
             services.append(Service(
@@ -124,7 +144,7 @@ public struct MeshPlan: Sendable {
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
                 if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
                 for variable in container.environment { command += ["--env", "\(variable.name)=\(variable.value)"] }
-                command += ["--"] + container.command
+                command += ["--"] + executables.resolve(container.command)
                 if namespaced {
                     command = ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""] + command
                 }
@@ -137,7 +157,7 @@ public struct MeshPlan: Sendable {
         }
 
         let edge = compose.edge
-        var edgeCommand = (edge.command ?? [executables.edge]) + [
+        var edgeCommand = (edge.command.map(executables.resolve) ?? [executables.edge]) + [
             "--listen", "\(edge.host):\(edge.port)", "--router", replicas.map(\.frontend).joined(separator: ","),
             "--events", replicas.map(\.eventsIn).joined(separator: ","),
             "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat,
@@ -153,6 +173,14 @@ public struct MeshPlan: Sendable {
             ))
         }
         self.services = services
+    }
+
+    static func backendSocket(in folder: String, replica: Int) -> String { folder + "/backend-\(replica).ipc" }
+    static func eventsInSocket(in folder: String, replica: Int) -> String { folder + "/events-in-\(replica).ipc" }
+
+    /// The socket files a mesh's routers may leave in `folder` (for namespaced sidecars): removed when it stops.
+    public static func socketFiles(in folder: String) -> [String] {
+        (0..<RouterSpec.replicaRange.upperBound).flatMap { [backendSocket(in: folder, replica: $0), eventsInSocket(in: folder, replica: $0)] }
     }
 
     /// `ContainerA` → `a`, `web` → `web`: short instance ids such as `a-0`, as in the demo.

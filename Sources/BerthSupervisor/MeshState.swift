@@ -16,14 +16,26 @@ public struct MeshState: Codable, Sendable {
         public var exitCode: Int32?
         /// For sidecars, the app as its lifecycle events tell it.
         public var app: App?
+        /// Why it is in its state, when berth knows: the error that kept its command from starting.
+        public var message: String?
+
+        /// The state of a service whose own command could not be started (not found, not executable).
+        public static let failedToStart = "failed to start"
     }
 
     public struct App: Codable, Sendable {
+        /// A lifecycle state's name (`starting`, `healthy`, …), or `failed` when the app could not start at all.
         public var state: String
         public var pid: Int32?
         public var restarts: Int
         public var exitCode: Int32?
         public var since: Date
+        /// The last lifecycle event's message: why it is in its state.
+        public var message: String?
+
+        /// The state of an app whose command cannot start (missing, not executable, or exits 126 or 127 before it
+        /// served): the sidecar does not restart it, and `berth up -d` gives up.
+        public static let failed = "failed"
     }
 
     public var name: String
@@ -38,7 +50,7 @@ public struct MeshState: Codable, Sendable {
         return "\(base)/berth-\(getuid())/\(name)"
     }
 
-    static func path(in folder: String) -> String { folder + "/state.json" }
+    public static func path(in folder: String) -> String { folder + "/state.json" }
 
     public static func read(folder: String) throws -> MeshState {
         let data = try Data(contentsOf: URL(fileURLWithPath: path(in: folder)))

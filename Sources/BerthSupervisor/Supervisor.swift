@@ -52,7 +52,10 @@ public actor Supervisor: Service {
             }
             group.cancelAll()
         }
-        try? FileManager.default.removeItem(atPath: MeshState.path(in: plan.runtimeDirectory))
+        // Nothing left behind but the logs, which berth logs reads after the mesh is gone.
+        for file in [MeshState.path(in: plan.runtimeDirectory)] + MeshPlan.socketFiles(in: plan.runtimeDirectory) {
+            try? FileManager.default.removeItem(atPath: file)
+        }
     }
 
     // MARK: One service
@@ -68,7 +71,11 @@ public actor Supervisor: Service {
                 child = try ChildProcess(spec)
             } catch {
                 printer.line("berth: \(error)", from: service.name, index: index)
-                update(service.name) { $0.state = "failed to start"; $0.exitCode = 127 }
+                update(service.name) {
+                    $0.state = MeshState.Service.failedToStart
+                    $0.exitCode = error.exitStatus.code
+                    $0.message = "\(error)"
+                }
                 return
             }
             running[service.name] = child
@@ -161,11 +168,22 @@ public actor Supervisor: Service {
     private func record(_ event: LifecycleEvent) {
         let name = "\(event.container.className)/\(event.container.instanceID)"
         // An edge's word that it picks the instance again: as far as `ps` tells, it is healthy.
-        let appState = Names.lifecycleState(event.state == .returned ? .healthy : event.state)
+        var appState = Names.lifecycleState(event.state == .returned ? .healthy : event.state)
+        // The sidecar's rule: an app that exits as a shell does for a command it cannot run, before it ever served,
+        // could not start, and is not restarted.
+        let previous = state.services.first { $0.name == name }?.app?.state
+        if event.state == .exited, ExitStatus.exited(event.exitCode).isStartFailure,
+           previous == nil || previous == "starting" || previous == MeshState.App.failed {
+            appState = MeshState.App.failed
+            if previous != MeshState.App.failed, let index = plan.services.firstIndex(where: { $0.name == name }) {
+                printer.line("berth: \(name): \(event.message)", from: name, index: index)
+            }
+        }
         update(name) { service in
             var app = service.app ?? MeshState.App(state: appState, restarts: 0, since: Date())
             if app.state != appState { app.since = Date() }
             app.state = appState
+            app.message = event.message
             app.restarts = Int(event.restarts)
             if event.pid != 0 { app.pid = Int32(event.pid) }
             if event.state == .exited {

@@ -2,16 +2,21 @@ import BerthWire
 
 /// `--json`: one JSON object per event, on one line, for jq and log shippers.
 ///
-/// Keys are the field names of `Proto/berth.proto` and are always present (`null` for an absent `error`);
-/// `event` names the `Event.kind` that is set (`traffic`, `lifecycle` or `log`) and `topic` is the topic frame.
-/// Times are `time_us` as in the proto plus `time`, the same instant in RFC 3339 (UTC, microseconds).
-/// Enum values are the proto value names, lowercase and without the enum's prefix: `TRAFFIC_KIND_SIDECAR` is
-/// `"sidecar"`, `ERROR_CODE_APP_UNREACHABLE` is `"app_unreachable"`.
+/// Values follow the proto3 JSON mapping: 64-bit integers (`uint64` in the proto: `time_us`, `request_id`,
+/// `bytes_in`, `bytes_out`, `latency_us`) are JSON strings of decimal digits, because a JSON number is a double
+/// and rounds ids such as 6.6e18; 32-bit integers are numbers. Keys are the proto's field names (the mapping's
+/// `preserving_proto_field_name` form, which every proto3 JSON parser accepts) and are always present (`null`
+/// for an absent `error`). Where this departs from the mapping, on purpose and documented in docs/events.md:
+/// `event` names the `Event.kind` that is set (`traffic`, `lifecycle` or `log`), `topic` is the topic frame,
+/// `time` is `time_us` again in RFC 3339 (UTC, microseconds), and enum values are the proto value names lowercase
+/// and without the enum's prefix: `TRAFFIC_KIND_SIDECAR` is `"sidecar"`, `ERROR_CODE_APP_UNREACHABLE` is
+/// `"app_unreachable"`.
 ///
 /// ```json
-/// {"event":"traffic","topic":"traffic.edge.main","time":"2025-01-02T03:04:05.678901Z","time_us":1735787045678901,
-///  "request_id":7,"trace_id":"","source":{"class_name":"edge","instance_id":"main","port":0},"destination":{…},
-///  "method":"GET","path":"/a/","status":200,"bytes_in":0,"bytes_out":12,"latency_us":840,"kind":"edge","error":null}
+/// {"event":"traffic","topic":"traffic.edge.main","time":"2025-01-02T03:04:05.678901Z","time_us":"1735787045678901",
+///  "request_id":"6600000000000000007","trace_id":"","source":{"class_name":"edge","instance_id":"main","port":0},
+///  "destination":{…},"method":"GET","path":"/a/","status":200,"bytes_in":"0","bytes_out":"12","latency_us":"840",
+///  "kind":"edge","error":null}
 /// ```
 public struct JSONEventFormatter: Sendable {
     public init() {}
@@ -24,16 +29,16 @@ public struct JSONEventFormatter: Sendable {
             object.add("event", string: "traffic")
             object.add("topic", string: tapped.topic)
             object.addTime(event.timeMicroseconds)
-            object.add("request_id", number: event.requestID)
+            object.add("request_id", uint64: event.requestID)
             object.add("trace_id", string: event.traceID)
             object.add("source", raw: Self.endpoint(event.source))
             object.add("destination", raw: Self.endpoint(event.destination))
             object.add("method", string: event.method)
             object.add("path", string: event.path)
             object.add("status", number: event.status)
-            object.add("bytes_in", number: event.bytesIn)
-            object.add("bytes_out", number: event.bytesOut)
-            object.add("latency_us", number: event.latencyMicroseconds)
+            object.add("bytes_in", uint64: event.bytesIn)
+            object.add("bytes_out", uint64: event.bytesOut)
+            object.add("latency_us", uint64: event.latencyMicroseconds)
             object.add("kind", string: Names.trafficKind(event.kind))
             if let error = event.error {
                 var nested = JSONObject()
@@ -121,13 +126,20 @@ struct JSONObject {
         add(key, raw: quoted)
     }
 
-    mutating func add(_ key: String, number value: some BinaryInteger) {
+    /// A 32-bit integer: a JSON number, exact in every parser.
+    mutating func add<Value: FixedWidthInteger>(_ key: String, number value: Value) {
+        precondition(Value.bitWidth <= 32, "64-bit integers are strings in the proto3 JSON mapping: use add(_:uint64:)")
         add(key, raw: "\(value)")
+    }
+
+    /// A 64-bit integer as the proto3 JSON mapping writes it: a string, so that no parser rounds it to a double.
+    mutating func add(_ key: String, uint64 value: UInt64) {
+        add(key, raw: "\"\(value)\"")
     }
 
     mutating func addTime(_ microseconds: UInt64) {
         add("time", string: JSONEventFormatter.rfc3339(microseconds: microseconds))
-        add("time_us", number: microseconds)
+        add("time_us", uint64: microseconds)
     }
 
     /// Appends `value` as a JSON string: quotes, backslashes and control characters escaped (RFC 8259 §7);

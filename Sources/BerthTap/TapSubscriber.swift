@@ -137,6 +137,9 @@ final class TapLoopBody: BusLoopBody {
     init(configuration: TapConfiguration, logger: Logger, output: AsyncThrowingStream<TapItem, any Error>.Continuation) throws(BusError) {
         var options = SocketOptions()
         options.subscriptions = configuration.topics.isEmpty ? [""] : configuration.topics
+        // Retried every 100 ms, not backing off to a second: a tap started before the mesh is connected, and its
+        // subscription with every publisher, moments after the router binds, before the first apps start.
+        options.reconnectIntervalMax = options.reconnectInterval
         subscriber = try Socket(.sub, options: options)
         try subscriber.connect(configuration.endpoint)
         sockets = [subscriber]

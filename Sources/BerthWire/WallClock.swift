@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Wall-clock time for the timestamps of events, without Foundation.
 public enum WallClock {

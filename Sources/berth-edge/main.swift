@@ -3,7 +3,7 @@ import BerthCommandLine
 import BerthEdge
 
 @main
-struct BerthEdgeCommand: AsyncParsableCommand {
+struct BerthEdgeCommand: BerthExecutable {
     static let configuration = CommandConfiguration(
         commandName: "berth-edge",
         abstract: "The HTTP front door of a Berth mesh, with declarative routes.",

@@ -3,7 +3,7 @@ import BerthCommandLine
 import BerthRouter
 
 @main
-struct BerthRouterCommand: AsyncParsableCommand {
+struct BerthRouterCommand: BerthExecutable {
     static let configuration = CommandConfiguration(
         commandName: "berth-router",
         abstract: "The directory of a Berth mesh: knows every live sidecar and tells edges; proxies the event stream. Never on a request's path."

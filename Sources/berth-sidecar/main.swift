@@ -5,7 +5,7 @@ import BerthLink
 import BerthSidecar
 
 @main
-struct BerthSidecarCommand: AsyncParsableCommand {
+struct BerthSidecarCommand: BerthExecutable {
     static let configuration = CommandConfiguration(
         commandName: "berth-sidecar",
         abstract: "One per container instance: turns requests from the bus into HTTP requests on the app's port."

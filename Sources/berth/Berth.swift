@@ -1,7 +1,8 @@
 import ArgumentParser
+import BerthCommandLine
 
 @main
-struct Berth: AsyncParsableCommand {
+struct Berth: BerthExecutable {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "Run and watch a Berth mesh.",

@@ -29,7 +29,8 @@ struct Down: AsyncParsableCommand {
             killed += 1
         }
         if state.supervisorIsAlive { kill(state.supervisorPID, SIGKILL) }
-        try? FileManager.default.removeItem(atPath: folder + "/state.json")
+        // berth up removes these as it ends; not when it was killed.
+        for file in [MeshState.path(in: folder)] + MeshPlan.socketFiles(in: folder) { try? FileManager.default.removeItem(atPath: file) }
         print("mesh '\(state.name)' stopped" + (killed > 0 ? " (\(killed) processes had to be killed)" : ""))
     }
 }

@@ -6,9 +6,7 @@ import Dispatch
 import Logging
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 struct Tap: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

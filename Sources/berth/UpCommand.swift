@@ -13,12 +13,15 @@ struct Up: AsyncParsableCommand {
         discussion: """
             In the foreground, logs of every process are interleaved, prefixed and coloured; Ctrl-C stops everything \
             in reverse order (edge, sidecars, router) with each one's grace period. With -d, berth returns once every \
-            instance is healthy; stop it with berth down.
+            instance is healthy; stop it with berth down. When an app cannot start (its command is missing, not \
+            executable, or exits 126 or 127) or --timeout passes first, berth up -d says which and why, stops what \
+            it started and exits with an error.
             """
     )
 
     @OptionGroup var compose: ComposeOptions
     @Flag(name: .shortAndLong, help: "Run in the background.") var detach = false
+    @Option(help: "With -d: seconds to wait for every instance to become healthy before giving up.") var timeout = 120
     @Option(help: "netns (each instance in its own network namespace, all on the configured port) or port (instance i on port + i). Default: netns when allowed.")
     var isolation: Isolation?
     @OptionGroup var common: CommonOptions
@@ -46,7 +49,7 @@ struct Up: AsyncParsableCommand {
     /// Starts `berth up` again in the background, then waits until every app is healthy.
     private func startDetached(_ file: ComposeFile, folder: String) async throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var arguments = [CommandLine.arguments[0], "up", "-f", compose.file]
+        var arguments = [Executables.thisProgram, "up", "-f", compose.file]
         if let isolation { arguments += ["--isolation", isolation.rawValue] }
         if let level = common.logLevel?.level { arguments += ["--log-level", level.rawValue] }
         arguments += ["--io-scheduling", common.ioScheduling.rawValue]
@@ -54,20 +57,62 @@ struct Up: AsyncParsableCommand {
         spec.parentDeathSignal = 0
         let child = try ChildProcess(spec)
         let expected = file.containers.reduce(0) { $0 + $1.instances }
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while true {
             if let status = child.status {
-                throw ValidationError("berth up stopped (\(status)); see \(folder)/berth.log")
+                throw DetachedUpError(code: .stopped, lines: ["berth up stopped (\(status)); see \(folder)/berth.log"])
             }
-            if let state = try? MeshState.read(folder: folder),
-               state.services.filter({ $0.app?.state == "healthy" }).count == expected {
+            let state = try? MeshState.read(folder: folder)
+            if let state, state.services.filter({ $0.app?.state == "healthy" }).count == expected {
                 print(PsTable.render(state))
                 return
             }
+            let failed = state?.services.filter {
+                $0.app?.state == MeshState.App.failed || $0.state == MeshState.Service.failedToStart
+            } ?? []
+            if !failed.isEmpty {
+                await child.stop(signal: SIGTERM, grace: .seconds(30))
+                throw DetachedUpError(code: .cannotStart, lines: ["stopped the mesh; these cannot start:"] + failed.map(Self.why))
+            }
+            if ContinuousClock.now >= deadline {
+                let waiting = state?.services.filter { $0.kind == .sidecar ? $0.app?.state != "healthy" : $0.state != "running" } ?? []
+                await child.stop(signal: SIGTERM, grace: .seconds(30))
+                throw DetachedUpError(code: .timedOut, lines: ["stopped the mesh; not healthy within \(timeout) s:"] + waiting.map(Self.why)
+                    + ["their output: \(folder)/logs"])
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw ValidationError("not every instance became healthy within 120 s; see berth ps and \(folder)/logs")
     }
+
+    /// One line about a service that is not where it should be: its state, and the reason its last event gave.
+    static func why(_ service: MeshState.Service) -> String {
+        guard service.kind == .sidecar else {
+            return "  \(service.name): \(service.state)" + (service.message.map { ": \($0)" } ?? service.exitCode.map { ", exit code \($0)" } ?? "")
+        }
+        guard service.state == "running" else { return "  \(service.name): its sidecar \(service.state)" }
+        guard let app = service.app else { return "  \(service.name): no word from its sidecar yet" }
+        var line = "  \(service.name): \(app.state)"
+        if app.restarts > 0 { line += " after \(app.restarts) restarts" }
+        if let message = app.message, !message.isEmpty { line += ": \(message)" }
+        return line
+    }
+}
+
+/// Why `berth up -d` gave up. Not a usage error: the compose file was fine, the mesh was not.
+struct DetachedUpError: Error, CustomStringConvertible {
+    enum Code {
+        /// An app or a service cannot start at all.
+        case cannotStart
+        /// Not every instance became healthy within `--timeout`.
+        case timedOut
+        /// The `berth up` in the background ended by itself.
+        case stopped
+    }
+
+    var code: Code
+    var lines: [String]
+
+    var description: String { lines.joined(separator: "\n") }
 }
 
 extension Isolation: ExpressibleByArgument {}

@@ -25,7 +25,7 @@ struct PortForwardingWorker: Worker {
 }
 
 @main
-struct DemoEdge: AsyncParsableCommand {
+struct DemoEdge: BerthExecutable {
     static let configuration = CommandConfiguration(
         commandName: "demo-edge",
         abstract: "The original demo's edge: a Worker that fetches from container A and posts to container B."

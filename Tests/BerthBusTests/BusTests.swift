@@ -26,9 +26,12 @@ struct BusTests {
 
     static func endpoint() -> String { "ipc:///tmp/berth-bus-test-\(UUID().uuidString).ipc" }
 
-    /// Set before main by CBerthMemory: without it, each 1 MiB body is mapped fresh and faulted in again.
-    @Test func aProcessOnTheBusKeepsFreedBlocksInOneHeap() {
-        #expect(FreedMemoryTrimmer.keepsFreedBlocks)
+    /// Linking the bus sets nothing process-wide: a user's Worker executable links it too. Berth's own executables
+    /// set the policy in their main (without it, each 1 MiB body is mapped fresh and faulted in again).
+    @Test func linkingTheBusLeavesMallocAloneUntilAnExecutableAsks() {
+        #expect(!MemoryPolicy.isApplied, "nothing may set the malloc policy before main")
+        #expect(MemoryPolicy.apply())
+        #expect(MemoryPolicy.isApplied)
     }
 
     @Test func multipartMessagesArriveWholeAndInOrder() async throws {

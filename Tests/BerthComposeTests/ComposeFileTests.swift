@@ -16,7 +16,7 @@ import Testing
               timeout: 1m30s
             containers:
               ContainerA:
-                command: [".build/debug/demo-container-a"]
+                command: ["demo-container-a"]
                 port: 8080
                 ports: [9090, 9091]
                 instances: 3
@@ -49,7 +49,7 @@ import Testing
         #expect(file.edge.routes.map(\.argument) == ["/a/=ContainerA", "/b/=ContainerB@b"])
         #expect(file.containers.map(\.name) == ["ContainerA", "ContainerB"])
 
-        var a = ContainerSpec(name: "ContainerA", command: [".build/debug/demo-container-a"], port: 8080)
+        var a = ContainerSpec(name: "ContainerA", command: ["demo-container-a"], port: 8080)
         a.ports = [9090, 9091]
         a.instances = 3
         a.environment = [
@@ -161,12 +161,12 @@ import Testing
         #expect(file.router == RouterSpec())
         #expect(file.edge.host == "127.0.0.1")
         #expect(file.edge.port == 8787)
-        #expect(file.edge.command == [".build/debug/demo-edge"])
+        #expect(file.edge.command == ["demo-edge"])
         #expect(file.dashboard == DashboardSpec(host: "127.0.0.1", port: 8788))
         #expect(file.edge.routes.map(\.argument) == ["/a/=ContainerA", "/b/=ContainerB"])
 
         let a = try #require(file.container(named: "ContainerA"))
-        #expect(a.command == [".build/debug/demo-container-a"])
+        #expect(a.command == ["demo-container-a"])
         #expect(a.port == 8080)
         #expect(a.instances == 3)
         #expect(a.environment.map(\.name) == ["GREETING"])

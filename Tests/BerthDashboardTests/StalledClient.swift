@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A browser that stopped reading: a plain TCP connection that sends one request and never reads the answer.
 /// Its receive buffer is made small, so that it fills quickly.

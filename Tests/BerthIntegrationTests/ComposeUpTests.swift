@@ -29,7 +29,8 @@ struct ComposeUpTests {
                   listen: 127.0.0.1:\(edgePort)
 
                 """
-            if let edgeCommand { yaml += "  command: [\"\(products)/\(edgeCommand)\"]\n" }
+            // A bare name, as Compose/demo.yaml has it: found beside the berth that runs the file.
+            if let edgeCommand { yaml += "  command: [\(edgeCommand)]\n" }
             if !routes.isEmpty {
                 yaml += "  routes:\n" + routes.map { "    - \($0)\n" }.joined()
             }
@@ -39,6 +40,18 @@ struct ComposeUpTests {
         }
 
         var stateFolder: String { "\(ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? "/tmp")/berth-\(getuid())/\(name)" }
+
+        /// The compose file and the mesh's folder (its logs), once the mesh is down.
+        func remove() {
+            try? FileManager.default.removeItem(atPath: stateFolder)
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    /// `berth down`, then the compose file and the mesh's folder go: a test run leaves nothing behind.
+    static func down(_ file: MeshFile) async {
+        _ = try? await berth(["down", "-f", file.path])
+        file.remove()
     }
 
     static func berth(_ arguments: [String]) async throws -> (status: Int32, output: String) {
@@ -83,6 +96,11 @@ struct ComposeUpTests {
             let result = try await body(up, client)
             _ = try await berth(["down", "-f", file.path])
             _ = await up.waitForExit(timeout: .seconds(30))
+            // Only the logs stay, for berth logs: no state, no socket files (the router's ipc endpoints, as root).
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: file.stateFolder)) ?? []
+            #expect(left.allSatisfy { $0 == "logs" }, "berth down left files behind in \(file.stateFolder): \(left)")
+            // Then they go too; when the test failed they stay, to say why.
+            file.remove()
             try await client.shutdown()
             return result
         } catch {
@@ -108,20 +126,25 @@ struct ComposeUpTests {
         return false
     }
 
-    @Test func theDemoRunsAndLeavesNothingBehind() async throws {
-        let file = try MeshFile(containers: """
-              ContainerA:
-                command: ["$PRODUCTS/demo-container-a"]
-                port: 8080
-                instances: 3
-                readiness: { path: /health }
-              ContainerB:
-                command: ["python3", "$ROOT/Compose/apps/container-b/app.py"]
-                port: 3000
-                instances: 3
-                readiness: { path: /health }
+    /// The demo's containers, as Compose/demo.yaml has them: A in Swift, found beside `berth` as the demo names it,
+    /// and B in Python, found on PATH; three instances each.
+    static let demoContainers = """
+          ContainerA:
+            command: [demo-container-a]
+            port: 8080
+            instances: 3
+            readiness: { path: /health }
+          ContainerB:
+            command: ["python3", "$ROOT/Compose/apps/container-b/app.py"]
+            port: 3000
+            instances: 3
+            readiness: { path: /health }
 
-            """, edgeCommand: "demo-edge", routes: ["{ path: /a/, container: ContainerA }", "{ path: /b/, container: ContainerB }"])
+        """
+
+    @Test func theDemoRunsAndLeavesNothingBehind() async throws {
+        let file = try MeshFile(containers: Self.demoContainers, edgeCommand: "demo-edge",
+                                routes: ["{ path: /a/, container: ContainerA }", "{ path: /b/, container: ContainerB }"])
         var pids: [Int32] = []
         try await Self.withUp(file) { up, client in
             let healthy = try await Self.waitFor { Self.healthyApps(file).count == 6 }
@@ -182,6 +205,7 @@ struct ComposeUpTests {
             """
         let scriptPath = marker + ".py"
         try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        defer { for path in [marker, scriptPath] { try? FileManager.default.removeItem(atPath: path) } }
         let file = try MeshFile(containers: """
               Flaky:
                 command: ["python3", "\(scriptPath)"]
@@ -224,7 +248,7 @@ struct ComposeUpTests {
         up.signal(SIGKILL)
         let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
         #expect(gone, "still running after berth was killed: \(pids.filter { kill($0, 0) == 0 })")
-        _ = try await Self.berth(["down", "-f", file.path])
+        await Self.down(file)
     }
 
     /// `berth up --io-scheduling` reaches every process it starts: the router, the sidecars and the edge.
@@ -264,6 +288,24 @@ struct ComposeUpTests {
         #expect(down.status == 0, "\(down.output)")
         let gone = try await Self.waitFor(.seconds(10)) { pids.allSatisfy { kill($0, 0) != 0 } }
         #expect(gone, "berth down left: \(pids.filter { kill($0, 0) == 0 })")
+        file.remove()
+    }
+
+    /// `berth` run by its bare name from PATH, as an installed one is: argv[0] is then just "berth", and the
+    /// executables beside it must be found all the same.
+    @Test func aBerthFoundOnPathFindsItsExecutablesBesideIt() async throws {
+        let file = try MeshFile(containers: Self.twoEchoes, edgeCommand: "demo-edge", routes: ["{ path: /e/, container: Echo }"])
+        let path = Paths.products.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        for detach in [false, true] {
+            let up = try ChildProcess(name: "berth-up-from-path", executable: URL(fileURLWithPath: "/usr/bin/env"),
+                                      arguments: ["berth", "up", "-f", file.path, "--isolation", "port"] + (detach ? ["-d"] : []),
+                                      environment: ["PATH": path])
+            let healthy = try await Self.waitFor { Self.healthyApps(file).count == 2 }
+            _ = try await Self.berth(["down", "-f", file.path])
+            _ = await up.waitForExit(timeout: .seconds(30))
+            #expect(healthy, "berth up\(detach ? " -d" : ""): \(up.output.suffix(2_000))")
+        }
+        file.remove()
     }
 
     @Test(arguments: [

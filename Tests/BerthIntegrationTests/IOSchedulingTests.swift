@@ -1,8 +1,6 @@
 import Foundation
 
-#if canImport(Glibc)
 import Glibc
-#endif
 import Testing
 
 /// `--io-scheduling`, read back from the kernel: the policy of each libzmq I/O thread of a real `berth-router`.

@@ -99,7 +99,7 @@ struct JSONFormatterTests {
     @Test func trafficEventAsJSON() throws {
         let awkward = "/q\"uo\\te\nnew\tline\u{01}\u{7F}é🚢\u{2028}"
         let event = TrafficEvent(
-            timeMicroseconds: 1_735_787_045_678_901, requestID: 7, traceID: "t-1",
+            timeMicroseconds: 1_735_787_045_678_901, requestID: 6_600_000_000_000_000_007, traceID: "t-1",
             source: Endpoint(className: "edge", instanceID: "main"),
             destination: Endpoint(className: "ContainerA", instanceID: "a-0", port: 8080),
             method: "GET", path: awkward, status: 502, bytesIn: 12, bytesOut: 1_234, latencyMicroseconds: 840,
@@ -113,12 +113,14 @@ struct JSONFormatterTests {
         #expect(object["event"] as? String == "traffic")
         #expect(object["topic"] as? String == "traffic.ContainerA.a-0")
         #expect(object["time"] as? String == "2025-01-02T03:04:05.678901Z")
-        #expect((object["time_us"] as? NSNumber)?.uint64Value == 1_735_787_045_678_901)
+        // The proto3 JSON mapping: 64-bit integers are strings, exact whatever parser reads them; 32-bit are numbers.
+        #expect(object["time_us"] as? String == "1735787045678901")
+        #expect(object["request_id"] as? String == "6600000000000000007")
         #expect(object["path"] as? String == awkward)
         #expect(object["status"] as? Int == 502)
-        #expect(object["bytes_in"] as? Int == 12)
-        #expect(object["bytes_out"] as? Int == 1_234)
-        #expect(object["latency_us"] as? Int == 840)
+        #expect(object["bytes_in"] as? String == "12")
+        #expect(object["bytes_out"] as? String == "1234")
+        #expect(object["latency_us"] as? String == "840")
         #expect(object["kind"] as? String == "sidecar")
         let destination = try #require(object["destination"] as? [String: Any])
         #expect(destination["class_name"] as? String == "ContainerA")
@@ -154,6 +156,8 @@ struct JSONFormatterTests {
         #expect(lifecycle["state"] as? String == "restarting")
         #expect(lifecycle["exit_code"] as? Int == -9)
         #expect(lifecycle["restarts"] as? Int == 3)
+        #expect(lifecycle["pid"] as? Int == 99)
+        #expect(lifecycle["time_us"] as? String == "951782400000000")
 
         let log = try parse(formatter.line(TappedEvent(
             topic: "log.ContainerB.b-1",

@@ -8,13 +8,15 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 /slow/MS            -> answers after MS milliseconds
 /instance           -> the instance name from $BERTH_INSTANCE (or the port)
 /log?line=TEXT      -> prints TEXT on stdout, answers 200
+/acked              -> the head, then, once the client has acknowledged it, a body with how long that took in µs
+                       (nine digits): the two writes of Python's http.server, with the wait made visible
 /close              -> 200 as if the connection stayed open, then closes it (as servers do with idle ones)
 /early              -> 413 before reading the request body; reads it 300 ms later and keeps the connection
 /chunked/N          -> N bytes of the /bytes pattern in chunks of growing size, with chunk extensions and a trailer
 /raw/NAME           -> a hand-written answer, then the connection closes: `garbage` (not HTTP), `unframed` (a body
                        that ends with the connection), `continue` (a 100 first), `conflict` (two Content-Lengths)
 """
-import hashlib, json, os, sys, time
+import fcntl, hashlib, json, os, struct, sys, termios, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, parse_qs
 
@@ -90,6 +92,18 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "instance":
             name = os.environ.get("BERTH_INSTANCE") or os.environ.get("APP_NAME") or str(self.server.server_port)
             self.send(200, name.encode(), [("content-type", "text/plain")])
+        elif parts[0] == "acked":
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("content-length", "9")
+            self.end_headers()  # the head goes out in its own write
+            started = time.monotonic()
+            # TIOCOUTQ on a TCP socket: bytes sent and not yet acknowledged.
+            while struct.unpack("I", fcntl.ioctl(self.connection.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0] > 0:
+                if time.monotonic() - started > 1:
+                    break
+                time.sleep(0.0002)
+            self.wfile.write(b"%09d" % int((time.monotonic() - started) * 1_000_000))
         elif parts[0] == "close":
             self.send(200, b"closing\n", [("content-type", "text/plain")])
             self.close_connection = True

@@ -1,9 +1,7 @@
 import Foundation
 import Synchronization
 
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A real child process whose output goes to a log file, stopped for sure when the test is done.
 final class ChildProcess: @unchecked Sendable {
