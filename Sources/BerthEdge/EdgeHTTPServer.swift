@@ -433,7 +433,7 @@ final class EdgeHTTPServer {
     }
 
     /// A request that cannot be read: 413 for a body over the limit, 431 for a head over it, 414 for a request line
-    /// over it, 501 for what the edge does not do, 400 for anything else; the connection closes, since what the client
+    /// over it, 501 for what the edge does not do, 505 for HTTP/2.0 and the like, 400 for anything else; the connection closes, since what the client
     /// sends next can no longer be told apart from what it sent.
     private func refuse(_ connection: ClientConnection, _ error: HTTPMessageError) {
         let response: EdgeResponse
@@ -446,6 +446,8 @@ final class EdgeHTTPServer {
             response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 414)
         case .notImplemented:
             response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 501)
+        case .versionNotSupported:
+            response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 505)
         case .malformed:
             response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"))
         }

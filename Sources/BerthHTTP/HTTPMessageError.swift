@@ -13,6 +13,8 @@ package struct HTTPMessageError: Error, Sendable, Equatable, CustomStringConvert
         case targetTooLong
         /// Well formed, but asks for what the reader does not do: a transfer coding other than chunked, a tunnel (501).
         case notImplemented
+        /// An HTTP version other than 1.0 and 1.1, well formed (505).
+        case versionNotSupported
     }
 
     package var description: String

@@ -94,7 +94,10 @@ extension HTTPRequestHead: HTTPMessageHead {
         let version = line[(lastSpace + 1)...]
         guard version.count == 8, version.prefix(7).elementsEqual("HTTP/1.".utf8),
               let minor = version.last, minor == UInt8(ascii: "0") || minor == UInt8(ascii: "1") else {
-            throw refused("does not end with HTTP/1.0 or HTTP/1.1")
+            let isDigit = { (byte: UInt8) in byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+            let wellFormed = version.count == 8 && version.prefix(5).elementsEqual("HTTP/".utf8) && isDigit(version[version.startIndex + 5])
+                && version[version.startIndex + 6] == UInt8(ascii: ".") && isDigit(version[version.startIndex + 7])
+            throw refused("does not end with HTTP/1.0 or HTTP/1.1", kind: wellFormed ? .versionNotSupported : .malformed)
         }
         let target = line[afterMethod..<lastSpace]
         guard target.allSatisfy(HTTPSyntax.isTargetByte) else { throw refused("has a target with a space or a control byte") }

@@ -59,6 +59,8 @@ struct StrictRequestTests {
         ("GET example.com/a HTTP/1.1\r\nHost: h\r\n\r\n", "neither a path nor an absolute URI", .malformed),
         ("GET * HTTP/1.1\r\nHost: h\r\n\r\n", "neither a path nor an absolute URI", .malformed),
         ("GET /" + String(repeating: "a", count: 8 << 10) + " HTTP/1.1\r\nHost: h\r\n\r\n", "is over 8192 bytes", .targetTooLong),
+        ("GET / HTTP/2.0\r\nHost: h\r\n\r\n", "does not end with HTTP/1.0 or HTTP/1.1", .versionNotSupported),
+        ("GET / HTTP/1.x\r\nHost: h\r\n\r\n", "does not end with HTTP/1.0 or HTTP/1.1", .malformed),
     ])
     func ambiguousRequestsAreRefused(wire: String, expected: String, kind: HTTPMessageError.Kind) {
         for piece in [Int.max, 1] {

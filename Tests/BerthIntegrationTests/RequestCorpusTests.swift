@@ -108,9 +108,10 @@ struct RequestCorpusTests {
             refused("a trailer ended by a bare LF", "POST /a/echo HTTP/1.1\r\n\(h)Transfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\n\r\n\(s)"),
             refused("a chunk over the body limit", "POST /a/echo HTTP/1.1\r\n\(h)Transfer-Encoding: chunked\r\n\r\n7d1\r\n", 413),
             // The request line (RFC 9112 §3).
-            refused("HTTP/2.0", "GET /a/echo HTTP/2.0\r\n\(h)\r\n"),
+            refused("HTTP/2.0", "GET /a/echo HTTP/2.0\r\n\(h)\r\n", 505),
             refused("a lowercase version", "GET /a/echo http/1.1\r\n\(h)\r\n"),
-            refused("HTTP/1.2", "GET /a/echo HTTP/1.2\r\n\(h)\r\n"),
+            refused("HTTP/1.2", "GET /a/echo HTTP/1.2\r\n\(h)\r\n", 505),
+            refused("a version of two digits", "GET /a/echo HTTP/1.10\r\n\(h)\r\n"),
             refused("two spaces after the method", "GET  /a/echo HTTP/1.1\r\n\(h)\r\n"),
             refused("a tab in the target", "GET /a/echo\tx HTTP/1.1\r\n\(h)\r\n"),
             refused("a method that is no token", "G(T /a/echo HTTP/1.1\r\n\(h)\r\n"),
