@@ -17,11 +17,12 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 With ECHO_LOG_REQUESTS=1 it prints every request line it reads, as `request "LINE"` (JSON-quoted), malformed ones
 included: a test can tell every request that reached it.
 """
-import hashlib, json, os, sys, time
+import hashlib, json, os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, parse_qs
 
 LOG_REQUESTS = os.environ.get("ECHO_LOG_REQUESTS") == "1"
+LOG_LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -32,7 +33,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def parse_request(self):
         if LOG_REQUESTS:
-            print("request", json.dumps(self.raw_requestline.decode("latin-1").rstrip("\r\n")), flush=True)
+            line = "request " + json.dumps(self.raw_requestline.decode("latin-1").rstrip("\r\n")) + "\n"
+            with LOG_LOCK:  # one write per line: threads' lines must not interleave
+                sys.stdout.write(line)
+                sys.stdout.flush()
         return super().parse_request()
 
     def body(self):
