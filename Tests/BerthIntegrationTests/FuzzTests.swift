@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BerthTestSupport
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -15,18 +16,6 @@ import Glibc
 /// `scripts/fuzz-edge.sh` runs the same mutations for longer, with any seed.
 @Suite(.serialized)
 struct FuzzTests {
-    /// SplitMix64: the same seed gives the same run.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let templates: [String] = [
         "GET /a/echo?fuzz=N HTTP/1.1\r\nHost: x\r\nUser-Agent: fuzz\r\nAccept: */*\r\n\r\n",
         "POST /a/echo?fuzz=N HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 38\r\n\r\nGET /a/smuggled?fuzz=N HTTP/1.1\r\nH: x\r\n",
@@ -132,7 +121,7 @@ struct FuzzTests {
                 return (served, wrong, echoed)
             }
 
-            var random = SeededGenerator(state: Self.seed)
+            var random = SeededGenerator(seed: Self.seed)
             var statuses: [Int: Int] = [:]
             var problems: [String] = []
             var echoed: [String] = []
