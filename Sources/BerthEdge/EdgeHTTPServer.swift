@@ -73,18 +73,17 @@ final class EdgeHTTPServer {
     /// When a pause in accepting was last logged as a warning, and how many pauses came since.
     private var pauseWarned: ContinuousClock.Instant?
     private var pausesUnsaid = 0
-    /// Client connections past which accepting pauses, so that the bus keeps the descriptors it needs: the soft
-    /// descriptor limit less a reserve.
-    private let maxConnections: Int
-    /// Bytes of request bodies held now, over all connections (`Serving.maxBufferedBytes`).
-    private var bufferedBodyBytes = 0
+    /// When accepting pauses, so that the bus keeps the descriptors it needs.
+    private let connectionLimit: ConnectionLimit
+    /// Request bodies held now, over all connections (`Serving.maxBufferedBytes`).
+    private var bodyMemory: BodyMemory
     private var drained: (() -> Void)?
     private var nextIdleSweep: ContinuousClock.Instant = .now
 
     /// Whether the listener is watched, and if not, what brings it back.
     enum Accepting: Equatable {
         case open
-        /// Connections reached `maxConnections`: back when enough of them are gone.
+        /// Connections reached `connectionLimit.pauseAt`: back when enough of them are gone.
         case pausedAtLimit
         /// accept(2) itself failed for want of descriptors or memory: back at the instant.
         case pausedAfterError(until: ContinuousClock.Instant)
@@ -96,17 +95,9 @@ final class EdgeHTTPServer {
         self.env = env
         self.loop = loop
         self.descriptors = descriptors
-        maxConnections = Self.connectionLimit()
+        connectionLimit = .current()
+        bodyMemory = BodyMemory(limit: serving.maxBufferedBytes)
         descriptors.watch(listener.fd, events: Int16(POLLIN), token: Self.listenerToken)
-    }
-
-    /// The soft descriptor limit less a reserve for the bus (its links to routers and sidecars, libzmq's own) and
-    /// for files: an eighth, at least 64. `main` raises the soft limit to the hard one before this is read.
-    static func connectionLimit() -> Int {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return Int.max }
-        let soft = Int(clamping: limit.rlim_cur)
-        return max(16, soft - max(64, soft / 8))
     }
 
     deinit {
@@ -201,7 +192,7 @@ final class EdgeHTTPServer {
             connection.headDeadline = .now + serving.headerTimeout
             connections[token] = connection
             descriptors.watch(fd, events: connection.events, token: token)
-            if connections.count >= maxConnections {
+            if connections.count >= connectionLimit.pauseAt {
                 return pauseAccepting(.pausedAtLimit, why: "\(connections.count) client connections, near the descriptor limit")
             }
         }
@@ -216,7 +207,7 @@ final class EdgeHTTPServer {
             pausesUnsaid += 1
             let now = ContinuousClock.now
             let metadata: Logger.Metadata = [
-                "berth.reason": "\(why)", "berth.connections": "\(connections.count)", "berth.max_connections": "\(maxConnections)",
+                "berth.reason": "\(why)", "berth.connections": "\(connections.count)", "berth.max_connections": "\(connectionLimit.pauseAt)",
                 "berth.pauses": "\(pausesUnsaid)",
             ]
             if pauseWarned.map({ $0.duration(to: now) >= Self.pauseWarningInterval }) ?? true {
@@ -243,10 +234,9 @@ final class EdgeHTTPServer {
         connection.isClosed = true
         descriptors.unwatch(connection.fd)
         Glibc.close(connection.fd)
-        bufferedBodyBytes -= connection.countedBodyBytes
+        _ = bodyMemory.recount(from: connection.countedBodyBytes, to: 0)
         connection.countedBodyBytes = 0
-        // Back below nine tenths of the limit: not at every close, or a full edge would pause and log at every one.
-        if accepting == .pausedAtLimit && connections.count < maxConnections - max(1, maxConnections / 10) { resumeAccepting() }
+        if accepting == .pausedAtLimit && connections.count < connectionLimit.resumeBelow { resumeAccepting() }
         if connection.lingerUntil != nil { lingering -= 1 }
         switch connection.open {
         case .mesh(let id): bus.cancel(id)
@@ -462,9 +452,7 @@ final class EdgeHTTPServer {
     /// nothing more, when that would take the edge past `maxBufferedBytes`.
     private func countBody(_ connection: ClientConnection) -> Bool {
         let held = connection.dispatchedBodyBytes + connection.reader.bodyBytesHeld
-        let more = held - connection.countedBodyBytes
-        if more > 0 && bufferedBodyBytes + more > serving.maxBufferedBytes { return false }
-        bufferedBodyBytes += more
+        guard bodyMemory.recount(from: connection.countedBodyBytes, to: held) else { return false }
         connection.countedBodyBytes = held
         return true
     }
@@ -473,11 +461,11 @@ final class EdgeHTTPServer {
     /// closes, its body unread.
     private func refuseForMemory(_ connection: ClientConnection) {
         serving.logger.debug("refused a request body: the edge holds too many bytes of bodies", metadata: [
-            "berth.buffered": "\(bufferedBodyBytes)", "berth.body": "\(connection.reader.bodyBytesHeld)",
+            "berth.buffered": "\(bodyMemory.held)", "berth.body": "\(connection.reader.bodyBytesHeld)",
         ])
         let error = MeshError(
             code: .saturated,
-            message: "the edge holds \(bufferedBodyBytes) bytes of request bodies and this one would pass its \(serving.maxBufferedBytes)-byte limit; try again",
+            message: "the edge holds \(bodyMemory.held) bytes of request bodies and this one would pass its \(bodyMemory.limit)-byte limit; try again",
             component: "edge"
         )
         connection.request = connection.reader.head
@@ -599,7 +587,7 @@ final class ClientConnection {
     var headDeadline: ContinuousClock.Instant?
     /// Bytes of the body of the request in the mesh (or a Worker's), held until it is answered.
     var dispatchedBodyBytes = 0
-    /// What of `EdgeHTTPServer.bufferedBodyBytes` this connection accounts for.
+    /// What of the server's `BodyMemory` this connection accounts for.
     var countedBodyBytes = 0
 
     init(token: Int, fd: Int32, maxBodyBytes: Int) {
