@@ -31,13 +31,14 @@ struct FuzzTests {
         "Host: y\r\n", "x-berth-instance: a\r\n", "Connection: close\r\n", " folded\r\n", "\r\n", "\n", "\r",
     ]
 
-    /// One request, mutated one to four times.
+    /// One request, mutated one to four times: a byte changed, dropped or added, a header line added, a piece doubled,
+    /// a line end made bare, a bit flipped.
     static func mutated(_ number: Int, using random: inout SeededGenerator) -> [UInt8] {
         let template = templates[Int.random(in: 0..<templates.count, using: &random)].replacingOccurrences(of: "fuzz=N", with: "fuzz=\(number)")
         var bytes = Array(template.utf8)
         for _ in 0..<Int.random(in: 1...4, using: &random) where !bytes.isEmpty {
             let at = Int.random(in: 0..<bytes.count, using: &random)
-            switch Int.random(in: 0..<6, using: &random) {
+            switch Int.random(in: 0..<7, using: &random) {
             case 0: bytes[at] = interestingBytes.randomElement(using: &random)!
             case 1: bytes.remove(at: at)
             case 2: bytes.insert(interestingBytes.randomElement(using: &random)!, at: at)
@@ -49,6 +50,10 @@ struct FuzzTests {
             case 4:
                 let end = min(bytes.count, at + Int.random(in: 1...12, using: &random))
                 bytes.insert(contentsOf: Array(bytes[at..<end]), at: end)
+            case 5:
+                // A line end made bare: the CR or the LF of some CR LF dropped.
+                let lineEnds = bytes.indices.dropLast().filter { bytes[$0] == UInt8(ascii: "\r") && bytes[$0 + 1] == UInt8(ascii: "\n") }
+                if let end = lineEnds.randomElement(using: &random) { bytes.remove(at: Bool.random(using: &random) ? end : end + 1) }
             default: bytes[at] ^= UInt8(1) << UInt8.random(in: 0..<8, using: &random)
             }
         }
