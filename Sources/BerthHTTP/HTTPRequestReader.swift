@@ -101,6 +101,9 @@ extension HTTPRequestHead: HTTPMessageHead {
         }
         let target = line[afterMethod..<lastSpace]
         guard target.allSatisfy(HTTPSyntax.isTargetByte) else { throw refused("has a target with a space or a control byte") }
+        // A fragment is never part of a request target (RFC 9112 §3.2): an app that drops it from `/a#b?c` sees
+        // another path and query than the edge routed on.
+        guard !target.contains(UInt8(ascii: "#")) else { throw refused("has a target with a fragment (#)") }
         let method = String(decoding: line[line.startIndex..<firstSpace], as: UTF8.self)
         // RFC 9112 §3.2: origin-form, absolute-form, `*` for OPTIONS; authority-form is CONNECT's, a tunnel the edge
         // does not make.

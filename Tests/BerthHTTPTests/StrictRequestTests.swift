@@ -58,6 +58,7 @@ struct StrictRequestTests {
         ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "asks for a tunnel (CONNECT)", .notImplemented),
         ("GET example.com/a HTTP/1.1\r\nHost: h\r\n\r\n", "neither a path nor an absolute URI", .malformed),
         ("GET * HTTP/1.1\r\nHost: h\r\n\r\n", "neither a path nor an absolute URI", .malformed),
+        ("GET /e#ho?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", "has a target with a fragment (#)", .malformed),
         ("GET /" + String(repeating: "a", count: 8 << 10) + " HTTP/1.1\r\nHost: h\r\n\r\n", "is over 8192 bytes", .targetTooLong),
         ("GET / HTTP/2.0\r\nHost: h\r\n\r\n", "does not end with HTTP/1.0 or HTTP/1.1", .versionNotSupported),
         ("GET / HTTP/1.x\r\nHost: h\r\n\r\n", "does not end with HTTP/1.0 or HTTP/1.1", .malformed),

@@ -120,6 +120,7 @@ struct RequestCorpusTests {
             refused("CONNECT", "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 501),
             refused("a target that is no path", "GET a/echo HTTP/1.1\r\n\(h)\r\n"),
             refused("an asterisk for GET", "GET * HTTP/1.1\r\n\(h)\r\n"),
+            refused("a fragment in the target, which the app would drop", "GET /a/e#cho?case=fragment HTTP/1.1\r\n\(h)\r\n"),
             refused("a head over 64 KiB", "GET /a/echo HTTP/1.1\r\n\(h)X-Big: \(String(repeating: "b", count: 70_000))\r\n\r\n", 431),
             refused("no request line at all", "\r\n\r\n\u{0}\r\n\r\n"),
             // Headers that steer the edge may come once.
