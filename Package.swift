@@ -218,7 +218,7 @@ let package = Package(
         // Tests.
         .testTarget(
             name: "BerthWireTests",
-            dependencies: ["BerthWire"],
+            dependencies: ["BerthWire", "BerthTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -286,7 +286,7 @@ let package = Package(
         .testTarget(
             name: "BerthIntegrationTests",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthTap",
+                "BerthBus", "BerthWire", "BerthTap", "BerthTestSupport",
                 "berth-router", "berth-sidecar", "berth-edge", "berth", "demo-edge", "demo-container-a",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

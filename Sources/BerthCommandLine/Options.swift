@@ -13,15 +13,32 @@ public struct CommonOptions: ParsableArguments {
 
     public init() {}
 
-    /// Sets up the process once: swift-log, and the bus's I/O threads (before any socket). Returns its logger.
+    /// Sets up the process once: swift-log, the descriptor limit, and the bus's I/O threads (before any socket).
+    /// Returns its logger.
     public func bootstrap(label: String) -> Logger {
         let logger = bootstrapLogging(label: label)
+        raiseDescriptorLimit(logger: logger)
         do {
             try Context.shared.setIOThreadScheduling(ioScheduling)
         } catch {
             logger.warning("cannot set how the bus's I/O threads are scheduled", metadata: ["berth.error": "\(error)"])
         }
         return logger
+    }
+
+    /// Raises the soft limit on open descriptors to the hard one: an edge holds a descriptor per client, a router
+    /// one per peer, and the soft default (often 1024) is a limit no one chose.
+    private func raiseDescriptorLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        guard limit.rlim_cur < limit.rlim_max else { return }
+        let before = limit.rlim_cur
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            logger.debug("raised the descriptor limit", metadata: ["berth.from": "\(before)", "berth.to": "\(limit.rlim_max)"])
+        } else {
+            logger.warning("cannot raise the descriptor limit", metadata: ["berth.limit": "\(before)", "berth.error": "\(String(cString: strerror(errno)))"])
+        }
     }
 
     private func bootstrapLogging(label: String) -> Logger {

@@ -16,6 +16,11 @@ public struct EdgeConfiguration: Sendable {
     /// A client connection with no request in the mesh and no progress for this long is closed: an idle kept-alive
     /// one, or a client that sends its request too slowly to ever finish it.
     public var idleTimeout: Duration = .seconds(60)
+    /// A client gets this long to send a request's whole head, however slowly its bytes trickle in (nginx's
+    /// client_header_timeout is 60 s); then it gets 408 and the connection closes.
+    public var headerTimeout: Duration = .seconds(30)
+    /// Request bodies held at once over all connections; a body that would pass it gets 503 with Retry-After.
+    public var maxBufferedBytes = 256 << 20
     public var heartbeatLiveness = 3
     /// Requests that may wait per container class when every instance is full; more get 503.
     public var queueLimit = 1_024

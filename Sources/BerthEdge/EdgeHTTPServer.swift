@@ -22,14 +22,20 @@ final class EdgeHTTPServer {
         /// Set when the worker is plain declarative routes: those need no task.
         let routes: RoutesWorker?
         let maxBodyBytes: Int
+        /// Request bodies held at once, over all connections; a body that would pass it gets 503.
+        let maxBufferedBytes: Int
         let idleTimeout: Duration
+        /// A client's whole head must arrive within this, from the first byte (or the connection's start).
+        let headerTimeout: Duration
         let logger: Logger
 
-        init(worker: any Worker, maxBodyBytes: Int, idleTimeout: Duration, logger: Logger) {
+        init(worker: any Worker, maxBodyBytes: Int, maxBufferedBytes: Int, idleTimeout: Duration, headerTimeout: Duration, logger: Logger) {
             self.worker = worker
             self.routes = worker as? RoutesWorker
             self.maxBodyBytes = maxBodyBytes
+            self.maxBufferedBytes = maxBufferedBytes
             self.idleTimeout = idleTimeout
+            self.headerTimeout = headerTimeout
             self.logger = logger
         }
     }
@@ -68,10 +74,26 @@ final class EdgeHTTPServer {
     private let descriptors: DescriptorPoller
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
     private var lingering = 0
-    /// Accepting stopped for a moment because the process ran out of descriptors.
-    private var acceptPausedUntil: ContinuousClock.Instant?
+    private var accepting = Accepting.open
+    private static let pauseWarningInterval: Duration = .seconds(60)
+    /// When a pause in accepting was last logged as a warning, and how many pauses came since.
+    private var pauseWarned: ContinuousClock.Instant?
+    private var pausesUnsaid = 0
+    /// When accepting pauses, so that the bus keeps the descriptors it needs.
+    private let connectionLimit: ConnectionLimit
+    /// Request bodies held now, over all connections (`Serving.maxBufferedBytes`).
+    private var bodyMemory: BodyMemory
     private var drained: (() -> Void)?
     private var nextIdleSweep: ContinuousClock.Instant = .now
+
+    /// Whether the listener is watched, and if not, what brings it back.
+    enum Accepting: Equatable {
+        case open
+        /// Connections reached `connectionLimit.pauseAt`: back when enough of them are gone.
+        case pausedAtLimit
+        /// accept(2) itself failed for want of descriptors or memory: back at the instant.
+        case pausedAfterError(until: ContinuousClock.Instant)
+    }
 
     init(
         serving: Serving, listener: ListeningSocket, env: Environment, loop: BusLoop<EdgeBus>, descriptors: DescriptorPoller,
@@ -84,6 +106,8 @@ final class EdgeHTTPServer {
         self.env = env
         self.loop = loop
         self.descriptors = descriptors
+        connectionLimit = .current()
+        bodyMemory = BodyMemory(limit: serving.maxBufferedBytes)
         descriptors.watch(listener.fd, events: Int16(POLLIN), token: Self.listenerToken)
     }
 
@@ -106,13 +130,8 @@ final class EdgeHTTPServer {
     /// When `tick` wants to be called next.
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         var next: ContinuousClock.Instant?
-        if let paused = acceptPausedUntil {
-            if paused <= now {
-                acceptPausedUntil = nil
-                if let listener { descriptors.watch(listener.fd, events: Int16(POLLIN), token: Self.listenerToken) }
-            } else {
-                next = paused
-            }
+        if case .pausedAfterError(let until) = accepting {
+            if until <= now { resumeAccepting() } else { next = until }
         }
         if lingering > 0 {
             for connection in connections.values {
@@ -122,7 +141,8 @@ final class EdgeHTTPServer {
         }
         if now >= nextIdleSweep {
             closeIdle(now: now)
-            nextIdleSweep = now + min(serving.idleTimeout / 4, .seconds(1))
+            closeSlowHeads(now: now)
+            nextIdleSweep = now + min(serving.idleTimeout / 4, serving.headerTimeout / 4, .seconds(1))
         }
         return min(next ?? nextIdleSweep, nextIdleSweep)
     }
@@ -141,6 +161,20 @@ final class EdgeHTTPServer {
         }
     }
 
+    /// Connections whose head has not arrived within the header timeout, however slowly its bytes still trickle in
+    /// (slowloris): answered 408 and closed.
+    private func closeSlowHeads(now: ContinuousClock.Instant) {
+        for connection in Array(connections.values) where connection.headDeadline.map({ $0 <= now }) ?? false {
+            connection.headDeadline = nil
+            guard connection.takesRequests else { continue }
+            serving.logger.debug("closing a client connection whose request head did not arrive in time", metadata: [
+                "berth.connection": "\(connection.token)", "berth.header_timeout": "\(serving.headerTimeout)",
+            ])
+            let error = MeshError(code: .deadlineExceeded, message: "the request's head did not arrive within \(serving.headerTimeout)", component: "edge")
+            respond(connection, with: .failure(error, status: 408), closing: true)
+        }
+    }
+
     // MARK: Connections
 
     private func accept() {
@@ -152,11 +186,7 @@ final class EdgeHTTPServer {
                 case EINTR, ECONNABORTED: continue
                 case EAGAIN: return
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    serving.logger.warning("cannot accept client connections for now: out of descriptors or memory; trying again in 100 ms", metadata: [
-                        "berth.error": "\(String(cString: strerror(errno)))", "berth.connections": "\(connections.count)",
-                    ])
-                    acceptPausedUntil = .now + .milliseconds(100)
-                    descriptors.unwatch(listener.fd)
+                    pauseAccepting(.pausedAfterError(until: .now + .milliseconds(100)), why: String(cString: strerror(errno)))
                     return
                 default:
                     serving.logger.warning("accepting a client connection failed", metadata: ["berth.error": "\(String(cString: strerror(errno)))"])
@@ -170,9 +200,44 @@ final class EdgeHTTPServer {
             let token = nextToken
             nextToken += 1
             let connection = ClientConnection(token: token, fd: fd, maxBodyBytes: serving.maxBodyBytes)
+            connection.headDeadline = .now + serving.headerTimeout
             connections[token] = connection
             descriptors.watch(fd, events: connection.events, token: token)
+            if connections.count >= connectionLimit.pauseAt {
+                return pauseAccepting(.pausedAtLimit, why: "\(connections.count) client connections, near the descriptor limit")
+            }
         }
+    }
+
+    /// Stops watching the listener: connections that come wait in its backlog. A full backlog pauses the edge again
+    /// each time it drains a little, so the warning is said once a minute at most, with the pauses since.
+    private func pauseAccepting(_ pause: Accepting, why: String) {
+        guard let listener else { return }
+        if accepting == .open {
+            descriptors.unwatch(listener.fd)
+            pausesUnsaid += 1
+            let now = ContinuousClock.now
+            let metadata: Logger.Metadata = [
+                "berth.reason": "\(why)", "berth.connections": "\(connections.count)", "berth.max_connections": "\(connectionLimit.pauseAt)",
+                "berth.pauses": "\(pausesUnsaid)",
+            ]
+            if pauseWarned.map({ $0.duration(to: now) >= Self.pauseWarningInterval }) ?? true {
+                serving.logger.warning("not accepting client connections for now; serving those open", metadata: metadata)
+                pauseWarned = now
+                pausesUnsaid = 0
+            } else {
+                serving.logger.debug("accepting paused again", metadata: metadata)
+            }
+        }
+        accepting = pause
+    }
+
+    private func resumeAccepting() {
+        guard accepting != .open else { return }
+        accepting = .open
+        guard let listener else { return }
+        descriptors.watch(listener.fd, events: Int16(POLLIN), token: Self.listenerToken)
+        serving.logger.debug("accepting client connections again", metadata: ["berth.connections": "\(connections.count)"])
     }
 
     private func close(_ connection: ClientConnection) {
@@ -180,6 +245,9 @@ final class EdgeHTTPServer {
         connection.isClosed = true
         descriptors.unwatch(connection.fd)
         Glibc.close(connection.fd)
+        _ = bodyMemory.recount(from: connection.countedBodyBytes, to: 0)
+        connection.countedBodyBytes = 0
+        if accepting == .pausedAtLimit && connections.count < connectionLimit.resumeBelow { resumeAccepting() }
         if connection.lingerUntil != nil { lingering -= 1 }
         switch connection.open {
         case .mesh(let id): meshWork.append(.cancel(id))
@@ -225,6 +293,12 @@ final class EdgeHTTPServer {
                     refuse(connection, error as? HTTPMessageError ?? HTTPMessageError("\(error)"))
                     return
                 }
+                if connection.reader.head == nil {
+                    if connection.headDeadline == nil && connection.reader.hasStarted { connection.headDeadline = .now + serving.headerTimeout }
+                } else {
+                    connection.headDeadline = nil
+                }
+                guard countBody(connection) else { return refuseForMemory(connection) }
                 if connection.reader.isComplete {
                     dispatch(connection)
                 } else {
@@ -306,6 +380,10 @@ final class EdgeHTTPServer {
 
     private func dispatch(_ connection: ClientConnection) {
         guard let head = connection.reader.head else { return }
+        if let twice = Failures.singleHeaders.first(where: { name in head.headers.count { $0.name.caseInsensitiveEquals(name) } > 1 }) {
+            return refuse(connection, HTTPMessageError("the request has more than one \(twice) header"))
+        }
+        connection.dispatchedBodyBytes = connection.reader.bodyBytesHeld
         let body = connection.reader.takeBody()
         connection.reader = HTTPRequestReader(maxBodyBytes: serving.maxBodyBytes)
         connection.continueSent = false
@@ -362,18 +440,54 @@ final class EdgeHTTPServer {
         respond(connection, with: response)
     }
 
-    /// A request that cannot be read: 413 for a body over the limit, 431 for a head over it, 400 for anything else;
-    /// the connection closes.
+    /// A request that cannot be read: 413 for a body over the limit, 431 for a head over it, 414 for a request line
+    /// over it, 501 for what the edge does not do, 505 for HTTP/2.0 and the like, 400 for anything else; the connection closes, since what the client
+    /// sends next can no longer be told apart from what it sent.
     private func refuse(_ connection: ClientConnection, _ error: HTTPMessageError) {
         let response: EdgeResponse
-        if error.tooLarge {
+        switch error.kind {
+        case .bodyTooLarge:
             response = .failure(MeshError(code: .tooLarge, message: "the request body is over the \(serving.maxBodyBytes)-byte limit", component: "edge"))
-        } else {
-            response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: error.headTooLarge ? 431 : 400)
+        case .headTooLarge:
+            response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 431)
+        case .targetTooLong:
+            response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 414)
+        case .notImplemented:
+            response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 501)
+        case .versionNotSupported:
+            response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 505)
+        case .malformed:
+            response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"))
         }
         serving.logger.debug("refused a client's request", metadata: ["berth.error": "\(error)"])
         connection.request = connection.reader.head
         respond(connection, with: response, closing: true)
+    }
+
+    // MARK: Body memory
+
+    /// Counts what the connection's bodies hold now, the one it reads and the one in the mesh; false, counting
+    /// nothing more, when that would take the edge past `maxBufferedBytes`.
+    private func countBody(_ connection: ClientConnection) -> Bool {
+        let held = connection.dispatchedBodyBytes + connection.reader.bodyBytesHeld
+        guard bodyMemory.recount(from: connection.countedBodyBytes, to: held) else { return false }
+        connection.countedBodyBytes = held
+        return true
+    }
+
+    /// A body that would take the edge past its limit on held bodies: 503 with Retry-After, and the connection
+    /// closes, its body unread.
+    private func refuseForMemory(_ connection: ClientConnection) {
+        serving.logger.debug("refused a request body: the edge holds too many bytes of bodies", metadata: [
+            "berth.buffered": "\(bodyMemory.held)", "berth.body": "\(connection.reader.bodyBytesHeld)",
+        ])
+        let error = MeshError(
+            code: .saturated,
+            message: "the edge holds \(bodyMemory.held) bytes of request bodies and this one would pass its \(bodyMemory.limit)-byte limit; try again",
+            component: "edge"
+        )
+        connection.request = connection.reader.head
+        respond(connection, with: .failure(error), closing: true)
     }
 
     // MARK: Writing
@@ -392,6 +506,9 @@ final class EdgeHTTPServer {
             of: response, bodyBytes: bodyFrames.byteCount, for: request, forceClose: closing || listener == nil
         )
         connection.request = nil
+        // The request's body is no longer held: the app has it, or never will.
+        connection.dispatchedBodyBytes = 0
+        _ = countBody(connection)
         connection.writer.append(Frame(head))
         connection.writer.append(contentsOf: bodyFrames)
         connection.closesAfterWrite = closes
@@ -484,6 +601,12 @@ final class ClientConnection {
     var lastActive = ContinuousClock.now
     /// `readRequest` is on the stack for this connection.
     var reading = false
+    /// When the head being read must be whole (`Serving.headerTimeout`); nil between requests and once it is.
+    var headDeadline: ContinuousClock.Instant?
+    /// Bytes of the body of the request in the mesh (or a Worker's), held until it is answered.
+    var dispatchedBodyBytes = 0
+    /// What of the server's `BodyMemory` this connection accounts for.
+    var countedBodyBytes = 0
 
     init(token: Int, fd: Int32, maxBodyBytes: Int) {
         self.token = token

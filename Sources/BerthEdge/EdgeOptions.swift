@@ -25,6 +25,10 @@ public struct EdgeOptions: ParsableArguments {
     @Option(help: "Heartbeat interval.") public var heartbeat = DurationArgument(.seconds(1))
     @Option(help: "Close a client connection that has sent no request (or not all of one) for this long.")
     public var idleTimeout = DurationArgument(.seconds(60))
+    @Option(help: "Close a client connection whose request head has not all arrived this long after its first byte (or the connection's start), with 408.")
+    public var headerTimeout = DurationArgument(EdgeConfiguration().headerTimeout)
+    @Option(help: "Bytes of request bodies held at once over all connections; a body that would pass it gets 503. (default: 256 MiB, or --max-body if larger)")
+    public var maxBuffered: Int?
     @Option(help: "This edge's name in traffic events.") public var name = "edge"
     @Option(help: "Requests that may wait per container class when every instance is full; more get 503.")
     public var queueLimit = 1_024
@@ -57,6 +61,15 @@ public struct EdgeOptions: ParsableArguments {
         configuration.maxBodyBytes = maxBody
         configuration.heartbeatInterval = heartbeat.duration
         configuration.idleTimeout = idleTimeout.duration
+        configuration.headerTimeout = headerTimeout.duration
+        if let maxBuffered {
+            guard maxBuffered >= maxBody else {
+                throw ValidationError("--max-buffered (\(maxBuffered)) must be at least --max-body (\(maxBody)), or no body of the largest size could ever be read")
+            }
+            configuration.maxBufferedBytes = maxBuffered
+        } else {
+            configuration.maxBufferedBytes = max(configuration.maxBufferedBytes, maxBody)
+        }
         configuration.name = name
         return (configuration, routes, common.bootstrap(label: label))
     }

@@ -29,7 +29,8 @@ public struct EdgeService: Service {
         let logger = logger
         let listener = try ListeningSocket(host: configuration.host, port: configuration.port)
         let serving = EdgeHTTPServer.Serving(
-            worker: worker, maxBodyBytes: configuration.maxBodyBytes, idleTimeout: configuration.idleTimeout, logger: logger
+            worker: worker, maxBodyBytes: configuration.maxBodyBytes, maxBufferedBytes: configuration.maxBufferedBytes,
+            idleTimeout: configuration.idleTimeout, headerTimeout: configuration.headerTimeout, logger: logger
         )
         let ids = RequestIDs()
         let bus = BusLoop<EdgeBus>(name: "berth-edge") { loop, descriptors in

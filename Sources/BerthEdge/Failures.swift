@@ -6,6 +6,8 @@ public enum Failures {
     public static let timeoutHeader = "x-berth-timeout-ms"
     /// A request header naming the instance, for routes that do not name one; it is not forwarded.
     public static let instanceHeader = "x-berth-instance"
+    /// Headers that steer the edge, so a request may send each once: a second is refused (400), never forwarded.
+    public static let singleHeaders = [timeoutHeader, instanceHeader]
     /// A response header naming the error code when Berth, not the app, answered.
     public static let errorHeader = "x-berth-error"
 

@@ -11,14 +11,24 @@ struct HTTPBodyReader {
     private enum State {
         /// Bytes still to come into `fixedFrame`.
         case fixed(remaining: Int)
-        case chunkSize(size: Int, digits: Int, inExtension: Bool, lineBytes: Int)
+        case chunkSize(size: Int, digits: Int, part: ChunkLine, lineBytes: Int)
         case chunkData(remaining: Int)
         /// The CR LF after a chunk's data; `seen` of its two bytes so far.
         case chunkDataEnd(seen: Int)
-        /// Trailer lines after the last chunk; `lineBytes` in the current one.
-        case trailers(lineBytes: Int, totalBytes: Int)
+        /// Trailer lines after the last chunk; `lineBytes` in the current one, which has had its CR when `lineFeed`.
+        case trailers(lineBytes: Int, totalBytes: Int, lineFeed: Bool)
         case untilClose
         case complete
+    }
+
+    /// Where in a chunk-size line (`1*HEXDIG [BWS ";" chunk-ext] CRLF`) the reader is.
+    private enum ChunkLine {
+        case size
+        /// Spaces after the size: only a `;` may follow (`1 0` is no size).
+        case whitespace
+        case chunkExtension
+        /// The line had its CR: only LF may follow (`1\r0` is no size either).
+        case lineFeed
     }
 
     /// Whose body, for error messages: "the app's answer", "the request".
@@ -44,7 +54,7 @@ struct HTTPBodyReader {
             fixedFrame = Frame(count: length)
             state = .fixed(remaining: length)
         case .chunked:
-            state = .chunkSize(size: 0, digits: 0, inExtension: false, lineBytes: 0)
+            state = .chunkSize(size: 0, digits: 0, part: .size, lineBytes: 0)
         case .untilClose:
             state = .untilClose
         }
@@ -52,6 +62,15 @@ struct HTTPBodyReader {
 
     var isComplete: Bool {
         if case .complete = state { true } else { false }
+    }
+
+    /// Bytes this body holds or is promised: a body of known length, its whole frame from the start; a chunked one,
+    /// what it gathered and the rest of the chunk it is reading.
+    var heldBytes: Int {
+        switch state {
+        case .fixed(let remaining), .chunkData(let remaining): count + remaining
+        default: count
+        }
     }
 
     /// The body, once complete; the reader gives its frames away.
@@ -73,34 +92,44 @@ struct HTTPBodyReader {
                 }
                 taken += count
                 filledDirectly(count)
-            case .chunkSize(var size, var digits, var inExtension, var lineBytes):
+            case .chunkSize(var size, var digits, var part, var lineBytes):
                 let byte = rest[0]
                 taken += 1
                 lineBytes += 1
                 guard lineBytes <= Self.maxChunkLineBytes else { throw HTTPMessageError("a chunk-size line of \(subject) is over \(Self.maxChunkLineBytes) bytes") }
-                if byte == UInt8(ascii: "\n") {
+                if case .lineFeed = part {
+                    guard byte == UInt8(ascii: "\n") else { throw HTTPMessageError("a chunk-size line of \(subject) has a bare CR") }
                     guard digits > 0 else { throw HTTPMessageError("\(subject) has a chunk without a size") }
                     if size == 0 {
-                        state = .trailers(lineBytes: 0, totalBytes: 0)
+                        state = .trailers(lineBytes: 0, totalBytes: 0, lineFeed: false)
                     } else {
                         try admit(size)
                         state = .chunkData(remaining: size)
                     }
                     continue
                 }
-                if inExtension || byte == UInt8(ascii: "\r") {
-                    state = .chunkSize(size: size, digits: digits, inExtension: inExtension, lineBytes: lineBytes)
-                    continue
+                switch byte {
+                case UInt8(ascii: "\r"):
+                    part = .lineFeed
+                case UInt8(ascii: "\n"):
+                    throw HTTPMessageError("a chunk-size line of \(subject) ends in a bare LF, not CR LF")
+                case UInt8(ascii: ";") where part != .chunkExtension:
+                    part = .chunkExtension
+                case UInt8(ascii: " "), UInt8(ascii: "\t"):
+                    if part == .size { part = .whitespace }
+                default:
+                    switch part {
+                    case .size:
+                        guard let value = Self.hexValue(byte), digits < 15 else { throw HTTPMessageError("\(subject) has an invalid chunk size") }
+                        size = size << 4 | value
+                        digits += 1
+                    case .chunkExtension:
+                        guard byte >= 0x20 && byte != 0x7F else { throw HTTPMessageError("a chunk extension of \(subject) has a control byte") }
+                    case .whitespace, .lineFeed:
+                        throw HTTPMessageError("\(subject) has an invalid chunk size")
+                    }
                 }
-                if byte == UInt8(ascii: ";") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
-                    inExtension = true
-                } else if let value = Self.hexValue(byte), digits < 15 {
-                    size = size << 4 | value
-                    digits += 1
-                } else {
-                    throw HTTPMessageError("\(subject) has an invalid chunk size")
-                }
-                state = .chunkSize(size: size, digits: digits, inExtension: inExtension, lineBytes: lineBytes)
+                state = .chunkSize(size: size, digits: digits, part: part, lineBytes: lineBytes)
             case .chunkData(let remaining):
                 let count = min(remaining, rest.count)
                 gather(UnsafeRawBufferPointer(rebasing: rest[..<count]))
@@ -110,21 +139,26 @@ struct HTTPBodyReader {
                 let expected = seen == 0 ? UInt8(ascii: "\r") : UInt8(ascii: "\n")
                 guard rest[0] == expected else { throw HTTPMessageError("a chunk of \(subject) is longer than its size says") }
                 taken += 1
-                state = seen == 0 ? .chunkDataEnd(seen: 1) : .chunkSize(size: 0, digits: 0, inExtension: false, lineBytes: 0)
-            case .trailers(let lineBytes, let totalBytes):
+                state = seen == 0 ? .chunkDataEnd(seen: 1) : .chunkSize(size: 0, digits: 0, part: .size, lineBytes: 0)
+            case .trailers(let lineBytes, let totalBytes, let lineFeed):
                 let byte = rest[0]
                 taken += 1
                 guard totalBytes < HTTPHeadBuffer.maxBytes else { throw HTTPMessageError("the trailers of \(subject) are over \(HTTPHeadBuffer.maxBytes) bytes") }
-                if byte == UInt8(ascii: "\n") {
+                if lineFeed {
+                    guard byte == UInt8(ascii: "\n") else { throw HTTPMessageError("a trailer line of \(subject) has a bare CR") }
                     if lineBytes == 0 {
                         finish()
                         return taken
                     }
-                    state = .trailers(lineBytes: 0, totalBytes: totalBytes + 1)
+                    state = .trailers(lineBytes: 0, totalBytes: totalBytes + 1, lineFeed: false)
                 } else if byte == UInt8(ascii: "\r") {
-                    state = .trailers(lineBytes: lineBytes, totalBytes: totalBytes + 1)
+                    state = .trailers(lineBytes: lineBytes, totalBytes: totalBytes + 1, lineFeed: true)
+                } else if byte == UInt8(ascii: "\n") {
+                    throw HTTPMessageError("a trailer line of \(subject) ends in a bare LF, not CR LF")
+                } else if byte < 0x20 && byte != 0x09 || byte == 0x7F {
+                    throw HTTPMessageError("a trailer line of \(subject) has a control byte")
                 } else {
-                    state = .trailers(lineBytes: lineBytes + 1, totalBytes: totalBytes + 1)
+                    state = .trailers(lineBytes: lineBytes + 1, totalBytes: totalBytes + 1, lineFeed: false)
                 }
             case .untilClose:
                 try admit(rest.count)
@@ -173,7 +207,7 @@ struct HTTPBodyReader {
 
     private func admit(_ more: Int) throws(HTTPMessageError) {
         guard count + more <= maxBytes else {
-            throw HTTPMessageError("the body of \(subject) is over the \(maxBytes)-byte limit", tooLarge: true)
+            throw HTTPMessageError("the body of \(subject) is over the \(maxBytes)-byte limit", kind: .bodyTooLarge)
         }
     }
 

@@ -28,9 +28,9 @@ struct HTTPHeadBuffer {
         let before = bytes.count
         let count = min(input.count - skipped, Self.maxBytes - before)
         bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[skipped..<skipped + count]))
-        guard let end = findEnd() else {
+        guard let end = try findEnd(subject: subject) else {
             guard bytes.count < Self.maxBytes else {
-                throw HTTPMessageError("the head of \(subject) is over \(Self.maxBytes) bytes", headTooLarge: true)
+                throw HTTPMessageError("the head of \(subject) is over \(Self.maxBytes) bytes", kind: .headTooLarge)
             }
             return (skipped + count, nil)
         }
@@ -41,24 +41,38 @@ struct HTTPHeadBuffer {
     }
 
     /// The index just past the blank line that ends the head, scanning only bytes not looked at before.
-    private mutating func findEnd() -> Int? {
-        defer { scanned = max(0, bytes.count - 3) }
-        return bytes.withUnsafeBufferPointer { bytes in
-            // Each LF from the fourth byte on ends the head if CR LF CR comes before it; only those are looked at.
-            var index = scanned + 3
-            while index < bytes.count {
-                if bytes[index] == UInt8(ascii: "\n") && bytes[index - 1] == UInt8(ascii: "\r")
-                    && bytes[index - 2] == UInt8(ascii: "\n") && bytes[index - 3] == UInt8(ascii: "\r") {
-                    return index + 1
+    ///
+    /// Every line must end in CR LF. RFC 9112 §2.2 lets a server read a bare LF as a line's end, or refuse it; a
+    /// proxy that reads it one way before an app that reads it the other lets a request hide inside another (a blank
+    /// line of a bare LF once ended the head early here, and the body reached the app as a request), so the edge
+    /// refuses both a bare LF and a bare CR, as soon as it sees one.
+    /// - Throws: at a bare LF or a CR not followed by LF.
+    private mutating func findEnd(subject: String) throws(HTTPMessageError) -> Int? {
+        let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        let start = scanned
+        scanned = bytes.count
+        enum Scan { case end(Int), bareLineBreak, more }
+        let scan: Scan = bytes.withUnsafeBufferPointer { bytes in
+            for index in start..<bytes.count {
+                let previous = index > 0 ? bytes[index - 1] : 0
+                if bytes[index] == lf {
+                    guard previous == cr else { return .bareLineBreak }
+                    if index >= 3 && bytes[index - 2] == lf && bytes[index - 3] == cr { return .end(index + 1) }
+                } else if previous == cr {
+                    return .bareLineBreak
                 }
-                index += 1
             }
-            return nil
+            return .more
+        }
+        switch scan {
+        case .end(let end): return end
+        case .bareLineBreak: throw HTTPMessageError("\(subject) has a bare CR or LF in its head: every line must end in CR LF")
+        case .more: return nil
         }
     }
 }
 
-/// The lines of a head, each without its CR LF (or bare LF), as slices of it: nothing is copied.
+/// The lines of a head, each without its CR LF, as slices of it: nothing is copied.
 struct HTTPLines {
     private let bytes: ArraySlice<UInt8>
     private var position: Int
@@ -84,14 +98,22 @@ struct HTTPHeaderFields {
     var contentLength: Int?
     /// A Transfer-Encoding header was sent.
     var transferEncoded = false
-    /// Its last coding is chunked.
-    var chunked = false
+    /// The transfer codings of every Transfer-Encoding header, in order, lowercased, empty list items left out.
+    var transferCodings: [String] = []
+    /// The last coding is chunked.
+    var chunked: Bool { transferCodings.last == "chunked" }
     var connectionClose = false
     var connectionKeepAlive = false
     var expectsContinue = false
+    /// The values of the Host headers.
+    var hosts: [String] = []
 
     /// Parses the lines after the start line, up to the blank one.
-    init(_ lines: inout HTTPLines, subject: String) throws(HTTPMessageError) {
+    ///
+    /// `strictValues`: a value with a control byte other than HTAB (RFC 9110 §5.5), or bytes that are not UTF-8, is
+    /// refused, not passed on. Values travel the bus as text, which would cut one at a NUL and change bytes that are
+    /// not UTF-8; an app could also read a control byte as the end of a line.
+    init(_ lines: inout HTTPLines, subject: String, strictValues: Bool = false) throws(HTTPMessageError) {
         headers.reserveCapacity(16) // grown one doubling at a time, a typical head's dozen cost four allocations
         while let line = lines.next() {
             if line.isEmpty { break }
@@ -106,6 +128,14 @@ struct HTTPHeaderFields {
             while let first = value.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { value = value.dropFirst() }
             while let last = value.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { value = value.dropLast() }
             let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
+            if strictValues {
+                if let control = value.first(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+                    throw HTTPMessageError("\(subject) has a control byte (0x\(String(control, radix: 16))) in the value of its header \(name)")
+                }
+                if value.contains(where: { $0 >= 0x80 }) && String(validating: value, as: UTF8.self) == nil {
+                    throw HTTPMessageError("\(subject) has bytes that are not UTF-8 in the value of its header \(name)")
+                }
+            }
             let text = String(decoding: value, as: UTF8.self)
             try note(name: name, value: text, subject: subject)
             headers.append(Header(name, text))
@@ -130,7 +160,11 @@ struct HTTPHeaderFields {
             }
         case 17 where name.caseInsensitiveEquals("transfer-encoding"):
             transferEncoded = true
-            chunked = value.split(separator: ",").last.map { String($0.trimmingSpaces).caseInsensitiveEquals("chunked") } ?? false
+            for item in value.split(separator: ",") where !item.trimmingSpaces.isEmpty {
+                transferCodings.append(item.trimmingSpaces.lowercased())
+            }
+        case 4 where name.caseInsensitiveEquals("host"):
+            hosts.append(value)
         case 10 where name.caseInsensitiveEquals("connection"):
             for token in value.split(separator: ",") {
                 let token = String(token.trimmingSpaces)
@@ -153,6 +187,19 @@ package enum HTTPSyntax {
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
              UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
              UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        default: false
+        }
+    }
+
+    /// What a Host value may hold (RFC 3986's reg-name, IP literal and port): never a space, a slash, an `@` or a
+    /// control byte, any of which could make the edge and the app name different hosts.
+    package static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"), UInt8(ascii: ":"),
+             UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"),
+             UInt8(ascii: "="): true
         default: false
         }
     }

@@ -29,6 +29,10 @@ package struct HTTPMessageReader<Head: HTTPMessageHead> {
 
     package var isComplete: Bool { body?.isComplete ?? false }
 
+    /// Bytes the body holds or is promised so far (see `HTTPBodyReader.heldBytes`): what a limit on the memory of
+    /// many bodies counts.
+    package var bodyBytesHeld: Int { body?.heldBytes ?? 0 }
+
     /// True once any byte of the message arrived, an interim 1xx answer included.
     package private(set) var hasStarted = false
 

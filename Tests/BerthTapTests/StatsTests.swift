@@ -1,4 +1,5 @@
 import BerthTap
+import BerthTestSupport
 import BerthWire
 import Testing
 
@@ -101,7 +102,7 @@ struct LatencyHistogramTests {
 
     @Test func largeValuesAreWithinOnePercent() throws {
         var histogram = LatencyHistogram()
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         for value in (1...100_000).shuffled(using: &generator) { histogram.record(UInt64(value)) }
         #expect(histogram.count == 100_000)
         for (fraction, exact) in [(0.5, 50_000.0), (0.9, 90_000.0), (0.99, 99_000.0), (0.999, 99_900.0)] {
@@ -122,15 +123,3 @@ struct LatencyHistogramTests {
     }
 }
 
-/// A seeded generator, so that a failure can be reproduced.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -15,10 +15,16 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 /chunked/N          -> N bytes of the /bytes pattern in chunks of growing size, with chunk extensions and a trailer
 /raw/NAME           -> a hand-written answer, then the connection closes: `garbage` (not HTTP), `unframed` (a body
                        that ends with the connection), `continue` (a 100 first), `conflict` (two Content-Lengths)
+
+With ECHO_LOG_REQUESTS=1 it prints every request line it reads, as `request "LINE"` (JSON-quoted), malformed ones
+included: a test can tell every request that reached it.
 """
-import fcntl, hashlib, json, os, struct, sys, termios, time
+import fcntl, hashlib, json, os, struct, sys, termios, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, parse_qs
+
+LOG_REQUESTS = os.environ.get("ECHO_LOG_REQUESTS") == "1"
+LOG_LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -26,6 +32,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def parse_request(self):
+        if LOG_REQUESTS:
+            line = "request " + json.dumps(self.raw_requestline.decode("latin-1").rstrip("\r\n")) + "\n"
+            with LOG_LOCK:  # one write per line: threads' lines must not interleave
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        return super().parse_request()
 
     def body(self):
         length = int(self.headers.get("content-length") or 0)

@@ -32,6 +32,8 @@ final class TestMesh: @unchecked Sendable {
     private(set) var edgeMetricsPort: Int?
     private(set) var edge: ChildProcess?
     private(set) var instances: [Instance] = []
+    /// Given to every echo app this mesh starts itself (`ECHO_LOG_REQUESTS=1`, say).
+    var appEnvironment: [String: String] = [:]
     let client: HTTPClient
 
     init() {
@@ -92,15 +94,23 @@ final class TestMesh: @unchecked Sendable {
     }
 
     /// Starts `berth-edge`, or `executable`: an edge of the same command line with its own Worker (`demo-edge`).
+    /// `descriptorLimit` sets both its soft and hard limit on open files (through prlimit(1)).
     func startEdge(
-        routes: [String], metrics: Bool = false, arguments: [String] = [], environment: [String: String] = [:], executable: String = "berth-edge"
+        routes: [String], metrics: Bool = false, arguments: [String] = [], environment: [String: String] = [:], executable: String = "berth-edge",
+        descriptorLimit: Int? = nil
     ) throws {
         if metrics { edgeMetricsPort = freePort() }
-        edge = try ChildProcess(name: "edge", executable: Paths.executable(executable), arguments: [
+        let command = [
             "--listen", "127.0.0.1:\(edgePort)", "--router", frontends, "--events", eventsIns, "--heartbeat", heartbeat,
             "--log-level", "debug",
-        ] + routes.flatMap { ["--route", $0] } + (edgeMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + arguments,
-            environment: environment)
+        ] + routes.flatMap { ["--route", $0] } + (edgeMetricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + arguments
+        if let descriptorLimit {
+            edge = try ChildProcess(name: "edge", executable: URL(fileURLWithPath: "/usr/bin/prlimit"),
+                                    arguments: ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", Paths.executable(executable).path] + command,
+                                    environment: environment)
+        } else {
+            edge = try ChildProcess(name: "edge", executable: Paths.executable(executable), arguments: command, environment: environment)
+        }
         try awaitPort(edgePort)
     }
 
@@ -120,7 +130,7 @@ final class TestMesh: @unchecked Sendable {
         if app {
             instance.app = try ChildProcess(name: "app-\(id)", executable: URL(fileURLWithPath: "/usr/bin/env"),
                                             arguments: ["python3", Paths.echoApp.path, String(port)],
-                                            environment: ["BERTH_INSTANCE": id])
+                                            environment: appEnvironment.merging(["BERTH_INSTANCE": id]) { $1 })
             try awaitPort(port)
         }
         instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity, metricsPort: instance.metricsPort)
