@@ -172,9 +172,10 @@ final class AppClient {
         return pool
     }
 
-    private func start(_ exchange: Exchange) {
+    /// Sends `exchange` on an idle connection, a new one, or when one is free; `fresh` skips the idle ones.
+    private func start(_ exchange: Exchange, fresh: Bool = false) {
         let pool = pool(for: exchange.request.port)
-        if let connection = pool.idle.popLast() {
+        if !fresh, let connection = pool.idle.popLast() {
             return begin(exchange, on: connection)
         }
         if pool.open < maxConnectionsPerPort {
@@ -384,8 +385,9 @@ final class AppClient {
         if let exchange = connection.exchange, !exchange.isFinished {
             connection.exchange = nil
             if mayRetry && connection.exchanges > 1 && exchange.request.mayRetry && exchange.attempts == 1 && !shutDown {
-                // A kept-alive connection the app had already closed: nothing was answered, so ask again once.
-                start(exchange)
+                // A kept-alive connection the app had already closed: nothing was answered, so ask again once, on a
+                // new connection: the other idle ones may have been closed by the app just as this one was.
+                start(exchange, fresh: true)
             } else {
                 exchange.finish(.failure(failure ?? .closedEarly))
             }
