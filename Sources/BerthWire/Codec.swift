@@ -272,6 +272,17 @@ private struct Arena: ~Copyable {
         }
     }
 
+    /// A `bytes` field holding `string`'s UTF-8, in the arena.
+    mutating func bytes(_ string: String) -> ProtobufCBinaryData {
+        guard !string.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
+        var string = string
+        return string.withUTF8 { utf8 in
+            let pointer = allocate(UInt8.self, count: utf8.count)
+            pointer.initialize(from: utf8.baseAddress!, count: utf8.count)
+            return ProtobufCBinaryData(len: utf8.count, data: pointer)
+        }
+    }
+
     /// A repeated number field: its count and its values, in the arena.
     mutating func encode<T: BinaryInteger>(_ values: [T]) -> (Int, UnsafeMutablePointer<T>?) {
         guard !values.isEmpty else { return (0, nil) }
@@ -288,7 +299,7 @@ private struct Arena: ~Copyable {
             let c = structs + index
             berth__header__init(c)
             copy(header.name, to: &c.pointee.name)
-            copy(header.value, to: &c.pointee.value)
+            c.pointee.value = bytes(header.value)
             list[index] = c
         }
         return (headers.count, list)
@@ -424,6 +435,17 @@ private func string(_ pointer: UnsafePointer<CChar>?, _ field: @autoclosure () -
     return string
 }
 
+/// A header value: UTF-8 with no NUL, as every Berth process sends them; anything else is refused, never changed.
+private func headerValue(_ data: ProtobufCBinaryData, _ field: @autoclosure () -> String) throws(WireError) -> String {
+    guard data.len > 0, let base = data.data else { return "" }
+    let bytes = UnsafeBufferPointer(start: base, count: data.len)
+    if bytes.contains(0) { throw WireError(code: .invalidValue, message: "\(field()) contains a NUL byte") }
+    guard let value = String(validating: bytes, as: UTF8.self) else {
+        throw WireError(code: .invalidValue, message: "\(field()) is not valid UTF-8")
+    }
+    return value
+}
+
 /// The start of an untrusted value, for an error message.
 private func quoted(_ value: String) -> String {
     value.utf8.count <= 64 ? "\"\(value)\"" : "\"\(value.prefix(64))…\""
@@ -448,7 +470,7 @@ private func decodeHeaders(
         headers.append(
             Header(
                 try string(c.pointee.name, "\(message).headers[\(index)].name"),
-                try string(c.pointee.value, "\(message).headers[\(index)].value")
+                try headerValue(c.pointee.value, "\(message).headers[\(index)].value")
             )
         )
     }

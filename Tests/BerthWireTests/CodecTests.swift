@@ -206,6 +206,14 @@ private func expectError(_ bytes: [UInt8], _ code: WireError.Code, _ message: St
         let decoded = try Envelope(decoding: Envelope.disconnect(Disconnect(reason: "a\0b")).encoded())
         #expect(decoded == .disconnect(Disconnect(reason: "a")))
     }
+
+    /// Header values travel as bytes: a NUL is not a place to cut the value but a reason to refuse the message.
+    @Test func aHeaderValueWithANulIsRefusedNotCut() {
+        let request = Request(id: 1, target: Target(className: "A"), method: "GET", path: "/", headers: [Header("x-a", "1\02")])
+        #expect(throws: WireError(code: .invalidValue, message: "Request.headers[0].value contains a NUL byte")) {
+            try Envelope(decoding: Envelope.request(request).encoded())
+        }
+    }
 }
 
 @Suite struct UntrustedInput {

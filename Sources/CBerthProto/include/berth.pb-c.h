@@ -148,11 +148,16 @@ struct  Berth__Header
 {
   ProtobufCMessage base;
   char *name;
-  char *value;
+  /*
+   * Bytes, not string: a `string` would end at a NUL in protobuf-c and change bytes that are not UTF-8, so a value
+   * could reach the app other than as it was sent. Berth itself sends and accepts UTF-8 without NUL or other control
+   * bytes (tab aside), and a receiver refuses any other value with an error that names the header.
+   */
+  ProtobufCBinaryData value;
 };
 #define BERTH__HEADER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__header__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 /*
