@@ -18,6 +18,8 @@ import DequeModule
 ///   number of its ejections (at most `maxEjection`), while no more than `maxEjectedShare` of its class is set aside.
 /// - A stalled instance (requests in flight and no answer for `stallAfter`) gets no unnamed request while another
 ///   instance can take it, so a hung app holds only the requests it already has.
+/// - A slow instance, whose answers take `slowFactor` times its class's median and at least `slowFloor`, is set aside
+///   as an outlier too (checked once a heartbeat interval, over classes of three or more).
 struct EdgeCore<Payload> {
     enum Action {
         /// Open the link to a sidecar; `link` names it on the edge's request socket.
@@ -53,6 +55,9 @@ struct EdgeCore<Payload> {
         var maxEjectedShare = 0.5
         /// An instance with requests in flight that answered nothing for this long counts as stalled.
         var stallAfter: Duration = .seconds(1)
+        /// An instance whose typical answer takes this many times its class's median, and at least `slowFloor`, is slow.
+        var slowFactor = 5.0
+        var slowFloor: Duration = .milliseconds(100)
     }
 
     /// A live instance as this edge sees it. A class, so that a pick reads its load without copying its description.
@@ -85,6 +90,9 @@ struct EdgeCore<Payload> {
         /// Since when it has requests in flight, and when it last answered one: together they tell a stall.
         var busySince: ContinuousClock.Instant?
         var lastAnswer: ContinuousClock.Instant?
+        /// How long its answers take, as an exponentially weighted average (a tenth for each new one), and over how many.
+        var latency: Duration = .zero
+        var answers = 0
 
         init(ready: Ready, key: String, link: Int, lastUsed: ContinuousClock.Instant) {
             self.ready = ready
@@ -123,6 +131,8 @@ struct EdgeCore<Payload> {
         var on: Int?
         /// Links of instances that refused it or lost it: not picked again.
         var avoid: [Int] = []
+        /// When it was last sent.
+        var sentAt: ContinuousClock.Instant?
 
         init(request: Request, payload: Payload, deadline: ContinuousClock.Instant) {
             self.request = request
@@ -354,6 +364,7 @@ struct EdgeCore<Payload> {
         }
         let entry = pending[id]!
         entry.on = link
+        entry.sentAt = now
         entry.request.timeoutMilliseconds = UInt32(clamping: max(1, now.duration(to: entry.deadline).milliseconds))
         if member.inFlight == 0 { member.busySince = now }
         member.inFlight += 1
@@ -379,6 +390,11 @@ struct EdgeCore<Payload> {
         heard(link, load: Int(response.inFlight), now: now)
         guard let entry = pending[response.id], entry.on == link else { return [] }
         member.lastAnswer = now
+        if let sentAt = entry.sentAt {
+            let took = sentAt.duration(to: now)
+            member.latency = member.answers == 0 ? took : (member.latency * 9 + took) / 10
+            member.answers += 1
+        }
         var actions = release(from: link)
         let className = entry.request.target.className
         if let error = response.error {
@@ -468,7 +484,13 @@ struct EdgeCore<Payload> {
     private mutating func failed(_ link: Int, _ reason: String, now: ContinuousClock.Instant) -> [Action] {
         guard let member = members[link] else { return [] }
         member.failuresInARow += 1
-        guard member.failuresInARow >= settings.ejectAfter, !member.setAside(at: now) else { return [] }
+        guard member.failuresInARow >= settings.ejectAfter else { return [] }
+        return eject(member, "\(settings.ejectAfter) failures in a row, the last: \(reason)", now: now)
+    }
+
+    /// Sets `member` aside, for longer each time, if its class can spare it.
+    private mutating func eject(_ member: Member, _ reason: String, now: ContinuousClock.Instant) -> [Action] {
+        guard !member.setAside(at: now) else { return [] }
         let peers = classes[member.ready.className] ?? []
         let ejected = peers.filter { members[$0]?.ejectedUntil.map { $0 > now } ?? false }.count
         guard ejected + 1 <= Int(Double(peers.count) * settings.maxEjectedShare) else { return [] }
@@ -476,7 +498,23 @@ struct EdgeCore<Payload> {
         member.failuresInARow = 0
         let duration = min(settings.baseEjection * member.ejections, settings.maxEjection)
         member.ejectedUntil = now + duration
-        return [.ejected(member.ready, duration: duration, reason: "\(settings.ejectAfter) failures in a row, the last: \(reason)")]
+        return [.ejected(member.ready, duration: duration, reason: reason)]
+    }
+
+    /// Instances far slower than their class's median, among those with ten answers or more, are set aside.
+    private mutating func ejectSlow(now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        for (className, links) in classes where links.count >= 3 {
+            let measured = links.compactMap { members[$0] }.filter { $0.answers >= 10 && !$0.setAside(at: now) }
+            guard measured.count >= 3 else { continue }
+            let median = measured.map(\.latency).sorted()[measured.count / 2]
+            let limit = max(median * settings.slowFactor, settings.slowFloor)
+            for member in measured where member.latency > limit {
+                actions += eject(member, "its answers take \(member.latency) against \(median) for \(className)'s median", now: now)
+                member.answers = 0
+            }
+        }
+        return actions
     }
 
     /// Instances whose ejection is over are picked again.
@@ -558,6 +596,7 @@ struct EdgeCore<Payload> {
             nextHeartbeat = now + settings.heartbeatInterval
             actions += checkLinks(now: now)
             actions += returnEjected(now: now)
+            actions += ejectSlow(now: now)
         }
         return (actions, min(nextSweep, nextHeartbeat))
     }

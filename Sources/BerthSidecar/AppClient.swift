@@ -175,7 +175,13 @@ final class AppClient {
     /// Sends `exchange` on an idle connection, a new one, or when one is free; `fresh` skips the idle ones.
     private func start(_ exchange: Exchange, fresh: Bool = false) {
         let pool = pool(for: exchange.request.port)
-        if !fresh, let connection = pool.idle.popLast() {
+        while !fresh, let connection = pool.idle.popLast() {
+            // A request that must not be sent twice first makes sure the app has not closed the connection while it
+            // sat idle (its FIN may not have been read yet): one MSG_PEEK, where a retry is not allowed.
+            guard exchange.request.mayRetry || Self.isOpen(connection.fd) else {
+                close(connection, failing: nil, mayRetry: false)
+                continue
+            }
             return begin(exchange, on: connection)
         }
         if pool.open < maxConnectionsPerPort {
@@ -183,6 +189,13 @@ final class AppClient {
         } else {
             pool.waiting.append(exchange)
         }
+    }
+
+    /// Whether an idle connection is still open and quiet: no end of input, no error, nothing unasked for.
+    private static func isOpen(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let result = recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        return result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
     }
 
     private func connect(_ pool: Pool, then next: AppConnection.AfterConnect) {

@@ -355,4 +355,22 @@ import Testing
         _ = submit(&core, request(2, timeout: 30_000))
         #expect(sends(submit(&core, request(3, timeout: 30_000), now: 2_000)).count == 1)
     }
+
+    @Test func anInstanceFarSlowerThanItsPeersIsSetAside() {
+        var core = core((0..<4).map { Self.ready("a-\($0)", capacity: 100) })
+        var id: UInt64 = 0
+        var clock = 0
+        // Forty rounds: a-3 takes 400 ms to answer, the others 2 ms.
+        for _ in 0..<40 {
+            for name in ["a-0", "a-1", "a-2", "a-3"] {
+                id += 1
+                _ = submit(&core, request(id, name: name, timeout: 60_000), now: clock)
+                let took = name == "a-3" ? 400 : 2
+                _ = core.response(Response(id: id, status: 200), onLink: link(core, name), now: at(clock + took))
+            }
+            clock += 10
+        }
+        let (actions, _) = core.tick(now: at(clock + 1_000))
+        #expect(ejections(actions).map(\.instance) == ["a-3"])
+    }
 }
