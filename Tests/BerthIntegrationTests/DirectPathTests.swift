@@ -50,10 +50,11 @@ struct DirectPathTests {
 
     @Test func aPostInFlightOnAKilledSidecarGets502InstanceLostAtOnce() async throws {
         try await withMesh { mesh in
-            try await mesh.startInstances(2)
+            try await mesh.startInstances(2, metrics: true)
             async let answer = mesh.send("/a/slow/5000", method: .POST, headers: [("x-berth-instance", "a-0")], body: ByteBuffer(string: "x"))
             // The POST is on a-0 once the edge counts it in the mesh; then a-0's sidecar dies.
-            try await Task.sleep(for: .milliseconds(500))
+            let metricsPort = try #require(mesh.edgeMetricsPort)
+            #expect(try await mesh.waitUntil("/metrics", port: metricsPort, accept: EdgeHTTPTests.edgeInFlight(1)), "the POST never reached the mesh")
             let killed = ContinuousClock.now
             mesh.instance("a-0")?.sidecar?.signal(SIGKILL)
             let (response, body) = try await answer

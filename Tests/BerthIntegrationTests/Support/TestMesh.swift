@@ -149,14 +149,14 @@ final class TestMesh: @unchecked Sendable {
 
     /// A router, `count` instances `a-0`, `a-1`... of ContainerA and an edge routing `/a/` to them; returns once
     /// each instance has answered through the edge.
-    func startInstances(_ count: Int, routers: Int = 1) async throws {
+    func startInstances(_ count: Int, routers: Int = 1, metrics: Bool = false) async throws {
         try startRouter()
         if routers == 2 {
             try startRouter(replica: 1)
             useTwoRouters()
         }
         for index in 0..<count { try addInstance(className: "ContainerA", id: "a-\(index)") }
-        try startEdge(routes: ["/a/=ContainerA"])
+        try startEdge(routes: ["/a/=ContainerA"], metrics: metrics)
         for index in 0..<count {
             guard try await waitUntil("/a/instance", accept: { _, body in body == "a-\(index)" }) else { throw MeshNotUp(logs: logs) }
         }
