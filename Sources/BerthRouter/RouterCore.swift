@@ -114,11 +114,13 @@ final class RouterCore: BusLoopBody {
             case .toSidecar(let identity, let envelope): send(envelope, to: identity, on: backend)
             case .toEdge(let identity, let envelope): send(envelope, to: identity, on: frontend)
             case .log(.joined(let ready)):
+                nextGauges = .now
                 logger.info("sidecar ready", metadata: [
                     "berth.container": "\(ready.className)", "berth.instance": "\(ready.instanceID)",
                     "berth.ports": "\(ready.ports)", "berth.capacity": "\(ready.capacity)", "berth.endpoint": "\(ready.endpoint)",
                 ])
             case .log(.left(let ready, let reason)):
+                nextGauges = .now
                 logger.info("sidecar left the directory", metadata: [
                     "berth.container": "\(ready.className)", "berth.instance": "\(ready.instanceID)", "berth.reason": "\(reason)",
                 ])
@@ -140,9 +142,11 @@ final class RouterCore: BusLoopBody {
     // MARK: Timers
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        guard now >= nextSweep else { return nextSweep }
-        nextSweep = now + .milliseconds(20)
-        perform(directory.tick(now: now))
+        if now >= nextSweep {
+            nextSweep = now + .milliseconds(20)
+            perform(directory.tick(now: now))
+        }
+        // Recorded at once when the directory changed, so that a scrape right after a join sees it.
         if now >= nextGauges {
             nextGauges = now + .milliseconds(250)
             let counts = directory.instancesByClass()
@@ -152,7 +156,7 @@ final class RouterCore: BusLoopBody {
             }
             metrics.gauge("berth_router_edges").record(directory.edgeCount)
         }
-        return nextSweep
+        return min(nextSweep, nextGauges)
     }
 
     func stopping() {
