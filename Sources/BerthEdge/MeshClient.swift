@@ -111,7 +111,7 @@ extension MeshAnswer {
 }
 
 /// Request ids, unique within this edge process, and trace ids, unique across edges. Ids start at random, so that
-/// a sidecar's late direct answer to an edge that restarted on the same endpoint matches nothing.
+/// a sidecar's late answer to an edge that restarted matches nothing.
 final class RequestIDs: Sendable {
     private let counter = Atomic<UInt64>(UInt64.random(in: 0...UInt64.max >> 1))
     private let nonce = String(UInt64.random(in: 1...UInt64.max), radix: 16)
