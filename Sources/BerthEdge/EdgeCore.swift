@@ -467,7 +467,7 @@ struct EdgeCore<Payload> {
         }
         actions += forget(link)
         // The directory still lists it until its routers notice: set aside till then, with a new link if picked again.
-        if let ready = directory.live()[member.key] {
+        if let ready = directory.live(member.key) {
             let again = add(member.key, ready, now: now)
             members[again]!.quarantinedUntil = now + settings.heartbeatInterval * settings.liveness
             members[again]!.failuresInARow = member.failuresInARow

@@ -29,7 +29,7 @@ extension Envelope {
 /// reaches it whether or not it is in its own network namespace. Files of processes that died are removed first.
 public enum LocalEndpoint {
     public static func make(kind: String, name: String) -> String {
-        let base = ProcessEnvironment.value("XDG_RUNTIME_DIR") ?? "/tmp"
+        let base = getenv("XDG_RUNTIME_DIR").map { String(cString: $0) } ?? "/tmp"
         let directory = "\(base)/berth-\(getuid())/\(kind)"
         mkdir("\(base)/berth-\(getuid())", 0o700)
         mkdir(directory, 0o700)
@@ -63,9 +63,3 @@ public enum LocalEndpoint {
     }
 }
 
-enum ProcessEnvironment {
-    static func value(_ name: String) -> String? {
-        guard let pointer = getenv(name) else { return nil }
-        return String(cString: pointer)
-    }
-}

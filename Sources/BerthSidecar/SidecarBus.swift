@@ -171,11 +171,12 @@ final class SidecarBus: BusLoopBody {
 
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         var next = app.expire(now: now)
-        let ready = self.ready
-        let heartbeat = Envelope.heartbeat(Heartbeat(inFlight: UInt32(clamping: core.inFlight)))
         var reconnected = false
+        // Made only when due: this runs after every turn of the loop, on the request path.
         for link in routers {
-            let (linkNext, changed) = link.tick(now: now, hello: { .ready(ready) }, heartbeat: { heartbeat })
+            let (linkNext, changed) = link.tick(
+                now: now, hello: { .ready(self.ready) }, heartbeat: { .heartbeat(Heartbeat(inFlight: UInt32(clamping: self.core.inFlight))) }
+            )
             reconnected = reconnected || changed
             next = earliest(next, linkNext)
         }

@@ -147,7 +147,7 @@ struct DirectPathTests {
                 for socket in strangers { _ = try socket.send([Frame(Envelope.heartbeat(Heartbeat()).encoded())]) }
                 let (response, body) = try await mesh.get("/a/instance")
                 #expect(response.status == .ok, "\(body)")
-                try await Task.sleep(for: .milliseconds(200))
+                try await Task.sleep(for: .milliseconds(200)) // the strangers' heartbeat pace, not a wait for the edge
             }
             let after = try Self.residentKiB(of: edge.pid)
             // Bus processes keep up to 8 MiB of freed blocks before trimming (CBerthMemory), so growth is judged above it.
