@@ -21,6 +21,8 @@ public final class Context: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     /// libzmq starts a context's I/O threads with its first socket; their scheduling is fixed from then on.
     private let threadsStarted = Atomic<Bool>(false)
+    /// The ZAP handler of this context's CURVE server sockets (`Authenticator.start`).
+    let authenticator = Mutex<Authenticator?>(nil)
 
     /// The process-wide context. Sockets close with LINGER 0, so exit is never delayed, except the event publisher's:
     /// an executable's last step, `terminate(waitingAtMost:)`, gives its last events a moment to leave.

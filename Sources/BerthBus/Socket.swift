@@ -2,7 +2,7 @@ import CZeroMQ
 
 /// The ZeroMQ socket types Berth uses.
 public enum SocketType: Sendable {
-    case router, dealer, pub, sub, xpub, xsub, pair
+    case router, dealer, pub, sub, xpub, xsub, pair, rep
 
     var rawValue: Int32 {
         switch self {
@@ -13,6 +13,7 @@ public enum SocketType: Sendable {
         case .xpub: ZMQ_XPUB
         case .xsub: ZMQ_XSUB
         case .pair: ZMQ_PAIR
+        case .rep: ZMQ_REP
         }
     }
 }
@@ -41,6 +42,8 @@ public struct SocketOptions: Sendable {
     public var subscriptions: [String] = []
     /// XPUB: block instead of dropping when a subscriber is slow. Berth never wants that on the request path.
     public var xpubNoDrop: Bool = false
+    /// CURVE encryption and authentication; nil: none (ZeroMQ's NULL mechanism).
+    public var curve: CurveRole? = nil
 
     public init() {}
 }
@@ -50,6 +53,10 @@ public struct SocketEvent: Sendable, Equatable {
     public static let connected = Int32(ZMQ_EVENT_CONNECTED)
     public static let disconnected = Int32(ZMQ_EVENT_DISCONNECTED)
     public static let handshakeSucceeded = Int32(ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+    /// The peer's ZAP handler refused our key.
+    public static let handshakeRefused = Int32(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    /// Every way a handshake can fail.
+    public static let handshakeFailures = Int32(ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
     /// A ZMQ_EVENT_* value.
     public var event: Int32
@@ -65,6 +72,27 @@ public struct SocketEvent: Sendable, Equatable {
         event = Int32(UInt16(bytes[0]) | UInt16(bytes[1]) << 8)
         value = UInt32(bytes[2]) | UInt32(bytes[3]) << 8 | UInt32(bytes[4]) << 16 | UInt32(bytes[5]) << 24
         endpoint = frames[1].string
+    }
+
+    /// Why a handshake failed, in words, when this event is such a failure.
+    public var handshakeFailure: String? {
+        switch event {
+        case Int32(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH):
+            "the peer refused our key (ZAP status \(value)): it is not in the peer's authorized keys"
+        case Int32(ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL):
+            switch Int32(bitPattern: value) {
+            case Int32(bitPattern: UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)):
+                "security mismatch: one side uses CURVE and the other does not"
+            case Int32(bitPattern: UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)):
+                "CURVE could not decrypt the handshake: the client was given the wrong server key"
+            default:
+                "the peer broke the handshake protocol (error 0x\(String(value, radix: 16)))"
+            }
+        case Int32(ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+            "the handshake failed (\(String(cString: zmq_strerror(Int32(bitPattern: value)))))"
+        default:
+            nil
+        }
     }
 }
 
@@ -122,6 +150,18 @@ public final class Socket {
         if options.xpubNoDrop { try set(ZMQ_XPUB_NODROP, Int32(1)) }
         if let id = options.routingID { try set(ZMQ_ROUTING_ID, id) }
         for topic in options.subscriptions { try set(ZMQ_SUBSCRIBE, Array(topic.utf8)) }
+        switch options.curve {
+        case nil:
+            break
+        case .server(let keys):
+            try set(ZMQ_CURVE_SERVER, Int32(1))
+            try set(ZMQ_CURVE_SECRETKEY, Array(keys.secretKey.utf8))
+            try set(ZMQ_ZAP_DOMAIN, Array(Authenticator.domain.utf8))
+        case .client(let keys, let serverKey):
+            try set(ZMQ_CURVE_PUBLICKEY, Array(keys.publicKey.utf8))
+            try set(ZMQ_CURVE_SECRETKEY, Array(keys.secretKey.utf8))
+            if let serverKey { try set(ZMQ_CURVE_SERVERKEY, Array(serverKey.utf8)) }
+        }
     }
 
     public func set(_ option: Int32, _ value: Int32) throws(BusError) {
@@ -152,8 +192,10 @@ public final class Socket {
     }
 
     /// Connects to `endpoint`, under which a ROUTER socket addresses that peer: `routingID` (ZMQ_CONNECT_ROUTING_ID).
-    public func connect(_ endpoint: String, routingID: [UInt8]) throws(BusError) {
+    /// `serverKey`: the peer's CURVE public key, for a socket whose peers each have their own.
+    public func connect(_ endpoint: String, routingID: [UInt8], serverKey: String? = nil) throws(BusError) {
         try set(ZMQ_CONNECT_ROUTING_ID, routingID)
+        if let serverKey { try set(ZMQ_CURVE_SERVERKEY, Array(serverKey.utf8)) }
         try connect(endpoint)
     }
 

@@ -335,6 +335,7 @@ private struct Arena: ~Copyable {
         c.pointee.capacity = ready.capacity
         c.pointee.heartbeat_ms = ready.heartbeatMilliseconds
         copy(ready.endpoint, to: &c.pointee.endpoint)
+        copy(ready.curvePublicKey, to: &c.pointee.curve_public_key)
         return c
     }
 
@@ -522,6 +523,10 @@ extension Ready {
         let ports = decodeScalars(c.pointee.n_ports, c.pointee.ports)
         let endpoint = try string(c.pointee.endpoint, "Ready.endpoint")
         guard !endpoint.isEmpty else { throw .missing("Ready.endpoint") }
+        let curvePublicKey = try string(c.pointee.curve_public_key, "Ready.curve_public_key")
+        guard curvePublicKey.isEmpty || (curvePublicKey.utf8.count == 40 && curvePublicKey.utf8.allSatisfy { (0x21...0x7d).contains($0) }) else {
+            throw WireError(code: .invalidValue, message: "Ready.curve_public_key must be empty or 40 characters of Z85, not \(curvePublicKey.utf8.count) bytes")
+        }
         self.init(
             protocolVersion: version,
             className: className,
@@ -529,7 +534,8 @@ extension Ready {
             ports: ports,
             capacity: c.pointee.capacity,
             heartbeatMilliseconds: c.pointee.heartbeat_ms,
-            endpoint: endpoint
+            endpoint: endpoint,
+            curvePublicKey: curvePublicKey
         )
     }
 }

@@ -73,6 +73,8 @@ public struct Ready: Sendable, Hashable {
     public var heartbeatMilliseconds: UInt32
     /// Where edges send this instance requests: the endpoint its sidecar binds.
     public var endpoint: String
+    /// The CURVE public key of `endpoint` (Z85); empty when the mesh does not use CURVE.
+    public var curvePublicKey: String
 
     public init(
         protocolVersion: UInt32 = Ready.currentProtocolVersion,
@@ -81,7 +83,8 @@ public struct Ready: Sendable, Hashable {
         ports: [UInt32],
         capacity: UInt32,
         heartbeatMilliseconds: UInt32,
-        endpoint: String
+        endpoint: String,
+        curvePublicKey: String = ""
     ) {
         self.protocolVersion = protocolVersion
         self.className = className
@@ -90,6 +93,7 @@ public struct Ready: Sendable, Hashable {
         self.capacity = capacity
         self.heartbeatMilliseconds = heartbeatMilliseconds
         self.endpoint = endpoint
+        self.curvePublicKey = curvePublicKey
     }
 }
 

@@ -874,7 +874,7 @@ const ProtobufCMessageDescriptor berth__header__descriptor =
   (ProtobufCMessageInit) berth__header__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__ready__field_descriptors[7] =
+static const ProtobufCFieldDescriptor berth__ready__field_descriptors[8] =
 {
   {
     "protocol_version",
@@ -960,10 +960,23 @@ static const ProtobufCFieldDescriptor berth__ready__field_descriptors[7] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "curve_public_key",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Ready, curve_public_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__ready__field_indices_by_name[] = {
   4,   /* field[4] = capacity */
   1,   /* field[1] = class_name */
+  7,   /* field[7] = curve_public_key */
   6,   /* field[6] = endpoint */
   5,   /* field[5] = heartbeat_ms */
   2,   /* field[2] = instance_id */
@@ -973,7 +986,7 @@ static const unsigned berth__ready__field_indices_by_name[] = {
 static const ProtobufCIntRange berth__ready__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor berth__ready__descriptor =
 {
@@ -983,7 +996,7 @@ const ProtobufCMessageDescriptor berth__ready__descriptor =
   "Berth__Ready",
   "berth",
   sizeof(Berth__Ready),
-  7,
+  8,
   berth__ready__field_descriptors,
   berth__ready__field_indices_by_name,
   1,  berth__ready__number_ranges,

@@ -187,10 +187,16 @@ struct  Berth__Ready
    * The ZeroMQ endpoint the sidecar binds a ROUTER socket on, where edges send it requests.
    */
   char *endpoint;
+  /*
+   * The CURVE public key (Z85, 40 characters) of that socket, when the mesh uses CURVE; empty when it does not.
+   * Edges use it as the server key of their link to the sidecar. A router admits only sidecars whose key it trusts,
+   * so a key learnt from the directory is as good as the router's.
+   */
+  char *curve_public_key;
 };
 #define BERTH__READY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__ready__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Berth__Heartbeat
