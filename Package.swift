@@ -144,7 +144,7 @@ let package = Package(
         .target(
             name: "BerthSupervisor",
             dependencies: [
-                "BerthCompose", "BerthProcess", "BerthTap", "BerthWire",
+                "BerthBus", "BerthCompose", "BerthProcess", "BerthTap", "BerthWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -153,7 +153,7 @@ let package = Package(
         .target(
             name: "BerthDashboard",
             dependencies: [
-                "BerthTap", "BerthWire",
+                "BerthBus", "BerthTap", "BerthWire",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

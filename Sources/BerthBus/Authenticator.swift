@@ -155,13 +155,13 @@ struct AuthorizedKeys {
 }
 
 /// Remembers what was logged, so that a peer knocking a thousand times is one line (bounded, then forgets).
-struct OnceLog {
+public struct OnceLog: Sendable {
     let limit: Int
     private var seen: Set<String> = []
 
-    init(limit: Int) { self.limit = limit }
+    public init(limit: Int) { self.limit = limit }
 
-    mutating func first(_ key: String) -> Bool {
+    public mutating func first(_ key: String) -> Bool {
         if seen.count >= limit { seen.removeAll() }
         return seen.insert(key).inserted
     }

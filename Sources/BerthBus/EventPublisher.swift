@@ -33,12 +33,15 @@ public final class EventPublisher {
     public static let linger: Int32 = 500
 
     public init(
-        connectingTo endpoint: String, highWaterMark: Int32 = 10_000, startupWindow: Duration = defaultStartupWindow
+        connectingTo endpoint: String, highWaterMark: Int32 = 10_000, startupWindow: Duration = defaultStartupWindow,
+        security: BusSecurity? = nil
     ) throws(BusError) {
         var options = SocketOptions()
+        options.curve = security?.toRouter
         options.sendHighWaterMark = highWaterMark
         options.linger = Self.linger
         socket = try Socket(.xpub, options: options)
+        Authenticator.running()?.watch(socket)
         for one in endpoint.split(separator: ",") { try socket.connect(String(one)) }
         backlogUntil = .now + startupWindow
     }

@@ -36,6 +36,10 @@ public struct ComposeFile: Sendable, Equatable {
     public var containers: [ContainerSpec]
     /// The live dashboard `berth up` serves beside the mesh, if the file asks for one.
     public var dashboard: DashboardSpec?
+    /// The machines of a multi-host mesh, in file order; empty: everything runs on this machine.
+    public var hosts: [HostSpec] = []
+    /// CURVE on every bus socket, with the keys of this folder; nil: no security (anyone reaching a port is trusted).
+    public var security: SecuritySpec?
 
     public init(name: String, path: String, router: RouterSpec = RouterSpec(), edge: EdgeSpec = EdgeSpec(), containers: [ContainerSpec]) {
         self.name = name
@@ -84,7 +88,9 @@ public struct ComposeFile: Sendable, Equatable {
             throw document.error(.wrongType, "the top level must be a mapping of 'name', 'router', 'edge', 'dashboard' and 'containers', got \(document.shown)")
         }
         // `x-` keys are free for the user's own anchors, as in docker compose.
-        let top = try MappingReader(document, allowed: ["name", "router", "edge", "dashboard", "containers"], ignoringPrefix: "x-")
+        let top = try MappingReader(
+            document, allowed: ["name", "hosts", "security", "router", "edge", "dashboard", "containers"], ignoringPrefix: "x-"
+        )
 
         let name = try top["name"]?.text() ?? Self.stem(of: path)
         guard isIdentifier(name) else {
@@ -117,7 +123,44 @@ public struct ComposeFile: Sendable, Equatable {
         }
         var file = ComposeFile(name: name, path: path, router: router, edge: edge, containers: containers)
         file.dashboard = dashboard
+        file.security = try top["security"].map { located throws(ComposeError) in try SecuritySpec(reading: located) }
+        if let hostsNode = top["hosts"] { file.hosts = try HostSpec.read(hostsNode) }
+        try file.checkPlacement(top)
         return file
+    }
+
+    /// The host called `name`.
+    public func host(named name: String) -> HostSpec? { hosts.first { $0.name == name } }
+
+    /// Every `host:` and `hosts:` names a host of `hosts:`, and none is given without it. Unplaced services go to the
+    /// first host (routers, edge, dashboard) or to every host in turn (containers).
+    private mutating func checkPlacement(_ top: MappingReader) throws(ComposeError) {
+        func check(_ name: String?, _ section: String, _ path: [String]) throws(ComposeError) {
+            guard let name else { return }
+            var node = top[section]
+            for key in path { node = node.flatMap { located in (try? located.entries())?.first { $0.name == key }?.value } }
+            let at = node ?? top[section]
+            guard !hosts.isEmpty else {
+                throw (at ?? top.located).error(.undefinedReference, "'\(name)' names a host, but the file has no 'hosts:' map; add one, like hosts: { \(name): 10.77.0.1 }")
+            }
+            guard host(named: name) != nil else {
+                let defined = hosts.map { "'\($0.name)'" }.joined(separator: ", ")
+                throw (at ?? top.located).error(.undefinedReference, "no host '\(name)' in 'hosts' (defined: \(defined))")
+            }
+        }
+        try check(router.placement, "router", ["host"])
+        try check(edge.placement, "edge", ["host"])
+        try check(dashboard?.placement, "dashboard", ["host"])
+        for index in containers.indices {
+            for name in containers[index].placement { try check(name, "containers", [containers[index].name, "hosts"]) }
+        }
+        guard let first = hosts.first else { return }
+        if router.placement == nil { router.placement = first.name }
+        if edge.placement == nil { edge.placement = first.name }
+        if dashboard != nil, dashboard?.placement == nil { dashboard?.placement = first.name }
+        for index in containers.indices where containers[index].placement.isEmpty {
+            containers[index].placement = hosts.map(\.name)
+        }
     }
 
     static func directory(of path: String) -> String {

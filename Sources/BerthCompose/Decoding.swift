@@ -5,7 +5,7 @@ import Yams
 extension RouterSpec {
     init(reading located: Located) throws(ComposeError) {
         self.init()
-        let fields = try MappingReader(located, allowed: ["frontend", "backend", "events_in", "events_out", "heartbeat", "replicas"])
+        let fields = try MappingReader(located, allowed: ["frontend", "backend", "events_in", "events_out", "heartbeat", "replicas", "host"])
         var seen: [String: String] = [:]
         for (name, path) in [("frontend", \Self.frontend), ("backend", \.backend), ("events_in", \.eventsIn), ("events_out", \.eventsOut)] {
             if let value = fields[name] { self[keyPath: path] = try value.endpoint() }
@@ -17,6 +17,7 @@ extension RouterSpec {
         }
         if let value = fields["heartbeat"] { heartbeat = try value.duration() }
         if let value = fields["replicas"] { replicas = try value.int(in: RouterSpec.replicaRange, what: "replicas") }
+        placement = try fields["host"]?.text(expecting: "a host name from 'hosts'")
     }
 }
 
@@ -24,7 +25,8 @@ extension EdgeSpec {
     /// The edge, and the nodes naming each route's container, to be checked once the containers are known.
     static func read(_ located: Located) throws(ComposeError) -> (EdgeSpec, routeTargets: [Located]) {
         var edge = EdgeSpec()
-        let fields = try MappingReader(located, allowed: ["listen", "routes", "command", "timeout"])
+        let fields = try MappingReader(located, allowed: ["listen", "routes", "command", "timeout", "host"])
+        edge.placement = try fields["host"]?.text(expecting: "a host name from 'hosts'")
         if let listen = fields["listen"] {
             (edge.host, edge.port) = try listen.hostAndPort()
         }
@@ -48,8 +50,9 @@ extension EdgeSpec {
 extension DashboardSpec {
     init(reading located: Located) throws(ComposeError) {
         self.init()
-        let fields = try MappingReader(located, allowed: ["listen"])
+        let fields = try MappingReader(located, allowed: ["listen", "host"])
         if let listen = fields["listen"] { (host, port) = try listen.hostAndPort() }
+        placement = try fields["host"]?.text(expecting: "a host name from 'hosts'")
     }
 }
 
@@ -81,7 +84,7 @@ extension RouteSpec {
 extension ContainerSpec {
     static let keys = [
         "command", "port", "ports", "instances", "environment", "working_dir", "sleep_after", "readiness", "restart",
-        "restart_backoff", "stop_signal", "stop_grace_period", "start_timeout", "capacity",
+        "restart_backoff", "stop_signal", "stop_grace_period", "start_timeout", "capacity", "hosts",
     ]
 
     /// - Parameter anchor: the node of the container's name, where errors about missing keys point.
@@ -118,6 +121,47 @@ extension ContainerSpec {
         if let value = fields["stop_grace_period"] { stopGracePeriod = try value.duration(allowingZero: true) }
         if let value = fields["start_timeout"] { startTimeout = try value.duration() }
         if let value = fields["capacity"] { capacity = try value.int(in: 1...Int.max, what: "capacity") }
+        for element in try fields["hosts"]?.sequence() ?? [] {
+            placement.append(try element.text(expecting: "a host name from 'hosts'"))
+        }
+    }
+}
+
+extension HostSpec {
+    /// `hosts: { h1: 10.77.0.1, h2: 10.77.0.2 }`, in file order.
+    static func read(_ located: Located) throws(ComposeError) -> [HostSpec] {
+        var hosts: [HostSpec] = []
+        var firsts: [String: Located] = [:]
+        for (name, key, value) in try located.entries() {
+            guard isIdentifier(name) else {
+                throw key.error(.invalidValue, "'\(name)' is not a usable host name; use letters, digits, '-' and '_'")
+            }
+            let address = try value.text(expecting: "the host's address, like 10.77.0.1")
+            guard !address.isEmpty, !address.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "[" }) else {
+                throw value.error(.invalidValue, "'\(address)' is not an address; give the IP address or name the other hosts reach this one on")
+            }
+            guard address != "0.0.0.0", address != "::" else {
+                throw value.error(.invalidValue, "'\(address)' is no one host's address; give the address the other hosts reach this one on")
+            }
+            if let first = firsts[address] {
+                throw value.error(.duplicate, givenTwice("address \(address)", first: first))
+            }
+            firsts[address] = value
+            hosts.append(HostSpec(name: name, address: address))
+        }
+        guard !hosts.isEmpty else { throw located.error(.missingKey, "no hosts; name at least one, like h1: 10.77.0.1") }
+        return hosts
+    }
+}
+
+extension SecuritySpec {
+    init(reading located: Located) throws(ComposeError) {
+        let fields = try MappingReader(located, allowed: ["keys"])
+        let keysNode = try fields.required("keys", "give the folder of the mesh's CURVE keys, like keys/")
+        var folder = try keysNode.text(expecting: "a folder")
+        guard !folder.isEmpty else { throw keysNode.error(.invalidValue, "the folder is empty") }
+        while folder.count > 1, folder.hasSuffix("/") { folder.removeLast() }
+        self.init(keys: folder)
     }
 }
 

@@ -1,3 +1,5 @@
+import BerthBus
+
 /// Where the dashboard listens, what it watches, and how much it holds for each browser.
 public struct DashboardConfiguration: Sendable {
     /// The address to serve HTTP on.
@@ -18,6 +20,8 @@ public struct DashboardConfiguration: Sendable {
     public var keepAliveInterval: Duration = .seconds(15)
     /// The largest edge response `POST /send` passes back to the page.
     public var maxProxiedBodyBytes = 1 << 20
+    /// The mesh's CURVE settings, when it has them.
+    public var security: BusSecurity?
 
     public init() {}
 }

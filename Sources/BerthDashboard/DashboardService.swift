@@ -100,7 +100,7 @@ public struct DashboardService: Service {
     private static func follow(
         configuration: DashboardConfiguration, shared: SharedState, broadcaster: Broadcaster, logger: Logger
     ) async throws {
-        let subscriber = TapSubscriber(configuration: TapConfiguration(endpoint: configuration.eventsOut), logger: logger)
+        let subscriber = TapSubscriber(configuration: TapConfiguration(endpoint: configuration.eventsOut, security: configuration.security), logger: logger)
         let formatter = JSONEventFormatter()
         try await subscriber.withEvents { items in
             for try await item in items {

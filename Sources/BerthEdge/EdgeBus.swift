@@ -64,6 +64,8 @@ final class EdgeBus: BusLoopBody {
     private var routers: [RouterLink]
     private(set) var sockets: [Socket]
     private var core: EdgeCore<Outgoing>
+    /// What was logged of failed handshakes, so that a sidecar that refuses us is one line.
+    private var handshakeFailures = OnceLog(limit: 1_024)
     /// Links by the endpoint they connect to, for the monitor's events.
     private var linksByEndpoint: [String: Int] = [:]
     /// Requests read this turn of the loop, sent together at its end (`sendOutbox`).
@@ -83,17 +85,18 @@ final class EdgeBus: BusLoopBody {
         self.configuration = configuration
         self.logger = logger
         trafficTopic = "traffic.edge.\(configuration.name)"
-        events = try EventPublisher(connectingTo: configuration.events)
+        events = try EventPublisher(connectingTo: configuration.events, security: configuration.security)
         var options = SocketOptions()
         options.routerMandatory = true
         options.maxMessageSize = configuration.maxMessageSize
+        options.curve = configuration.security?.toPeers
         requests = try Socket(.router, options: options)
-        monitor = try requests.monitor(events: SocketEvent.disconnected | SocketEvent.handshakeSucceeded)
+        monitor = try requests.monitor(events: SocketEvent.disconnected | SocketEvent.handshakeSucceeded | SocketEvent.handshakeFailures)
         routers = []
         for router in configuration.routers {
             routers.append(try RouterLink(
                 endpoint: router, heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness,
-                logger: logger
+                security: configuration.security, logger: logger
             ))
         }
         sockets = [events.socket, requests, monitor] + routers.map(\.socket)
@@ -160,9 +163,16 @@ final class EdgeBus: BusLoopBody {
     private func perform(_ actions: [EdgeCore<Outgoing>.Action]) {
         for action in actions {
             switch action {
-            case .connect(let link, let endpoint):
+            case .connect(let link, let endpoint, let serverKey):
+                if configuration.security != nil && serverKey.isEmpty {
+                    // Its link would fail its handshake: the core hears of it when the link's liveness runs out.
+                    if handshakeFailures.first(endpoint) {
+                        logger.error("a sidecar in the directory has no CURVE key; this edge uses CURVE and cannot reach it", metadata: ["berth.endpoint": "\(endpoint)"])
+                    }
+                    continue
+                }
                 do {
-                    try requests.connect(endpoint, routingID: Self.routingID(link))
+                    try requests.connect(endpoint, routingID: Self.routingID(link), serverKey: configuration.security == nil ? nil : serverKey)
                     linksByEndpoint[endpoint] = link
                 } catch {
                     logger.warning("cannot link to a sidecar", metadata: ["berth.endpoint": "\(endpoint)", "berth.error": "\(error)"])
@@ -310,7 +320,11 @@ final class EdgeBus: BusLoopBody {
 
     private func linkEvent(_ frames: [Frame]) {
         guard let event = SocketEvent(frames), let link = linksByEndpoint[event.endpoint] else { return }
-        if event.event == SocketEvent.disconnected {
+        if let reason = event.handshakeFailure {
+            if handshakeFailures.first("\(event.endpoint) \(event.event) \(event.value)") {
+                logger.warning("cannot link to a sidecar", metadata: ["berth.endpoint": "\(event.endpoint)", "berth.reason": "\(reason)"])
+            }
+        } else if event.event == SocketEvent.disconnected {
             logger.debug("a sidecar link broke", metadata: ["berth.endpoint": "\(event.endpoint)"])
             perform(core.linkLost(link, reason: "broke its connection", now: .now))
         }

@@ -1,3 +1,4 @@
+import BerthBus
 /// Everything `berth-edge` can be told, with a default for each.
 public struct EdgeConfiguration: Sendable {
     public var host = "127.0.0.1"
@@ -26,6 +27,8 @@ public struct EdgeConfiguration: Sendable {
     public var queueLimit = 1_024
     /// Largest frame accepted from a sidecar.
     public var maxMessageSize: Int64 = 64 << 20
+    /// CURVE on every bus socket (links to routers and sidecars, events); nil: none.
+    public var security: BusSecurity?
 
     public init() {}
 }

@@ -22,8 +22,9 @@ import DequeModule
 ///   as an outlier too (checked once a heartbeat interval, over classes of three or more).
 struct EdgeCore<Payload> {
     enum Action {
-        /// Open the link to a sidecar; `link` names it on the edge's request socket.
-        case connect(link: Int, endpoint: String)
+        /// Open the link to a sidecar; `link` names it on the edge's request socket. `serverKey`: the sidecar's
+        /// CURVE public key, empty in a mesh without CURVE.
+        case connect(link: Int, endpoint: String, serverKey: String)
         case disconnect(link: Int, endpoint: String)
         /// Send `request` on `link`, with the body `payload` holds; keep a copy of it when `keepBody`, for a retry.
         case send(link: Int, Request, Payload, keepBody: Bool)
@@ -360,7 +361,7 @@ struct EdgeCore<Payload> {
         let member = members[link]!
         if !member.connected {
             member.connected = true
-            actions.append(.connect(link: link, endpoint: member.ready.endpoint))
+            actions.append(.connect(link: link, endpoint: member.ready.endpoint, serverKey: member.ready.curvePublicKey))
         }
         let entry = pending[id]!
         entry.on = link

@@ -32,6 +32,7 @@ public struct EdgeOptions: ParsableArguments {
     @Option(help: "This edge's name in traffic events.") public var name = "edge"
     @Option(help: "Requests that may wait per container class when every instance is full; more get 503.")
     public var queueLimit = 1_024
+    @OptionGroup public var security: SecurityOptions
     @OptionGroup public var metrics: MetricsOptions
     @OptionGroup public var common: CommonOptions
 
@@ -71,6 +72,8 @@ public struct EdgeOptions: ParsableArguments {
             configuration.maxBufferedBytes = max(configuration.maxBufferedBytes, maxBody)
         }
         configuration.name = name
-        return (configuration, routes, common.bootstrap(label: label))
+        let logger = common.bootstrap(label: label)
+        configuration.security = try security.start(logger: logger)
+        return (configuration, routes, logger)
     }
 }

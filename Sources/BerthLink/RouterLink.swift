@@ -9,20 +9,24 @@ public final class RouterLink {
     public private(set) var socket: Socket
     public private(set) var state: RouterLinkState
     private let logger: Logger
+    private let security: BusSecurity?
 
-    public init(endpoint: String, heartbeatInterval: Duration, liveness: Int, logger: Logger) throws(BusError) {
+    public init(endpoint: String, heartbeatInterval: Duration, liveness: Int, security: BusSecurity?, logger: Logger) throws(BusError) {
         self.endpoint = endpoint
+        self.security = security
         var logger = logger
         logger[metadataKey: "berth.router"] = "\(endpoint)"
         self.logger = logger
-        socket = try Self.connect(endpoint)
+        socket = try Self.connect(endpoint, security: security)
         state = RouterLinkState(now: .now, heartbeatInterval: heartbeatInterval, liveness: liveness)
     }
 
-    private static func connect(_ endpoint: String) throws(BusError) -> Socket {
+    private static func connect(_ endpoint: String, security: BusSecurity?) throws(BusError) -> Socket {
         var options = SocketOptions()
         options.immediate = true
+        options.curve = security?.toRouter
         let socket = try Socket(.dealer, options: options)
+        Authenticator.running()?.watch(socket)
         try socket.connect(endpoint)
         return socket
     }
@@ -59,7 +63,7 @@ public final class RouterLink {
             case .reconnect:
                 logger.warning("lost the router; connecting again")
                 do {
-                    socket = try Self.connect(endpoint)
+                    socket = try Self.connect(endpoint, security: security)
                     reconnected = true
                 } catch {
                     logger.error("cannot reconnect to the router", metadata: ["berth.error": "\(error)"])

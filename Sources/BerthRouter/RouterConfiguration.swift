@@ -1,3 +1,5 @@
+import BerthBus
+
 /// Everything `berth-router` can be told, with a default for each.
 ///
 /// Each endpoint may be a comma-separated list, e.g. `tcp://127.0.0.1:7701,ipc:///run/berth/backend`: sidecars in
@@ -17,6 +19,8 @@ public struct RouterConfiguration: Sendable {
     public var heartbeatLiveness = 3
     /// Largest frame accepted from a peer: directory messages only, never a body.
     public var maxMessageSize: Int64 = 1 << 20
+    /// CURVE on every socket, admitting only the keys the security's folder lists; nil: none.
+    public var security: BusSecurity?
 
     public init() {}
 

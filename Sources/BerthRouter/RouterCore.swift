@@ -27,14 +27,17 @@ final class RouterCore: BusLoopBody {
         var routerOptions = SocketOptions()
         routerOptions.routerMandatory = true
         routerOptions.maxMessageSize = configuration.maxMessageSize
+        routerOptions.curve = configuration.security?.server
         let frontend = try Socket(.router, options: routerOptions)
         let backend = try Socket(.router, options: routerOptions)
         var eventOptions = SocketOptions()
         eventOptions.maxMessageSize = 1 << 20
+        eventOptions.curve = configuration.security?.server
         let eventsIn = try Socket(.xsub, options: eventOptions)
         let eventsOut = try Socket(.xpub, options: eventOptions)
         for (socket, endpoints) in [(frontend, configuration.frontend), (backend, configuration.backend),
                                     (eventsIn, configuration.eventsIn), (eventsOut, configuration.eventsOut)] {
+            Authenticator.running()?.watch(socket)
             for endpoint in endpoints.split(separator: ",") { try socket.bind(String(endpoint)) }
         }
         sockets = [frontend, backend, eventsIn, eventsOut]

@@ -43,7 +43,9 @@ final class SidecarBus: BusLoopBody {
         var options = SocketOptions()
         options.routerMandatory = true
         options.maxMessageSize = configuration.maxMessageSize
+        options.curve = configuration.security?.server
         requests = try Socket(.router, options: options)
+        Authenticator.running()?.watch(requests)
         let chosen = configuration.busEndpoint ?? LocalEndpoint.make(kind: "sidecars", name: "\(configuration.className)-\(configuration.instanceID)")
         try requests.bind(chosen)
         endpoint = requests.lastEndpoint
@@ -51,10 +53,10 @@ final class SidecarBus: BusLoopBody {
         for router in configuration.routers {
             routers.append(try RouterLink(
                 endpoint: router, heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness,
-                logger: logger
+                security: configuration.security, logger: logger
             ))
         }
-        events = try EventPublisher(connectingTo: configuration.events)
+        events = try EventPublisher(connectingTo: configuration.events, security: configuration.security)
         sockets = [requests, events.socket] + routers.map(\.socket)
         app = AppClient(
             host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity,
@@ -68,7 +70,7 @@ final class SidecarBus: BusLoopBody {
         Ready(
             className: configuration.className, instanceID: configuration.instanceID, ports: configuration.ports,
             capacity: UInt32(configuration.capacity), heartbeatMilliseconds: UInt32(clamping: configuration.heartbeatInterval.milliseconds),
-            endpoint: endpoint
+            endpoint: endpoint, curvePublicKey: configuration.security?.keys.publicKey ?? ""
         )
     }
 

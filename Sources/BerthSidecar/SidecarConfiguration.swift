@@ -1,3 +1,4 @@
+import BerthBus
 import BerthWire
 
 /// Everything `berth-sidecar` can be told, with a default for each.
@@ -29,6 +30,8 @@ public struct SidecarConfiguration: Sendable {
     public var maxMessageSize: Int64 = 64 << 20
     /// How long to wait for the app's TCP connection to open.
     public var connectTimeout: Duration = .seconds(2)
+    /// CURVE on every bus socket: the edges' link is a server that admits the security's keys; nil: none.
+    public var security: BusSecurity?
     /// How long SIGTERM waits for in-flight requests before the sidecar exits anyway.
     public var drainTimeout: Duration = .seconds(10)
 

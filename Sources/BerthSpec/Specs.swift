@@ -15,6 +15,8 @@ public struct RouterSpec: Sendable, Equatable {
     /// How many routers run: each is a full copy of the directory, and traffic flows while any one (or none) is up.
     /// Replica i listens on the endpoints above with i × 10 added to each tcp:// port (`replica(_:)`).
     public var replicas: Int
+    /// The host the routers run on (`host:`), in a file with `hosts:`.
+    public var placement: String?
 
     public init(
         frontend: String = "tcp://127.0.0.1:7700",
@@ -66,6 +68,8 @@ public struct EdgeSpec: Sendable, Equatable {
     public var command: [String]?
     /// Deadline for a request that does not carry its own.
     public var timeout: Duration
+    /// The host the edge runs on (`host:`), in a file with `hosts:`; it listens on that host's address.
+    public var placement: String?
 
     public init(
         host: String = "127.0.0.1",
@@ -186,6 +190,8 @@ public struct ContainerSpec: Sendable, Equatable {
     public var startTimeout: Duration
     /// Requests one instance handles at once.
     public var capacity: Int
+    /// The hosts its instances run on, in turn (`hosts:`), in a file with `hosts:`; empty: all of them.
+    public var placement: [String]
 
     /// A container with the defaults for everything the file may leave out.
     public init(name: String, command: [String], port: Int) {
@@ -204,6 +210,7 @@ public struct ContainerSpec: Sendable, Equatable {
         self.stopGracePeriod = .seconds(10)
         self.startTimeout = .seconds(30)
         self.capacity = 64
+        self.placement = []
     }
 }
 
@@ -230,9 +237,44 @@ public enum SignalParser {
 public struct DashboardSpec: Sendable, Equatable {
     public var host: String
     public var port: Int
+    /// The host it runs on (`host:`), in a file with `hosts:`.
+    public var placement: String?
 
     public init(host: String = "127.0.0.1", port: Int = 8788) {
         self.host = host
         self.port = port
     }
+}
+
+/// One machine of a multi-host mesh (`hosts: { h1: 10.77.0.1 }`).
+public struct HostSpec: Sendable, Equatable {
+    public var name: String
+    /// The address every other host reaches it on; its services listen there.
+    public var address: String
+
+    public init(name: String, address: String) {
+        self.name = name
+        self.address = address
+    }
+
+    /// `tcp://ADDRESS:PORT`, or `tcp://[v6]:PORT`.
+    public func tcp(port: Int) -> String {
+        "tcp://\(address.contains(":") ? "[\(address)]" : address):\(port)"
+    }
+}
+
+/// `security: { keys: DIR }`: CURVE on every bus socket, with the keys in DIR.
+public struct SecuritySpec: Sendable, Equatable {
+    /// The keys folder: every role's key pair, and the public keys the mesh admits. Relative to the directory
+    /// `berth up` runs in.
+    public var keys: String
+    /// The key pairs the mesh's processes use, one per role; `berth up` makes the missing ones.
+    public static let roles = ["router", "edge", "sidecar", "client"]
+
+    public init(keys: String) {
+        self.keys = keys
+    }
+
+    /// The secret key file of `role`.
+    public func secretKey(_ role: String) -> String { keys + "/" + role + ".key_secret" }
 }

@@ -78,33 +78,52 @@ public struct MeshPlan: Sendable {
         public var instanceID: String?
         public var appPort: Int?
         public var stopGracePeriod: Duration
+        /// The host it runs on, in a multi-host file; nil when the file has no `hosts:`.
+        public var host: String?
     }
 
     public var name: String
     public var isolation: Isolation
     /// Folder for the mesh's state, logs and ipc endpoints.
     public var runtimeDirectory: String
+    /// What this machine runs: every service, or in a multi-host file this host's share.
     public var services: [Service]
+    /// Every service of the mesh, on every host.
+    public var everywhere: [Service]
+    /// This machine's host, in a multi-host file.
+    public var host: String?
     /// Where subscribers (berth tap, berth ps) reach the event stream.
     public var eventsOut: String
+    /// Where clients reach the routers for the directory (`berth ps` across hosts).
+    public var routerFrontends: [String]
+    /// The edge's address, as `http://HOST:PORT`.
+    public var edgeURL: String
 
     /// `logLevel` and `ioScheduling` go to every process of the mesh as `--log-level` and `--io-scheduling`.
+    /// `host`: the host of a multi-host file this machine is; ignored for a file without `hosts:`.
     public init(
         compose: ComposeFile, executables: Executables, isolation: Isolation, runtimeDirectory: String,
-        logLevel: String = "info", ioScheduling: String = "batch"
+        logLevel: String = "info", ioScheduling: String = "batch", host: String? = nil
     ) {
         name = compose.name
         self.isolation = isolation
         self.runtimeDirectory = runtimeDirectory
-        eventsOut = compose.router.eventsOut
+        let placed = Placement(compose)
+        self.host = placed.isMultiHost ? host : nil
         let router = compose.router
         let heartbeat = Self.text(router.heartbeat)
         let everyProcess = ["--log-level", logLevel, "--io-scheduling", ioScheduling]
+        func security(_ role: String) -> [String] {
+            guard let security = compose.security else { return [] }
+            return ["--curve-key", security.secretKey(role), "--curve-authorized", security.keys]
+        }
 
-        // Sidecars in their own network namespace cannot reach 127.0.0.1 of this one: they use ipc:// endpoints,
-        // which each router binds beside its tcp:// ones.
-        let namespaced = isolation == .networkNamespace
-        let replicas = (0..<router.replicas).map { router.replica($0) }
+        let replicas = Self.routers(of: compose)
+        eventsOut = replicas[0].eventsOut
+        routerFrontends = replicas.map(\.frontend)
+        // Sidecars in their own network namespace on the routers' machine reach them over ipc:// endpoints, which
+        // each router binds beside its tcp:// ones. Across hosts, everything goes over tcp://.
+        let namespaced = isolation == .networkNamespace && !placed.isMultiHost
         let backendIPC = replicas.indices.map { "ipc://" + Self.backendSocket(in: runtimeDirectory, replica: $0) }
         let eventsIPC = replicas.indices.map { "ipc://" + Self.eventsInSocket(in: runtimeDirectory, replica: $0) }
         var services: [Service] = []
@@ -116,8 +135,8 @@ public struct MeshPlan: Sendable {
                           "--backend", namespaced ? "\(replica.backend),\(backendIPC[index])" : replica.backend,
                           "--events-in", namespaced ? "\(replica.eventsIn),\(eventsIPC[index])" : replica.eventsIn,
                           "--events-out", replica.eventsOut,
-                          "--heartbeat", heartbeat] + everyProcess,
-                stopGracePeriod: .seconds(5)
+                          "--heartbeat", heartbeat] + security("router") + everyProcess,
+                stopGracePeriod: .seconds(5), host: router.placement
             ))
         }
         let sidecarRouters = (namespaced ? backendIPC : replicas.map(\.backend)).joined(separator: ",")
@@ -126,7 +145,9 @@ public struct MeshPlan: Sendable {
         for container in compose.containers {
             for index in 0..<container.instances {
                 let instance = "\(Self.instancePrefix(container.name))-\(index)"
-                let offset = namespaced ? 0 : index
+                let instanceHost = placed.isMultiHost ? container.placement[index % container.placement.count] : nil
+                // Instances on one host share its ports unless each has a network namespace of its own.
+                let offset = isolation == .networkNamespace ? 0 : index
                 var command = [executables.sidecar,
                                "--router", sidecarRouters,
                                "--events", sidecarEvents,
@@ -138,41 +159,54 @@ public struct MeshPlan: Sendable {
                                "--restart-backoff", Self.text(container.restartBackoff.initial),
                                "--restart-backoff-max", Self.text(container.restartBackoff.max),
                                "--stop-signal", String(container.stopSignal),
-                               "--stop-grace-period", Self.text(container.stopGracePeriod)] + everyProcess
+                               "--stop-grace-period", Self.text(container.stopGracePeriod)] + security("sidecar") + everyProcess
+                if let address = placed.address(instanceHost) {
+                    command += ["--endpoint", HostSpec(name: "", address: address).tcp(port: 0).dropLast() + "*"]
+                }
                 for port in container.ports { command += ["--extra-port", String(port + offset)] }
                 if let sleepAfter = container.sleepAfter { command += ["--sleep-after", Self.text(sleepAfter)] }
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
                 if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
                 for variable in container.environment { command += ["--env", "\(variable.name)=\(variable.value)"] }
                 command += ["--"] + executables.resolve(container.command)
-                if namespaced {
+                if isolation == .networkNamespace {
                     command = ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""] + command
                 }
                 services.append(Service(
                     name: "\(container.name)/\(instance)", kind: .sidecar, command: command,
                     className: container.name, instanceID: instance, appPort: container.port + offset,
-                    stopGracePeriod: container.stopGracePeriod + .seconds(2)
+                    stopGracePeriod: container.stopGracePeriod + .seconds(2), host: instanceHost
                 ))
             }
         }
 
         let edge = compose.edge
+        let edgeListen = placed.address(edge.placement) ?? edge.host
+        edgeURL = "http://\(edgeListen.contains(":") ? "[\(edgeListen)]" : edgeListen):\(edge.port)"
         var edgeCommand = (edge.command.map(executables.resolve) ?? [executables.edge]) + [
-            "--listen", "\(edge.host):\(edge.port)", "--router", replicas.map(\.frontend).joined(separator: ","),
+            "--listen", "\(edgeListen):\(edge.port)", "--router", replicas.map(\.frontend).joined(separator: ","),
             "--events", replicas.map(\.eventsIn).joined(separator: ","),
             "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat,
-        ] + everyProcess
+        ] + security("edge") + everyProcess
         for route in edge.routes { edgeCommand += ["--route", route.argument] }
-        services.append(Service(name: "edge", kind: .edge, command: edgeCommand, stopGracePeriod: .seconds(10)))
+        services.append(Service(name: "edge", kind: .edge, command: edgeCommand, stopGracePeriod: .seconds(10), host: edge.placement))
         if let dashboard = compose.dashboard {
+            let listen = placed.address(dashboard.placement) ?? dashboard.host
             services.append(Service(
                 name: "dashboard", kind: .dashboard,
-                command: [executables.berth, "dashboard", "--listen", "\(dashboard.host):\(dashboard.port)",
-                          "--events-out", router.eventsOut, "--edge", "http://\(edge.host):\(edge.port)"] + everyProcess,
-                stopGracePeriod: .seconds(5)
+                command: [executables.berth, "dashboard", "--listen", "\(listen):\(dashboard.port)",
+                          "--events-out", eventsOut, "--edge", edgeURL] + security("client") + everyProcess,
+                stopGracePeriod: .seconds(5), host: dashboard.placement
             ))
         }
-        self.services = services
+        everywhere = services
+        self.services = placed.isMultiHost ? services.filter { $0.host == host } : services
+    }
+
+    /// The routers' endpoints as every host reaches them: replica by replica, on the routers' host's address.
+    public static func routers(of compose: ComposeFile) -> [RouterSpec] {
+        let placed = Placement(compose)
+        return (0..<compose.router.replicas).map { placed.router($0) }
     }
 
     static func backendSocket(in folder: String, replica: Int) -> String { folder + "/backend-\(replica).ipc" }
@@ -192,4 +226,26 @@ public struct MeshPlan: Sendable {
     }
 
     static func text(_ duration: Duration) -> String { DurationParser.format(duration) }
+}
+
+/// Where a compose file's services run, and the endpoints that follow from it.
+struct Placement {
+    let compose: ComposeFile
+    var isMultiHost: Bool { !compose.hosts.isEmpty }
+
+    init(_ compose: ComposeFile) { self.compose = compose }
+
+    func address(_ host: String?) -> String? { host.flatMap { compose.host(named: $0)?.address } }
+
+    /// Router replica `index`, with its tcp:// endpoints on its host's address in a multi-host file.
+    func router(_ index: Int) -> RouterSpec {
+        var replica = compose.router.replica(index)
+        guard let address = address(compose.router.placement) else { return replica }
+        for path in [\RouterSpec.frontend, \.backend, \.eventsIn, \.eventsOut] {
+            let endpoint = replica[keyPath: path]
+            guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":"), let port = Int(endpoint[endpoint.index(after: colon)...]) else { continue }
+            replica[keyPath: path] = HostSpec(name: "", address: address).tcp(port: port)
+        }
+        return replica
+    }
 }

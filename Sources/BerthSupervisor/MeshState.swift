@@ -45,9 +45,11 @@ public struct MeshState: Codable, Sendable {
     public var eventsOut: String
     public var services: [Service]
 
-    public static func folder(forMesh name: String) -> String {
+    /// `host`: this machine's host in a multi-host file; each host's share keeps its own state, so that hosts that
+    /// share a filesystem (network namespaces on one machine) do not mix theirs.
+    public static func folder(forMesh name: String, host: String? = nil) -> String {
         let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? "/tmp"
-        return "\(base)/berth-\(getuid())/\(name)"
+        return "\(base)/berth-\(getuid())/\(name)" + (host.map { "@\($0)" } ?? "")
     }
 
     public static func path(in folder: String) -> String { folder + "/state.json" }

@@ -1,3 +1,4 @@
+import BerthBus
 import BerthProcess
 import BerthTap
 import BerthWire
@@ -12,6 +13,7 @@ import ServiceLifecycle
 /// leaves nothing behind either.
 public actor Supervisor: Service {
     private let plan: MeshPlan
+    private let security: BusSecurity?
     private let composeFile: String
     private let printer: LogPrinter
     private let logger: Logger
@@ -19,8 +21,10 @@ public actor Supervisor: Service {
     private var state: MeshState
     private var stopping = false
 
-    public init(plan: MeshPlan, composeFile: String, echo: Bool, logger: Logger) throws {
+    /// `security`: the mesh's CURVE settings for `berth up`'s own subscriber, when the mesh has keys.
+    public init(plan: MeshPlan, composeFile: String, echo: Bool, security: BusSecurity? = nil, logger: Logger) throws {
         self.plan = plan
+        self.security = security
         self.composeFile = composeFile
         self.logger = logger
         try FileManager.default.createDirectory(atPath: plan.runtimeDirectory, withIntermediateDirectories: true)
@@ -149,7 +153,7 @@ public actor Supervisor: Service {
 
     /// Apps' states come from the sidecars' lifecycle events, as any subscriber sees them.
     private nonisolated func followLifecycleEvents() async {
-        let subscriber = TapSubscriber(configuration: TapConfiguration(endpoint: plan.eventsOut, topics: ["lifecycle."]), logger: logger)
+        let subscriber = TapSubscriber(configuration: TapConfiguration(endpoint: plan.eventsOut, topics: ["lifecycle."], security: security), logger: logger)
         while !Task.isCancelled {
             do {
                 try await subscriber.withEvents { items in

@@ -68,11 +68,14 @@ public struct TapConfiguration: Sendable {
     public var topics: [String]
     /// Events held for a slow consumer before newer ones are dropped (and reported as `.dropped`).
     public var bufferLimit: Int
+    /// The mesh's CURVE settings, when it has them: the subscriber proves its key to the router.
+    public var security: BusSecurity?
 
-    public init(endpoint: String = "tcp://127.0.0.1:7703", topics: [String] = [""], bufferLimit: Int = 10_000) {
+    public init(endpoint: String = "tcp://127.0.0.1:7703", topics: [String] = [""], bufferLimit: Int = 10_000, security: BusSecurity? = nil) {
         self.endpoint = endpoint
         self.topics = topics.isEmpty ? [""] : topics
         self.bufferLimit = bufferLimit
+        self.security = security
     }
 }
 
@@ -140,7 +143,9 @@ final class TapLoopBody: BusLoopBody {
         // Retried every 100 ms, not backing off to a second: a tap started before the mesh is connected, and its
         // subscription with every publisher, moments after the router binds, before the first apps start.
         options.reconnectIntervalMax = options.reconnectInterval
+        options.curve = configuration.security?.toRouter
         subscriber = try Socket(.sub, options: options)
+        Authenticator.running()?.watch(subscriber)
         try subscriber.connect(configuration.endpoint)
         sockets = [subscriber]
         self.output = output

@@ -14,6 +14,7 @@ struct BerthRouterCommand: BerthExecutable {
     @Option(help: "XSUB endpoint event publishers connect to.") var eventsIn = "tcp://127.0.0.1:7702"
     @Option(help: "XPUB endpoint event subscribers connect to.") var eventsOut = "tcp://127.0.0.1:7703"
     @Option(help: "Heartbeat interval; a peer silent for 3 intervals is dead.") var heartbeat = DurationArgument(.seconds(1))
+    @OptionGroup var security: SecurityOptions
     @OptionGroup var metrics: MetricsOptions
     @OptionGroup var common: CommonOptions
 
@@ -25,6 +26,7 @@ struct BerthRouterCommand: BerthExecutable {
         configuration.eventsIn = eventsIn
         configuration.eventsOut = eventsOut
         configuration.heartbeatInterval = heartbeat.duration
+        configuration.security = try security.start(logger: logger)
         let metricsServer = metrics.services(logger: logger)
         try await runUntilSignalled(metricsServer + [RouterService(configuration: configuration, logger: logger)], logger: logger)
     }

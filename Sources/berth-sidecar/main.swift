@@ -34,6 +34,7 @@ struct BerthSidecarCommand: BerthExecutable {
     @Option(help: "Signal that stops the app (number or name, e.g. SIGTERM).") var stopSignal = "SIGTERM"
     @Option(help: "How long the app gets to stop before SIGKILL.") var stopGracePeriod = DurationArgument(.seconds(10))
     @Argument(parsing: .postTerminator, help: "The app to start and own: -- PROGRAM ARGS...") var command: [String] = []
+    @OptionGroup var security: SecurityOptions
     @OptionGroup var metrics: MetricsOptions
     @OptionGroup var common: CommonOptions
 
@@ -56,6 +57,7 @@ struct BerthSidecarCommand: BerthExecutable {
     func run() async throws {
         let logger = common.bootstrap(label: "berth-sidecar")
         var configuration = SidecarConfiguration()
+        configuration.security = try security.start(logger: logger)
         configuration.routers = RouterList.parse(router)
         configuration.busEndpoint = endpoint
         configuration.events = events

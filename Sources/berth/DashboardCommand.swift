@@ -26,6 +26,7 @@ struct Dashboard: AsyncParsableCommand {
     @Option(help: "The edge's base URL, for the page's \"send a request\" button.")
     var edge = "http://127.0.0.1:8787"
 
+    @OptionGroup var security: SecurityOptions
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -43,6 +44,7 @@ struct Dashboard: AsyncParsableCommand {
         }
         configuration.eventsOut = eventsOut
         configuration.edge = edge
+        configuration.security = try security.start(logger: logger)
         try await runUntilSignalled(DashboardService(configuration: configuration, logger: logger), logger: logger)
     }
 }

@@ -27,17 +27,20 @@ struct Logs: AsyncParsableCommand {
 
     func run() async throws {
         let local = try? ComposeOptions.runningState(file)
-        if let endpoint = eventsOut ?? (local == nil ? (try? ComposeOptions.load(file).router.eventsOut) : nil) {
-            return try await overTheBus(endpoint)
+        if eventsOut != nil || local == nil {
+            return try await overTheBus()
         }
         guard let (_, folder) = local else { return }
         try await fromFiles(folder + "/logs")
     }
 
-    private func overTheBus(_ endpoint: String) async throws {
+    private func overTheBus() async throws {
         let logger = common.bootstrap(label: "berth-logs")
+        let mesh = try? ComposeOptions.load(file)
+        let client = try mesh.map { try ComposeOptions.client(of: $0, logger: logger) }
+        let endpoint = eventsOut ?? client?.eventsOut ?? "tcp://127.0.0.1:7703"
         let topic = "log." + (service.map { $0.replacingOccurrences(of: "/", with: ".") } ?? "")
-        let subscriber = TapSubscriber(configuration: TapConfiguration(endpoint: endpoint, topics: [topic]), logger: logger)
+        let subscriber = TapSubscriber(configuration: TapConfiguration(endpoint: endpoint, topics: [topic], security: client?.security), logger: logger)
         var printed = 0
         try await subscriber.withEvents { items in
             for try await item in items {

@@ -28,8 +28,13 @@ struct Tap: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .customLong("events-out"), help: "The router's events-out endpoint (XPUB).")
-    var eventsOut = "tcp://127.0.0.1:7703"
+    @Option(name: .customLong("events-out"), help: "The router's events-out endpoint (XPUB) (default: the compose file's, or tcp://127.0.0.1:7703).")
+    var eventsOut: String?
+
+    @Option(name: .shortAndLong, help: "A compose file: tap its mesh, on whichever host it runs, with its keys.")
+    var file: String?
+
+    @OptionGroup var security: SecurityOptions
 
     @Flag(help: "One JSON object per line, keys as in Proto/berth.proto.")
     var json = false
@@ -70,8 +75,14 @@ struct Tap: AsyncParsableCommand {
         // A closed stdout must show up as EPIPE from write(2), which ends the tap, not as a signal that kills it.
         signal(SIGPIPE, SIG_IGN)
         let logger = common.bootstrap(label: "berth.tap")
+        var (eventsOut, security) = (self.eventsOut ?? "tcp://127.0.0.1:7703", try self.security.start(logger: logger))
+        if let file {
+            let mesh = try ComposeOptions.client(of: ComposeOptions.load(file), logger: logger)
+            eventsOut = self.eventsOut ?? mesh.eventsOut
+            security = security ?? mesh.security
+        }
         let subscriber = TapSubscriber(
-            configuration: TapConfiguration(endpoint: eventsOut, topics: topics),
+            configuration: TapConfiguration(endpoint: eventsOut, topics: topics, security: security),
             logger: logger
         )
         let run = TapRun(

@@ -28,35 +28,50 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         let file = try compose.load()
-        let folder = MeshState.folder(forMesh: file.name)
+        let host = try compose.localHost(in: file)
+        let folder = MeshState.folder(forMesh: file.name, host: host)
         if let existing = try? MeshState.read(folder: folder), existing.supervisorIsAlive {
             throw ValidationError("mesh '\(file.name)' is already running (berth pid \(existing.supervisorPID)); berth down -f \(compose.file) first")
         }
-        if detach { return try await startDetached(file, folder: folder) }
+        if let spec = file.security {
+            let made: [String]
+            do { made = try MeshKeys.ensure(spec, mayCreate: host == nil || host == file.router.placement) } catch { throw ValidationError(error.description) }
+            if !made.isEmpty {
+                print("berth: made CURVE keys \(made.joined(separator: ", ")) in \(spec.keys) (copy this folder to every host of the mesh)")
+            }
+        }
+        if detach { return try await startDetached(file, folder: folder, host: host) }
 
         let logger = common.bootstrap(label: "berth")
         let level = common.logLevel?.level.rawValue ?? ProcessEnvironment.value("LOG_LEVEL") ?? "info"
         let plan = MeshPlan(compose: file, executables: .besideThisProgram(), isolation: isolation ?? .detect(),
-                            runtimeDirectory: folder, logLevel: level, ioScheduling: common.ioScheduling.rawValue)
+                            runtimeDirectory: folder, logLevel: level, ioScheduling: common.ioScheduling.rawValue, host: host)
         logger.info("starting mesh", metadata: [
             "berth.mesh": "\(file.name)", "berth.isolation": "\(plan.isolation.rawValue)",
-            "berth.edge": "\(file.edge.host):\(file.edge.port)",
+            "berth.edge": "\(plan.edgeURL)", "berth.host": "\(host ?? "-")",
+            "berth.curve": "\(file.security.map { "on, keys in \($0.keys)" } ?? "off")",
         ])
-        let supervisor = try Supervisor(plan: plan, composeFile: compose.file, echo: true, logger: logger)
+        var security: BusSecurity?
+        if let spec = file.security {
+            do { security = try MeshKeys.start(spec, role: "client", logger: logger) } catch { throw ValidationError(error.description) }
+        }
+        let supervisor = try Supervisor(plan: plan, composeFile: compose.file, echo: true, security: security, logger: logger)
         try await runUntilSignalled(supervisor, logger: logger)
     }
 
     /// Starts `berth up` again in the background, then waits until every app is healthy.
-    private func startDetached(_ file: ComposeFile, folder: String) async throws {
+    private func startDetached(_ file: ComposeFile, folder: String, host: String?) async throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var arguments = [Executables.thisProgram, "up", "-f", compose.file]
+        if let host { arguments += ["--host", host] }
         if let isolation { arguments += ["--isolation", isolation.rawValue] }
         if let level = common.logLevel?.level { arguments += ["--log-level", level.rawValue] }
         arguments += ["--io-scheduling", common.ioScheduling.rawValue]
         var spec = ProcessSpec(command: ["/bin/sh", "-c", "exec \"$0\" \"$@\" >>\"\(folder)/berth.log\" 2>&1"] + arguments)
         spec.parentDeathSignal = 0
         let child = try ChildProcess(spec)
-        let expected = file.containers.reduce(0) { $0 + $1.instances }
+        let expected = MeshPlan(compose: file, executables: .besideThisProgram(), isolation: .portPerInstance, runtimeDirectory: folder, host: host)
+            .services.filter { $0.kind == .sidecar }.count
         let deadline = ContinuousClock.now + .seconds(timeout)
         while true {
             if let status = child.status {

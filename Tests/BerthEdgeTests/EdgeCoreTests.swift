@@ -49,7 +49,7 @@ import Testing
     @Test func aRequestGoesToALiveInstanceAndItsAnswerIsDelivered() {
         var core = core([Self.ready("a-0")])
         let actions = submit(&core, request(1))
-        #expect(actions.contains { if case .connect(_, "ipc:///a-0") = $0 { true } else { false } })
+        #expect(actions.contains { if case .connect(_, "ipc:///a-0", _) = $0 { true } else { false } })
         #expect(sends(actions).map(\.id) == [1])
         let answer = core.response(Response(id: 1, status: 200), onLink: link(core, "a-0"), now: at(5))
         #expect(delivered(answer) == [1])
