@@ -196,7 +196,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthCommandLine", "BerthWire", "BerthBus", "BerthCompose", "BerthTap", "BerthProcess", "BerthSupervisor",
-                "BerthDashboard",
+                "BerthDashboard", "BerthLink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -78,7 +78,8 @@ struct Up: AsyncParsableCommand {
                 throw DetachedUpError(code: .stopped, lines: ["berth up stopped (\(status)); see \(folder)/berth.log"])
             }
             let state = try? MeshState.read(folder: folder)
-            if let state, state.services.filter({ $0.app?.state == "healthy" }).count == expected {
+            if let state, state.services.filter({ $0.app?.state == "healthy" }).count == expected,
+               state.services.allSatisfy({ $0.kind == .sidecar || $0.state == "running" }) {
                 print(PsTable.render(state))
                 return
             }
