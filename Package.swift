@@ -226,6 +226,11 @@ let package = Package(
             dependencies: ["BerthCompose"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "BerthSupervisorTests",
+            dependencies: ["BerthSupervisor", "BerthCompose"],
+            swiftSettings: swiftSettings
+        ),
         // Test helpers more than one test target uses.
         .target(
             name: "BerthTestSupport",

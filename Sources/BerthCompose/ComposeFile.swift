@@ -139,6 +139,7 @@ public struct ComposeFile: Sendable, Equatable {
             guard let name else { return }
             var node = top[section]
             for key in path { node = node.flatMap { located in (try? located.entries())?.first { $0.name == key }?.value } }
+            if let elements = try? node?.sequence() { node = elements.first { (try? $0.text()) == name } ?? node }
             let at = node ?? top[section]
             guard !hosts.isEmpty else {
                 throw (at ?? top.located).error(.undefinedReference, "'\(name)' names a host, but the file has no 'hosts:' map; add one, like hosts: { \(name): 10.77.0.1 }")

@@ -216,3 +216,29 @@ import Testing
         #expect(DurationParser.parse(text) == duration)
     }
 }
+
+@Suite struct PlacementTests {
+    @Test func hostsPlaceEveryServiceAndUnplacedOnesGoToTheFirstOrToEveryHost() throws {
+        let file = try ComposeFile.parse(yaml: """
+            hosts: { h1: 10.77.0.1, h2: 10.77.0.2, h3: "fd00::3" }
+            security: { keys: keys/ }
+            router: { host: h2 }
+            dashboard: { listen: 127.0.0.1:8788 }
+            containers:
+              A: { command: [./a], port: 80, hosts: [h2, h3] }
+              B: { command: [./b], port: 81 }
+            """, path: "m.yaml")
+        #expect(file.hosts.map(\.name) == ["h1", "h2", "h3"])
+        #expect(file.host(named: "h3")?.tcp(port: 7700) == "tcp://[fd00::3]:7700")
+        #expect(file.security == SecuritySpec(keys: "keys"))
+        #expect(file.router.placement == "h2")
+        #expect(file.edge.placement == "h1")
+        #expect(file.dashboard?.placement == "h1")
+        #expect(file.containers.map(\.placement) == [["h2", "h3"], ["h1", "h2", "h3"]])
+    }
+
+    @Test func aFileWithoutHostsPlacesNothing() throws {
+        let file = try ComposeFile.parse(yaml: "containers:\n  A: { command: [./a], port: 80 }\n", path: "m.yaml")
+        #expect(file.hosts.isEmpty && file.router.placement == nil && file.containers[0].placement.isEmpty && file.security == nil)
+    }
+}

@@ -28,7 +28,19 @@ let brokenFiles: [Broken] = [
            message: "the top level must be a mapping"),
     Broken(testDescription: "empty file", yaml: "", code: .missingKey, key: "containers", line: 1, message: "the file is empty"),
     Broken(testDescription: "unknown top-level key", yaml: "name: x\nservices: {}\n" + containerA, code: .unknownKey, key: "services",
-           line: 2, column: 1, message: "unknown key 'services'; allowed keys are 'name', 'router', 'edge', 'dashboard', 'containers'"),
+           line: 2, column: 1, message: "unknown key 'services'; allowed keys are 'name', 'hosts', 'security', 'router', 'edge', 'dashboard', 'containers'"),
+    Broken(testDescription: "a host not in hosts", yaml: "hosts: { h1: 10.0.0.1 }\nrouter: { host: h9 }\n" + containerA,
+           code: .undefinedReference, key: "router.host", line: 2, message: "no host 'h9' in 'hosts' (defined: 'h1')"),
+    Broken(testDescription: "a container's host not in hosts", yaml: "hosts: { h1: 10.0.0.1 }\ncontainers:\n  a: { command: [./a], port: 80, hosts: [h1, h2] }\n",
+           code: .undefinedReference, key: "containers.a.hosts[1]", line: 3, message: "no host 'h2' in 'hosts'"),
+    Broken(testDescription: "host without hosts", yaml: "edge: { host: h1 }\n" + containerA,
+           code: .undefinedReference, key: "edge.host", line: 1, message: "'h1' names a host, but the file has no 'hosts:' map"),
+    Broken(testDescription: "two hosts on one address", yaml: "hosts: { h1: 10.0.0.1, h2: 10.0.0.1 }\n" + containerA,
+           code: .duplicate, key: "hosts.h2", line: 1, message: "address 10.0.0.1 is given twice"),
+    Broken(testDescription: "a host on no address", yaml: "hosts: { h1: 0.0.0.0 }\n" + containerA,
+           code: .invalidValue, key: "hosts.h1", line: 1, message: "'0.0.0.0' is no one host's address"),
+    Broken(testDescription: "security without keys", yaml: "security: { key: k }\n" + containerA,
+           code: .unknownKey, key: "security.key", line: 1, message: "did you mean 'keys'?"),
     Broken(testDescription: "misspelt container key", yaml: "containers:\n  ContainerA:\n    comand: [./a]\n    port: 8080\n",
            code: .unknownKey, key: "containers.ContainerA.comand", line: 3, column: 5,
            message: "unknown key 'comand'; did you mean 'command'?"),
@@ -168,7 +180,7 @@ let brokenFiles: [Broken] = [
         #expect(error?.message == """
             unknown key 'replicas'; allowed keys are 'command', 'port', 'ports', 'instances', 'environment', \
             'working_dir', 'sleep_after', 'readiness', 'restart', 'restart_backoff', 'stop_signal', \
-            'stop_grace_period', 'start_timeout', 'capacity'
+            'stop_grace_period', 'start_timeout', 'capacity', 'hosts'
             """)
     }
 
