@@ -81,7 +81,13 @@ public final class Authenticator: Sendable {
                 break // ETERM: the context is terminating; closing the sockets lets it finish.
             }
             if items[0].revents & Int16(ZMQ_POLLIN) != 0 {
-                guard (try? answer(zap, authorized: &authorized, refusals: &refusals)) != nil else { break }
+                do {
+                    try answer(zap, authorized: &authorized, refusals: &refusals)
+                } catch where error.code == .zmq(ETERM) {
+                    break
+                } catch {
+                    logger.warning("a ZAP request could not be answered", metadata: ["berth.error": "\(error)"])
+                }
             }
             var stopped: Set<Int> = []
             for (index, monitor) in monitors.enumerated() where items[index + 1].revents & Int16(ZMQ_POLLIN) != 0 {
@@ -100,8 +106,12 @@ public final class Authenticator: Sendable {
     /// Reads one ZAP request and answers it.
     private func answer(_ zap: Socket, authorized: inout AuthorizedKeys, refusals: inout OnceLog) throws(BusError) {
         guard let frames = try zap.receive() else { return }
-        // version, request id, domain, address, routing id, mechanism, credentials...
-        guard frames.count >= 6 else { return }
+        // version, request id, domain, address, routing id, mechanism, credentials... A REP socket must answer
+        // before it can read again, so even a malformed request (libzmq never sends one) gets its refusal.
+        guard frames.count >= 6 else {
+            try zap.send([Frame("1.0"), frames.count > 1 ? frames[1] : Frame(""), Frame("500"), Frame("malformed ZAP request"), Frame(""), Frame("")])
+            return
+        }
         let requestID = frames[1]
         let address = frames[3].string
         let mechanism = frames[5].string
