@@ -129,6 +129,27 @@ struct MultiHostTests {
             #expect(status == 200, "\(body)")
             #expect(body.contains("\"from\": \"ContainerB\"") && body.contains("ContainerA"), "\(body)")
 
+            // A subscriber in another language reads the certificates berth up wrote (pyzmq's format) and the stream.
+            let python = try ChildProcess(name: "python-curve", executable: URL(fileURLWithPath: "/usr/bin/python3"), arguments: ["-c", """
+                import sys, zmq, zmq.auth
+                public, secret = zmq.auth.load_certificate(sys.argv[1] + "/client.key_secret")
+                server, _ = zmq.auth.load_certificate(sys.argv[1] + "/router.key")
+                socket = zmq.Context().socket(zmq.SUB)
+                socket.curve_publickey, socket.curve_secretkey, socket.curve_serverkey = public, secret, server
+                socket.setsockopt(zmq.SUBSCRIBE, b"traffic.")
+                socket.connect("tcp://10.77.0.1:7703")
+                print("subscribed", flush=True)
+                print(socket.recv_multipart()[0].decode(), flush=True)
+                """, mesh.keys])
+            defer { python.stop() }
+            var heard = false
+            for _ in 0..<50 where !heard {
+                _ = try? await mesh.get("/a/get-payload")
+                try await Task.sleep(for: .milliseconds(100))
+                heard = python.output.contains("traffic.")
+            }
+            #expect(heard, "pyzmq with the client key heard no traffic: \(python.output)")
+
             let (psStatus, ps) = try await mesh.berth(on: "h2", ["ps", "-f", mesh.file])
             #expect(psStatus == 0, "\(ps)")
             for row in ["h1    router", "h1    edge", "h2    ContainerA  a-0", "h3    ContainerA  a-1", "h3    ContainerB  b-0", "h3    ContainerB  b-1"] {
