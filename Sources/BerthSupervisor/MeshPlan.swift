@@ -3,8 +3,8 @@ import Foundation
 
 /// How instances of one class can all use the same port.
 public enum Isolation: String, Sendable, Codable {
-    /// Each sidecar and its app get their own network namespace: every instance listens on the configured port,
-    /// as containers do. Needs root (or user namespaces) and `unshare`.
+    /// Each app gets its own network namespace from its sidecar (`berth-sidecar --network-namespace`), which stays
+    /// in the host's: every instance listens on the configured port, as containers do. Needs root.
     case networkNamespace = "netns"
     /// Instance i listens on the configured port + i and learns it from `$PORT`.
     case portPerInstance = "port"
@@ -101,8 +101,8 @@ public struct MeshPlan: Sendable {
         let heartbeat = Self.text(router.heartbeat)
         let everyProcess = ["--log-level", logLevel, "--io-scheduling", ioScheduling]
 
-        // Sidecars in their own network namespace cannot reach 127.0.0.1 of this one: they use ipc:// endpoints,
-        // which each router binds beside its tcp:// ones.
+        // Sidecars of a namespaced mesh use ipc:// endpoints, which each router binds beside its tcp:// ones (from
+        // when sidecars lived in their app's namespace; they are in the host's now, and could use tcp:// too).
         let namespaced = isolation == .networkNamespace
         let replicas = (0..<router.replicas).map { router.replica($0) }
         let backendIPC = replicas.indices.map { "ipc://" + Self.backendSocket(in: runtimeDirectory, replica: $0) }
@@ -144,10 +144,8 @@ public struct MeshPlan: Sendable {
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
                 if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
                 for variable in container.environment { command += ["--env", "\(variable.name)=\(variable.value)"] }
+                if namespaced { command.append("--network-namespace") }
                 command += ["--"] + executables.resolve(container.command)
-                if namespaced {
-                    command = ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""] + command
-                }
                 services.append(Service(
                     name: "\(container.name)/\(instance)", kind: .sidecar, command: command,
                     className: container.name, instanceID: instance, appPort: container.port + offset,
