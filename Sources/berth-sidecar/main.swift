@@ -20,7 +20,7 @@ struct BerthSidecarCommand: BerthExecutable {
     @Option(help: "The port the app listens on.") var port = 8080
     @Option(name: .customLong("extra-port"), help: "Another port the app listens on (repeatable).") var extraPorts: [Int] = []
     @Option(help: "The host the app listens on.") var appHost = "127.0.0.1"
-    @Flag(help: "Run the app in a network namespace of its own, with only loopback: it listens on --port whatever other instances do, as in a container. The sidecar stays in this namespace, where routers and edges reach it. Linux; needs root or CAP_SYS_ADMIN.")
+    @Flag(help: "Run the app in a network namespace of its own, with only loopback: it listens on --port whatever other instances do, as in a container. The sidecar itself stays in the namespace it was started in, where routers and edges reach it. Linux; needs root or CAP_SYS_ADMIN.")
     var networkNamespace = false
     @Option(help: "Requests handled at once.") var capacity = 64
     @Option(help: "Heartbeat interval.") var heartbeat = DurationArgument(.seconds(1))
