@@ -99,7 +99,7 @@ let package = Package(
             name: "BerthSidecar",
             dependencies: [
                 "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics",
-                .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess",
+                .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess", "CBerthNetns",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -121,6 +121,9 @@ let package = Package(
         ),
         .target(
             name: "CBerthSpawn"
+        ),
+        .target(
+            name: "CBerthNetns"
         ),
         .target(
             name: "BerthProcess",
@@ -270,7 +273,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BerthSidecarTests",
-            dependencies: ["BerthSidecar", "BerthBus", "BerthWire"],
+            dependencies: ["BerthSidecar", "BerthBus", "BerthWire", "BerthProcess"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

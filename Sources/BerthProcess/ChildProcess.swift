@@ -47,6 +47,9 @@ public struct ProcessSpec: Sendable {
     public var newProcessGroup = true
     /// Sent to the child when this process dies, however it dies: nothing is left behind.
     public var parentDeathSignal: Int32 = SIGKILL
+    /// A descriptor of a network namespace (Linux) that the child joins before exec; nil: this process's own.
+    /// The caller keeps it open.
+    public var networkNamespace: Int32?
 
     public init(command: [String]) {
         self.command = command
@@ -56,8 +59,16 @@ public struct ProcessSpec: Sendable {
 public struct SpawnError: Error, CustomStringConvertible, Sendable {
     public var command: [String]
     public var errorNumber: Int32
+    /// The child could not join `ProcessSpec.networkNamespace`.
+    public var joiningNetworkNamespace = false
     public var description: String {
-        "cannot start \(command.first ?? "(nothing)"): \(String(cString: strerror(errorNumber)))"
+        "cannot start \(command.first ?? "(nothing)"): \(reason)"
+    }
+
+    /// Why, without the command.
+    public var reason: String {
+        let text = String(cString: strerror(errorNumber))
+        return joiningNetworkNamespace ? "setns(CLONE_NEWNET) into its network namespace failed: \(text)" : text
     }
 
     /// The status a shell would report for the same failure: 127 when the program is not there, 126 otherwise.
@@ -100,13 +111,15 @@ public final class ChildProcess: Sendable {
         let environmentStrings = environment.map { "\($0.key)=\($0.value)" }
         let nullInput = open("/dev/null", O_RDONLY | O_CLOEXEC)
         let (stdoutWrite, stderrWrite) = (stdoutPipe[1], stderrPipe[1])
-        let pid: pid_t = Spawner.shared.run {
+        let (pid, step): (pid_t, Int32) = Spawner.shared.run {
             withCStrings(spec.command) { argv in
                 withCStrings(environmentStrings) { envp in
                     var error: Int32 = 0
+                    var step: Int32 = 0
                     let pid = berth_spawn(argv, envp, spec.workingDirectory, nullInput, stdoutWrite, stderrWrite,
-                                          spec.newProcessGroup ? 1 : 0, spec.parentDeathSignal, &error)
-                    return pid < 0 ? -error : pid
+                                          spec.newProcessGroup ? 1 : 0, spec.parentDeathSignal, spec.networkNamespace ?? -1,
+                                          &error, &step)
+                    return (pid < 0 ? -error : pid, step)
                 }
             }
         }
@@ -116,7 +129,8 @@ public final class ChildProcess: Sendable {
         guard pid > 0 else {
             close(stdoutPipe[0])
             close(stderrPipe[0])
-            throw SpawnError(command: spec.command, errorNumber: -pid)
+            throw SpawnError(command: spec.command, errorNumber: -pid,
+                             joiningNetworkNamespace: step == Int32(BERTH_SPAWN_STEP_NETWORK_NAMESPACE))
         }
         self.pid = pid
 

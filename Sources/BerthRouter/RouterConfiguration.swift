@@ -2,8 +2,8 @@ import BerthBus
 
 /// Everything `berth-router` can be told, with a default for each.
 ///
-/// Each endpoint may be a comma-separated list, e.g. `tcp://127.0.0.1:7701,ipc:///run/berth/backend`: sidecars in
-/// their own network namespace reach the router over `ipc://`, which crosses namespaces through the filesystem.
+/// Each endpoint may be a comma-separated list, e.g. `tcp://127.0.0.1:7701,ipc:///run/berth/backend`: the router
+/// binds every one.
 public struct RouterConfiguration: Sendable {
     /// ROUTER socket that edges connect to, for the directory.
     public var frontend = "tcp://127.0.0.1:7700"

@@ -51,6 +51,8 @@ enum AppClientError: Error, Sendable, Equatable {
 final class AppClient {
     private let address: AppAddress?
     private let host: String
+    /// Where connections to the app are made: the app may live in a network namespace of its own.
+    private let network: AppNetwork
     private let connectTimeout: Duration
     private let maxConnectionsPerPort: Int
     private var pools: [Int: Pool] = [:]
@@ -63,9 +65,10 @@ final class AppClient {
     /// One read buffer for every connection: only the bus thread reads.
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
 
-    init(host: String, connectTimeout: Duration, maxConnectionsPerPort: Int, descriptors: DescriptorPoller) {
+    init(host: String, network: AppNetwork = .host, connectTimeout: Duration, maxConnectionsPerPort: Int, descriptors: DescriptorPoller) {
         self.descriptors = descriptors
         self.host = host
+        self.network = network
         address = AppAddress(host)
         self.connectTimeout = connectTimeout
         self.maxConnectionsPerPort = max(1, maxConnectionsPerPort)
@@ -202,8 +205,12 @@ final class AppClient {
         guard let address else {
             return next.failed(.connectFailed("\(host) is not an IP address"))
         }
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return next.failed(.connectFailed(Self.describe(errno: errno))) }
+        let fd: Int32
+        do {
+            fd = try network.socket(family: address.family, type: Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+        } catch {
+            return next.failed(.connectFailed(error.description))
+        }
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let result = address.connect(fd, port: pool.port)

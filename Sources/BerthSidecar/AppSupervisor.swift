@@ -45,6 +45,7 @@ actor AppSupervisor {
 
     private let app: AppConfiguration
     private let sidecar: SidecarConfiguration
+    private let network: AppNetwork
     private let logger: Logger
     private let probe: @Sendable (String?) async -> Bool
     private let events: @Sendable (Event) -> Void
@@ -73,11 +74,12 @@ actor AppSupervisor {
     static let announceInterval = Duration.seconds(5)
 
     init(
-        app: AppConfiguration, sidecar: SidecarConfiguration, logger: Logger,
+        app: AppConfiguration, sidecar: SidecarConfiguration, network: AppNetwork, logger: Logger,
         probe: @escaping @Sendable (String?) async -> Bool, events: @escaping @Sendable (Event) -> Void
     ) {
         self.app = app
         self.sidecar = sidecar
+        self.network = network
         self.logger = logger
         self.probe = probe
         self.events = events
@@ -179,12 +181,13 @@ actor AppSupervisor {
         spec.environment = environment
         spec.workingDirectory = app.workingDirectory
         spec.parentDeathSignal = SIGKILL
+        spec.networkNamespace = network.processNamespace
         publish(.starting, message: cold ? "cold start" : "starting")
         let child: ChildProcess
         do {
             child = try ChildProcess(spec)
         } catch {
-            cannotStart(error.exitStatus, pid: nil, reason: String(cString: strerror(error.errorNumber)))
+            cannotStart(error.exitStatus, pid: nil, reason: error.reason)
             return
         }
         process = child

@@ -32,7 +32,7 @@ final class SidecarBus: BusLoopBody {
     private var core: SidecarCore
 
     init(
-        configuration: SidecarConfiguration, logger: Logger,
+        configuration: SidecarConfiguration, network: AppNetwork, logger: Logger,
         handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, drained: @escaping @Sendable () -> Void,
         descriptors: DescriptorPoller
     ) throws(BusError) {
@@ -59,7 +59,7 @@ final class SidecarBus: BusLoopBody {
         events = try EventPublisher(connectingTo: configuration.events, security: configuration.security)
         sockets = [requests, events.socket] + routers.map(\.socket)
         app = AppClient(
-            host: configuration.appHost, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity,
+            host: configuration.appHost, network: network, connectTimeout: configuration.connectTimeout, maxConnectionsPerPort: configuration.capacity,
             descriptors: descriptors
         )
         core = SidecarCore(capacity: configuration.capacity, servedBy: configuration.endpoint, edgeMemory: .seconds(60))

@@ -37,6 +37,9 @@ public struct SidecarConfiguration: Sendable {
 
     /// The app this sidecar starts and owns; nil when the app is run by someone else.
     public var app: AppConfiguration?
+    /// Runs the app in a network namespace of its own (`AppNetwork.isolated()`), where it listens on `port` whatever
+    /// the other instances do; the sidecar stays in this one. Needs root or CAP_SYS_ADMIN.
+    public var appNetworkNamespace = false
 
     public init() {}
 

@@ -26,12 +26,13 @@ public struct SidecarService: Service {
         let configuration = configuration
         let logger = logger
         let forwarder = AppForwarder(configuration: configuration)
+        let network = configuration.appNetworkNamespace ? try AppNetwork.isolated() : .host
         let (drained, drainedContinuation) = AsyncStream.makeStream(of: Never.self)
         // The bus and the exchanges need each other; the bus calls `handle` only once it runs, after this is set.
         let exchanges = Mutex<Exchanges?>(nil)
         let bus = BusLoop<SidecarBus>(name: "berth-sidecar") { _, descriptors in
             try SidecarBus(
-                configuration: configuration, logger: logger,
+                configuration: configuration, network: network, logger: logger,
                 handle: { incoming, sidecar in exchanges.withLock { $0 }?.handle(incoming, on: sidecar) },
                 drained: { drainedContinuation.finish() },
                 descriptors: descriptors
@@ -39,7 +40,7 @@ public struct SidecarService: Service {
         }
         let supervisor = configuration.app.map { app in
             AppSupervisor(
-                app: app, sidecar: configuration, logger: logger,
+                app: app, sidecar: configuration, network: network, logger: logger,
                 probe: { path in await forwarder.probe(path: path, timeout: app.readinessTimeout, on: bus) },
                 events: { event in
                     let topic = switch event {
@@ -54,7 +55,10 @@ public struct SidecarService: Service {
         exchanges.withLock {
             $0 = Exchanges(configuration: configuration, logger: logger, forwarder: forwarder, supervisor: supervisor, bus: bus)
         }
-        logger.info("sidecar started", metadata: ["berth.routers": "\(configuration.routers)", "berth.port": "\(configuration.port)"])
+        logger.info("sidecar started", metadata: [
+            "berth.routers": "\(configuration.routers)", "berth.port": "\(configuration.port)",
+            "berth.app.network": "\(network.isIsolated ? "own namespace" : "host")",
+        ])
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await bus.run() }

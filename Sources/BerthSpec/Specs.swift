@@ -258,7 +258,12 @@ public struct HostSpec: Sendable, Equatable {
     }
 
     /// `tcp://ADDRESS:PORT`, or `tcp://[v6]:PORT`.
-    public func tcp(port: Int) -> String {
+    public func tcp(port: Int) -> String { tcp(port: String(port)) }
+
+    /// `tcp://ADDRESS:*`: any free port on the host's address, for a socket that says where it bound.
+    public var tcpAnyPort: String { tcp(port: "*") }
+
+    private func tcp(port: String) -> String {
         "tcp://\(address.contains(":") ? "[\(address)]" : address):\(port)"
     }
 }

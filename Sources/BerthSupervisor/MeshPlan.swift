@@ -3,8 +3,8 @@ import Foundation
 
 /// How instances of one class can all use the same port.
 public enum Isolation: String, Sendable, Codable {
-    /// Each sidecar and its app get their own network namespace: every instance listens on the configured port,
-    /// as containers do. Needs root (or user namespaces) and `unshare`.
+    /// Each app gets its own network namespace from its sidecar (`berth-sidecar --network-namespace`), which stays
+    /// in the host's: every instance listens on the configured port, as containers do. Needs root.
     case networkNamespace = "netns"
     /// Instance i listens on the configured port + i and learns it from `$PORT`.
     case portPerInstance = "port"
@@ -121,26 +121,23 @@ public struct MeshPlan: Sendable {
         let replicas = Self.routers(of: compose)
         eventsOut = replicas[0].eventsOut
         routerFrontends = replicas.map(\.frontend)
-        // Sidecars in their own network namespace on the routers' machine reach them over ipc:// endpoints, which
-        // each router binds beside its tcp:// ones. Across hosts, everything goes over tcp://.
-        let namespaced = isolation == .networkNamespace && !placed.isMultiHost
-        let backendIPC = replicas.indices.map { "ipc://" + Self.backendSocket(in: runtimeDirectory, replica: $0) }
-        let eventsIPC = replicas.indices.map { "ipc://" + Self.eventsInSocket(in: runtimeDirectory, replica: $0) }
         var services: [Service] = []
         for (index, replica) in replicas.enumerated() {
             services.append(Service(
                 name: replicas.count == 1 ? "router" : "router-\(index)", kind: .router,
                 command: [executables.router,
                           "--frontend", replica.frontend,
-                          "--backend", namespaced ? "\(replica.backend),\(backendIPC[index])" : replica.backend,
-                          "--events-in", namespaced ? "\(replica.eventsIn),\(eventsIPC[index])" : replica.eventsIn,
+                          "--backend", replica.backend,
+                          "--events-in", replica.eventsIn,
                           "--events-out", replica.eventsOut,
                           "--heartbeat", heartbeat] + security("router") + everyProcess,
                 stopGracePeriod: .seconds(5), host: router.placement
             ))
         }
-        let sidecarRouters = (namespaced ? backendIPC : replicas.map(\.backend)).joined(separator: ",")
-        let sidecarEvents = (namespaced ? eventsIPC : replicas.map(\.eventsIn)).joined(separator: ",")
+        // Sidecars stay in the host's network namespace (only their apps get one of their own), so they reach the
+        // routers on the same endpoints as everyone else.
+        let sidecarRouters = replicas.map(\.backend).joined(separator: ",")
+        let sidecarEvents = replicas.map(\.eventsIn).joined(separator: ",")
 
         for container in compose.containers {
             for index in 0..<container.instances {
@@ -161,17 +158,15 @@ public struct MeshPlan: Sendable {
                                "--stop-signal", String(container.stopSignal),
                                "--stop-grace-period", Self.text(container.stopGracePeriod)] + security("sidecar") + everyProcess
                 if let address = placed.address(instanceHost) {
-                    command += ["--endpoint", HostSpec(name: "", address: address).tcp(port: 0).dropLast() + "*"]
+                    command += ["--endpoint", HostSpec(name: "", address: address).tcpAnyPort]
                 }
                 for port in container.ports { command += ["--extra-port", String(port + offset)] }
                 if let sleepAfter = container.sleepAfter { command += ["--sleep-after", Self.text(sleepAfter)] }
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
                 if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
                 for variable in container.environment { command += ["--env", "\(variable.name)=\(variable.value)"] }
+                if isolation == .networkNamespace { command.append("--network-namespace") }
                 command += ["--"] + executables.resolve(container.command)
-                if isolation == .networkNamespace {
-                    command = ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""] + command
-                }
                 services.append(Service(
                     name: "\(container.name)/\(instance)", kind: .sidecar, command: command,
                     className: container.name, instanceID: instance, appPort: container.port + offset,
@@ -207,14 +202,6 @@ public struct MeshPlan: Sendable {
     public static func routers(of compose: ComposeFile) -> [RouterSpec] {
         let placed = Placement(compose)
         return (0..<compose.router.replicas).map { placed.router($0) }
-    }
-
-    static func backendSocket(in folder: String, replica: Int) -> String { folder + "/backend-\(replica).ipc" }
-    static func eventsInSocket(in folder: String, replica: Int) -> String { folder + "/events-in-\(replica).ipc" }
-
-    /// The socket files a mesh's routers may leave in `folder` (for namespaced sidecars): removed when it stops.
-    public static func socketFiles(in folder: String) -> [String] {
-        (0..<RouterSpec.replicaRange.upperBound).flatMap { [backendSocket(in: folder, replica: $0), eventsInSocket(in: folder, replica: $0)] }
     }
 
     /// `ContainerA` → `a`, `web` → `web`: short instance ids such as `a-0`, as in the demo.

@@ -57,9 +57,7 @@ public actor Supervisor: Service {
             group.cancelAll()
         }
         // Nothing left behind but the logs, which berth logs reads after the mesh is gone.
-        for file in [MeshState.path(in: plan.runtimeDirectory)] + MeshPlan.socketFiles(in: plan.runtimeDirectory) {
-            try? FileManager.default.removeItem(atPath: file)
-        }
+        try? FileManager.default.removeItem(atPath: MeshState.path(in: plan.runtimeDirectory))
     }
 
     // MARK: One service

@@ -3,21 +3,30 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void report_and_exit(int fd, int error) {
-    ssize_t ignored = write(fd, &error, sizeof error);
+/// Tells the parent what failed, and how: the error number and the step (BERTH_SPAWN_STEP_*).
+static void report_step_and_exit(int fd, int error, int step) {
+    int report[2] = {error, step};
+    ssize_t ignored = write(fd, report, sizeof report);
     (void)ignored;
     _exit(127);
 }
 
+static void report_and_exit(int fd, int error) {
+    report_step_and_exit(fd, error, BERTH_SPAWN_STEP_START);
+}
+
 pid_t berth_spawn(const char *const argv[], const char *const envp[], const char *cwd,
                   int stdin_fd, int stdout_fd, int stderr_fd,
-                  int new_process_group, int parent_death_signal, int *error_number) {
+                  int new_process_group, int parent_death_signal, int network_namespace_fd,
+                  int *error_number, int *failed_step) {
+    *failed_step = BERTH_SPAWN_STEP_START;
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) {
         *error_number = errno;
@@ -49,6 +58,10 @@ pid_t berth_spawn(const char *const argv[], const char *const envp[], const char
         if (stdout_fd >= 0 && dup2(stdout_fd, 1) < 0) report_and_exit(report[1], errno);
         if (stderr_fd >= 0 && dup2(stderr_fd, 2) < 0) report_and_exit(report[1], errno);
         if (cwd && chdir(cwd) != 0) report_and_exit(report[1], errno);
+        // Before the descriptors are closed: this one goes with them.
+        if (network_namespace_fd >= 0 && setns(network_namespace_fd, CLONE_NEWNET) != 0) {
+            report_step_and_exit(report[1], errno, BERTH_SPAWN_STEP_NETWORK_NAMESPACE);
+        }
         // Nothing of the parent's leaks into the app: a descriptor it inherited could keep a pipe or socket
         // of ours open for as long as it lives. The report pipe is close-on-exec and stays until exec.
         int keep = report[1];
@@ -61,16 +74,17 @@ pid_t berth_spawn(const char *const argv[], const char *const envp[], const char
         report_and_exit(report[1], errno);
     }
     close(report[1]);
-    int child_error = 0;
+    int child_report[2] = {0, 0};
     ssize_t got;
     do {
-        got = read(report[0], &child_error, sizeof child_error);
+        got = read(report[0], child_report, sizeof child_report);
     } while (got < 0 && errno == EINTR);
     close(report[0]);
-    if (got == sizeof child_error) {
+    if (got == sizeof child_report) {
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        *error_number = child_error;
+        *error_number = child_report[0];
+        *failed_step = child_report[1];
         return -1;
     }
     return pid;

@@ -20,6 +20,8 @@ struct BerthSidecarCommand: BerthExecutable {
     @Option(help: "The port the app listens on.") var port = 8080
     @Option(name: .customLong("extra-port"), help: "Another port the app listens on (repeatable).") var extraPorts: [Int] = []
     @Option(help: "The host the app listens on.") var appHost = "127.0.0.1"
+    @Flag(help: "Run the app in a network namespace of its own, with only loopback: it listens on --port whatever other instances do, as in a container. The sidecar itself stays in the namespace it was started in, where routers and edges reach it. Linux; needs root or CAP_SYS_ADMIN.")
+    var networkNamespace = false
     @Option(help: "Requests handled at once.") var capacity = 64
     @Option(help: "Heartbeat interval.") var heartbeat = DurationArgument(.seconds(1))
     @Option(help: "How long SIGTERM waits for requests in flight.") var drainTimeout = DurationArgument(.seconds(10))
@@ -49,6 +51,9 @@ struct BerthSidecarCommand: BerthExecutable {
             throw ValidationError("--endpoint \(endpoint) binds every address, but edges connect to the address it names: give one they can reach")
         }
         guard !RouterList.parse(router).isEmpty else { throw ValidationError("--router names no endpoint") }
+        if networkNamespace && command.isEmpty {
+            throw ValidationError("--network-namespace is for an app the sidecar starts: give it after --")
+        }
         for pair in environment where !pair.contains("=") {
             throw ValidationError("--env '\(pair)' is not KEY=VALUE")
         }
@@ -66,6 +71,7 @@ struct BerthSidecarCommand: BerthExecutable {
         configuration.port = port
         configuration.extraPorts = extraPorts
         configuration.appHost = appHost
+        configuration.appNetworkNamespace = networkNamespace
         configuration.capacity = capacity
         configuration.heartbeatInterval = heartbeat.duration
         configuration.drainTimeout = drainTimeout.duration

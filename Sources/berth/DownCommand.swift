@@ -30,7 +30,7 @@ struct Down: AsyncParsableCommand {
         }
         if state.supervisorIsAlive { kill(state.supervisorPID, SIGKILL) }
         // berth up removes these as it ends; not when it was killed.
-        for file in [MeshState.path(in: folder)] + MeshPlan.socketFiles(in: folder) { try? FileManager.default.removeItem(atPath: file) }
+        try? FileManager.default.removeItem(atPath: MeshState.path(in: folder))
         print("mesh '\(state.name)' stopped" + (killed > 0 ? " (\(killed) processes had to be killed)" : ""))
     }
 }

@@ -64,7 +64,7 @@ struct MultiHostTests {
 
         func up() async throws {
             for host in ["h1", "h2", "h3"] {
-                let (status, output) = try await berth(on: host, ["up", "-d", "--isolation", "port", "-f", file])
+                let (status, output) = try await berth(on: host, ["up", "-d", "-f", file])
                 try #require(status == 0, "berth up on \(host) failed (\(status)):\n\(output)")
             }
         }
