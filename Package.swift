@@ -98,7 +98,11 @@ let package = Package(
         .target(
             name: "BerthSidecar",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics", "BerthEdge",
+                // Egress: the app's calls go into the mesh as an edge's do, and out to the internet over HTTP.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),

@@ -82,7 +82,7 @@ final class EdgeBus: BusLoopBody {
     ) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
-        trafficTopic = "traffic.edge.\(configuration.name)"
+        trafficTopic = configuration.trafficTopic
         events = try EventPublisher(connectingTo: configuration.events)
         var options = SocketOptions()
         options.routerMandatory = true
@@ -243,6 +243,11 @@ final class EdgeBus: BusLoopBody {
         case .connection(let token, let number): server.answer(token: token, exchange: number, with: response)
         case .callback(let completion): completion(answer)
         }
+    }
+
+    /// A traffic event of this edge's own, as a Worker's span.
+    func publishTraffic(_ event: @autoclosure () -> TrafficEvent) {
+        publish(topic: trafficTopic, event: .traffic(event()))
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {

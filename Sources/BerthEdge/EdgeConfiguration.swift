@@ -1,3 +1,5 @@
+import BerthWire
+
 /// Everything `berth-edge` can be told, with a default for each.
 public struct EdgeConfiguration: Sendable {
     public var host = "127.0.0.1"
@@ -27,5 +29,15 @@ public struct EdgeConfiguration: Sendable {
     /// Largest frame accepted from a sidecar.
     public var maxMessageSize: Int64 = 64 << 20
 
+    /// Set when this edge is a sidecar's egress listener: the instance whose app's requests it sends, which events
+    /// and the bus name as their source.
+    public var egressOf: Endpoint?
+
     public init() {}
+
+    /// Who the requests this edge sends come from: `edge/<name>`, or the instance it is the egress listener of.
+    var source: Endpoint { egressOf ?? Endpoint(className: "edge", instanceID: name) }
+    var trafficKind: TrafficKind { egressOf == nil ? .edge : .egress }
+    /// The topic of this edge's traffic events: an egress listener's are its instance's.
+    var trafficTopic: String { egressOf.map { "traffic.\($0.className).\($0.instanceID)" } ?? "traffic.edge.\(name)" }
 }

@@ -414,15 +414,19 @@ final class EdgeHTTPServer {
         let token = connection.token
         let number = connection.exchange
         let loop = loop
+        let span = WorkerSpan.make(request, ids: ids, configuration: configuration)
         connection.open = .worker(Task {
             let response: EdgeResponse
             do {
-                response = try await worker.fetch(request, env: env)
+                response = try await WorkerSpan.run(span) { try await worker.fetch(request, env: env) }
             } catch {
                 logger.warning("worker failed", metadata: ["berth.path": "\(request.path)", "berth.error": "\(error)"])
                 response = .failure(MeshError(code: .internal, message: "the worker failed: \(error)", component: "edge"))
             }
-            loop.execute { $0.server.answer(token: token, exchange: number, with: response) }
+            loop.execute { bus in
+                if let span { bus.publishTraffic(span.event(response)) }
+                bus.server.answer(token: token, exchange: number, with: response)
+            }
         })
     }
 

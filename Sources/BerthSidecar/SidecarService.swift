@@ -85,6 +85,7 @@ private final class Exchanges: Sendable {
     let bus: BusLoop<SidecarBus>
     let metrics: SidecarMetrics
     let topic: String
+    let traces = TraceIDs()
 
     init(configuration: SidecarConfiguration, logger: Logger, forwarder: AppForwarder, supervisor: AppSupervisor?, bus: BusLoop<SidecarBus>) {
         self.configuration = configuration
@@ -99,15 +100,18 @@ private final class Exchanges: Sendable {
     /// On the bus thread.
     func handle(_ incoming: IncomingRequest, on sidecar: SidecarBus) {
         let started = ContinuousClock.now
+        var traced = incoming
+        let span = AppSpan(&traced.request, ids: traces)
+        let incoming = traced
         // The completions keep the request, not its body: the app client lets the body's frames go once written.
         let request = IncomingRequest(request: incoming.request, body: [], edge: incoming.edge)
         guard let supervisor else {
-            return forwarder.forward(incoming, over: sidecar.app) { outcome in self.answer(request, outcome, started: started, on: sidecar) }
+            return forwarder.forward(incoming, over: sidecar.app) { outcome in self.answer(request, outcome, span: span, started: started, on: sidecar) }
         }
         if supervisor.admitIfHealthy() {
             return forwarder.forward(incoming, over: sidecar.app) { outcome in
                 supervisor.finish()
-                self.answer(request, outcome, started: started, on: sidecar)
+                self.answer(request, outcome, span: span, started: started, on: sidecar)
             }
         }
         // The app is not running: the supervisor starts it (one cold start for all who wait) or says why it can't.
@@ -117,13 +121,13 @@ private final class Exchanges: Sendable {
             } catch {
                 let message = (error as? AppUnavailable)?.message ?? "\(error)"
                 let outcome = forwarder.failure(request.request, .appUnavailable, message, incoming.body.byteCount)
-                bus.execute { sidecar in self.answer(request, outcome, started: started, on: sidecar) }
+                bus.execute { sidecar in self.answer(request, outcome, span: span, started: started, on: sidecar) }
                 return
             }
             let queued = bus.execute { sidecar in
                 self.forwarder.forward(incoming, over: sidecar.app) { outcome in
                     supervisor.finish()
-                    self.answer(request, outcome, started: started, on: sidecar)
+                    self.answer(request, outcome, span: span, started: started, on: sidecar)
                 }
             }
             if !queued { supervisor.finish() }
@@ -131,7 +135,9 @@ private final class Exchanges: Sendable {
     }
 
     /// On the bus thread: the answer to the edge, the traffic event, the metrics.
-    private func answer(_ incoming: IncomingRequest, _ outcome: AppForwarder.Outcome, started: ContinuousClock.Instant, on sidecar: SidecarBus) {
+    private func answer(
+        _ incoming: IncomingRequest, _ outcome: AppForwarder.Outcome, span: AppSpan, started: ContinuousClock.Instant, on sidecar: SidecarBus
+    ) {
         let request = incoming.request
         let latency = started.duration(to: .now)
         let response = outcome.response
@@ -145,13 +151,14 @@ private final class Exchanges: Sendable {
         // Made only when someone subscribes: `publish` takes it as an autoclosure.
         sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(),
-            requestID: request.id, traceID: request.traceID,
+            requestID: request.id, traceID: span.traceID,
             source: request.source,
             destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
             method: request.method, path: request.path, status: response.status,
             bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
             latencyMicroseconds: latency.wholeMicroseconds,
-            kind: .sidecar, error: response.error
+            kind: .sidecar, error: response.error,
+            spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: request.xRequestID
         )))
     }
 }

@@ -53,6 +53,9 @@ public struct ContainerStats: Sendable, Hashable {
 ///   sent, the request body as bytes out, the response body as bytes in, an error, and the end-to-end latency.
 ///   Its destination is left alone: that container's sidecar reports the exchange, and requests that never
 ///   reached a container (503, 504) belong to the edge's errors, not to a container's.
+/// - An egress event (kind `egress`, a container's call through its own sidecar) counts one request sent for its
+///   source only when it left the mesh (destination class `internet`): a call to another class is counted from the
+///   serving sidecar's event, as above.
 /// - An event of unspecified kind is counted in `skipped` only.
 ///
 /// An error is a status ≥ 500 or a set `error`.
@@ -87,6 +90,15 @@ public struct TrafficStats: Sendable {
                 row.bytesIn += event.bytesOut
                 if failed { row.errors += 1 }
                 row.latency.record(event.latencyMicroseconds)
+            }
+        case .egress:
+            // A call into the mesh is counted from its sidecar event, which names the caller as its source; only a
+            // call out of the mesh, which no sidecar reports, counts here.
+            if event.destination.className == EgressNames.internetClass {
+                update(event.source) { row in
+                    row.sent += 1
+                    if failed { row.errors += 1 }
+                }
             }
         case .unspecified:
             skipped += 1

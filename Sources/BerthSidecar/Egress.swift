@@ -1,0 +1,159 @@
+import AsyncHTTPClient
+import BerthEdge
+import BerthHTTP
+import BerthWire
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// Everything a sidecar's egress listener is told: where it listens, the routers it learns the mesh from, and its
+/// policy.
+public struct EgressConfiguration: Sendable {
+    /// Where the app reaches it: `127.0.0.1:15001` in the instance's own network namespace; port 0 (a free port
+    /// the kernel picks) where instances share one network.
+    public var host = "127.0.0.1"
+    public var port = 15001
+    /// Every router's frontend endpoint, as an edge's.
+    public var routers = ["tcp://127.0.0.1:7700"]
+    public var policy: EgressPolicy
+    /// Deadline of a call that does not set `x-berth-timeout-ms`.
+    public var timeout: Duration = .seconds(30)
+    /// Largest request or response body.
+    public var maxBodyBytes = 32 << 20
+
+    public init(policy: EgressPolicy) {
+        self.policy = policy
+    }
+
+    /// The environment variable that tells the app where its egress listener is.
+    public static let urlVariable = "BERTH_URL"
+}
+
+/// The listening socket of a sidecar's egress listener: the one place it is made (so that it can be made in the
+/// app's network namespace), and the URL the app gets in `BERTH_URL`.
+public struct EgressListener: Sendable {
+    let socket: ListeningSocket
+
+    /// Listens on `host:port` (port 0: any free port).
+    public static func open(host: String, port: Int) throws -> EgressListener {
+        EgressListener(socket: try ListeningSocket(host: host, port: port))
+    }
+
+    /// `http://host:port`, with the port the kernel chose.
+    public var url: String { "http://\(socket.address)" }
+}
+
+/// A sidecar's egress listener, as an edge for one app: HTTP in from the app, the mesh (or the internet) out, with
+/// the app's instance as every request's source.
+public struct EgressService: Service {
+    private let edge: EdgeService
+    /// Sends internet calls, when the policy allows them.
+    private let internet: HTTPClient?
+
+    public init(_ configuration: EgressConfiguration, listener: EgressListener, sidecar: SidecarConfiguration, logger: Logger) {
+        var edge = EdgeConfiguration()
+        edge.routers = configuration.routers
+        edge.events = sidecar.events
+        edge.name = "\(sidecar.className)/\(sidecar.instanceID)"
+        edge.egressOf = Endpoint(className: sidecar.className, instanceID: sidecar.instanceID, port: UInt32(sidecar.port))
+        edge.timeout = configuration.timeout
+        edge.maxBodyBytes = configuration.maxBodyBytes
+        edge.heartbeatInterval = sidecar.heartbeatInterval
+        edge.heartbeatLiveness = sidecar.heartbeatLiveness
+        internet = configuration.policy.internet ? HTTPClient(eventLoopGroupProvider: .singleton) : nil
+        var logger = logger
+        logger[metadataKey: "berth.egress"] = "\(listener.url)"
+        let worker = EgressWorker(policy: configuration.policy, internet: internet, timeout: configuration.timeout, maxBodyBytes: configuration.maxBodyBytes)
+        self.edge = EdgeService(configuration: edge, worker: worker, listener: listener.socket, logger: logger)
+    }
+
+    public func run() async throws {
+        do {
+            try await edge.run()
+        } catch {
+            try? await internet?.shutdown()
+            throw error
+        }
+        try? await internet?.shutdown()
+    }
+}
+
+/// What the egress listener does with each of its app's requests: the policy decides, then the request goes into
+/// the mesh as the edge sends any, or out to the internet.
+struct EgressWorker: Worker {
+    let policy: EgressPolicy
+    let internet: HTTPClient?
+    let timeout: Duration
+    let maxBodyBytes: Int
+
+    /// Headers that steer the call, taken off before it goes on: which instance (by name) and which port.
+    static let portHeader = "x-berth-port"
+
+    func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse {
+        switch policy.decide(authority: request.authority, path: request.path) {
+        case .denied(let rule):
+            return .text("berth sidecar: egress denied: \(rule)\n", status: 403).with(header: Header(Failures.errorHeader, "egress-denied"))
+        case .invalid(let why):
+            return .failure(MeshError(code: .badRequest, message: why, component: "sidecar"))
+        case .mesh(let className, let port, let path):
+            var forwarded = request
+            forwarded.path = path
+            forwarded.authority = nil
+            var instance: String?
+            var port = port
+            if let index = forwarded.headers.firstIndex(where: { $0.name.caseInsensitiveEquals(Failures.instanceHeader) }) {
+                instance = forwarded.headers.remove(at: index).value
+            }
+            if let index = forwarded.headers.firstIndex(where: { $0.name.caseInsensitiveEquals(Self.portHeader) }) {
+                let value = forwarded.headers.remove(at: index).value
+                guard let number = Int(value), (1...65_535).contains(number) else {
+                    return .failure(MeshError(code: .badRequest, message: "\(Self.portHeader): \(value.debugDescription) is not a TCP port", component: "sidecar"))
+                }
+                port = number
+            }
+            forwarded.headers.removeAll { $0.name.caseInsensitiveEquals("proxy-connection") || $0.name.caseInsensitiveEquals("proxy-authorization") }
+            let container = instance.map { env.container(className, named: $0) } ?? env.container(className)
+            return await container.fetch(forwarded, port: port)
+        case .internet(let host, let port, let path):
+            guard let internet else {
+                return .failure(MeshError(code: .internal, message: "no internet client although the policy allows the internet", component: "sidecar"))
+            }
+            let destination = Endpoint(className: EgressNames.internetClass, instanceID: "\(host):\(port)", port: UInt32(port))
+            return await env.outside(request, to: destination) { request in
+                await send(request, to: host, port: port, path: path, over: internet)
+            }
+        }
+    }
+
+    /// An HTTP/1.1 request out of the mesh.
+    private func send(_ request: EdgeRequest, to host: String, port: Int, path: String, over client: HTTPClient) async -> EdgeResponse {
+        let hostPart = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        var outgoing = HTTPClientRequest(url: "http://\(hostPart):\(port)\(path)\(request.query.isEmpty ? "" : "?" + request.query)")
+        outgoing.method = HTTPMethod(rawValue: request.method)
+        for header in request.headers where !Self.hopByHop(header.name) {
+            outgoing.headers.add(name: header.name, value: header.value)
+        }
+        if !request.body.isEmpty { outgoing.body = .bytes(request.body.buffer) }
+        do {
+            let response = try await client.execute(outgoing, timeout: .milliseconds(timeout.milliseconds))
+            let body = try await response.body.collect(upTo: maxBodyBytes)
+            let headers = response.headers.filter { !Self.hopByHop($0.name) }.map { Header($0.name, $0.value) }
+            return EdgeResponse(status: Int(response.status.code), headers: headers, body: Body(body))
+        } catch {
+            return .failure(MeshError(code: .appUnreachable, message: "the call to \(host):\(port) outside the mesh failed: \(error)", component: "sidecar"))
+        }
+    }
+
+    private static func hopByHop(_ name: String) -> Bool {
+        HopByHop.contains(name) || name.caseInsensitiveEquals("host") || name.caseInsensitiveEquals("content-length")
+    }
+}
+
+extension EdgeResponse {
+    func with(header: Header) -> EdgeResponse {
+        var response = self
+        response.headers.append(header)
+        return response
+    }
+}
