@@ -76,6 +76,7 @@ struct Span: Sendable {
 
 /// The span of a request a Worker handles, and the event that reports it when its answer is out.
 struct WorkerSpan: Sendable {
+    let id: UInt64
     let span: Span
     let request: EdgeRequest
     let started: ContinuousClock.Instant
@@ -84,6 +85,7 @@ struct WorkerSpan: Sendable {
     init(_ request: EdgeRequest, ids: RequestIDs, configuration: EdgeConfiguration) {
         var headers = request.headers
         span = Span(headers: &headers, inherited: nil, ids: ids.traces)
+        id = ids.next()
         self.request = request
         started = .now
         edge = configuration.source
@@ -92,7 +94,7 @@ struct WorkerSpan: Sendable {
     /// The client's request to the edge, the parent of every request the Worker sent.
     func event(_ response: EdgeResponse) -> TrafficEvent {
         TrafficEvent(
-            timeMicroseconds: WallClock.nowMicroseconds(), requestID: 0, traceID: span.traceID,
+            timeMicroseconds: WallClock.nowMicroseconds(), requestID: id, traceID: span.traceID,
             source: Endpoint(className: "client"), destination: edge,
             method: request.method, path: request.path, status: UInt32(clamping: response.status),
             bytesIn: UInt64(request.body.count), bytesOut: UInt64(response.body.count),
@@ -125,7 +127,7 @@ extension Environment {
         let response = await send(request)
         let configuration = mesh.configuration
         let event = TrafficEvent(
-            timeMicroseconds: WallClock.nowMicroseconds(), requestID: 0, traceID: span.traceID,
+            timeMicroseconds: WallClock.nowMicroseconds(), requestID: mesh.ids.next(), traceID: span.traceID,
             source: configuration.source, destination: destination,
             method: request.method, path: request.path, status: UInt32(clamping: response.status),
             bytesIn: UInt64(request.body.count), bytesOut: UInt64(response.body.count),

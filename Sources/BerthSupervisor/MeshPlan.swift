@@ -107,12 +107,14 @@ public struct MeshPlan: Sendable {
         let replicas = (0..<router.replicas).map { router.replica($0) }
         let backendIPC = replicas.indices.map { "ipc://" + Self.backendSocket(in: runtimeDirectory, replica: $0) }
         let eventsIPC = replicas.indices.map { "ipc://" + Self.eventsInSocket(in: runtimeDirectory, replica: $0) }
+        // A namespaced sidecar's egress listener follows the directory as an edge does, over an ipc:// frontend.
+        let frontendIPC = replicas.indices.map { "ipc://" + Self.frontendSocket(in: runtimeDirectory, replica: $0) }
         var services: [Service] = []
         for (index, replica) in replicas.enumerated() {
             services.append(Service(
                 name: replicas.count == 1 ? "router" : "router-\(index)", kind: .router,
                 command: [executables.router,
-                          "--frontend", replica.frontend,
+                          "--frontend", namespaced ? "\(replica.frontend),\(frontendIPC[index])" : replica.frontend,
                           "--backend", namespaced ? "\(replica.backend),\(backendIPC[index])" : replica.backend,
                           "--events-in", namespaced ? "\(replica.eventsIn),\(eventsIPC[index])" : replica.eventsIn,
                           "--events-out", replica.eventsOut,
@@ -122,6 +124,8 @@ public struct MeshPlan: Sendable {
         }
         let sidecarRouters = (namespaced ? backendIPC : replicas.map(\.backend)).joined(separator: ",")
         let sidecarEvents = (namespaced ? eventsIPC : replicas.map(\.eventsIn)).joined(separator: ",")
+        let egressRouters = (namespaced ? frontendIPC : replicas.map(\.frontend)).joined(separator: ",")
+        let meshClasses = compose.containers.map(\.name).joined(separator: ",")
 
         for container in compose.containers {
             for index in 0..<container.instances {
@@ -140,6 +144,12 @@ public struct MeshPlan: Sendable {
                                "--stop-signal", String(container.stopSignal),
                                "--stop-grace-period", Self.text(container.stopGracePeriod)] + everyProcess
                 for port in container.ports { command += ["--extra-port", String(port + offset)] }
+                // The app's own egress listener ($BERTH_URL): the same port in every namespace, a free one where
+                // instances share the network.
+                command += ["--egress-listen", namespaced ? "127.0.0.1:\(Self.egressPort)" : "127.0.0.1:0",
+                            "--egress-router", egressRouters, "--mesh-classes", meshClasses]
+                if let egress = container.egress { command += ["--egress", egress.joined(separator: ",")] }
+                if container.internet { command.append("--internet") }
                 if let sleepAfter = container.sleepAfter { command += ["--sleep-after", Self.text(sleepAfter)] }
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
                 if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
@@ -175,12 +185,18 @@ public struct MeshPlan: Sendable {
         self.services = services
     }
 
+    /// The port of a sidecar's egress listener in its instance's network namespace.
+    public static let egressPort = 15001
+
     static func backendSocket(in folder: String, replica: Int) -> String { folder + "/backend-\(replica).ipc" }
+    static func frontendSocket(in folder: String, replica: Int) -> String { folder + "/frontend-\(replica).ipc" }
     static func eventsInSocket(in folder: String, replica: Int) -> String { folder + "/events-in-\(replica).ipc" }
 
     /// The socket files a mesh's routers may leave in `folder` (for namespaced sidecars): removed when it stops.
     public static func socketFiles(in folder: String) -> [String] {
-        (0..<RouterSpec.replicaRange.upperBound).flatMap { [backendSocket(in: folder, replica: $0), eventsInSocket(in: folder, replica: $0)] }
+        (0..<RouterSpec.replicaRange.upperBound).flatMap {
+            [backendSocket(in: folder, replica: $0), eventsInSocket(in: folder, replica: $0), frontendSocket(in: folder, replica: $0)]
+        }
     }
 
     /// `ContainerA` → `a`, `web` → `web`: short instance ids such as `a-0`, as in the demo.

@@ -16,7 +16,7 @@ import BerthWire
 /// {"event":"traffic","topic":"traffic.edge.main","time":"2025-01-02T03:04:05.678901Z","time_us":"1735787045678901",
 ///  "request_id":"6600000000000000007","trace_id":"","source":{"class_name":"edge","instance_id":"main","port":0},
 ///  "destination":{…},"method":"GET","path":"/a/","status":200,"bytes_in":"0","bytes_out":"12","latency_us":"840",
-///  "kind":"edge","error":null}
+///  "kind":"edge","error":null,"span_id":"00f067aa0ba902b7","parent_span_id":"","x_request_id":""}
 /// ```
 public struct JSONEventFormatter: Sendable {
     public init() {}
@@ -49,6 +49,9 @@ public struct JSONEventFormatter: Sendable {
             } else {
                 object.add("error", raw: "null")
             }
+            object.add("span_id", string: event.spanID)
+            object.add("parent_span_id", string: event.parentSpanID)
+            object.add("x_request_id", string: event.xRequestID)
         case .lifecycle(let event):
             object.add("event", string: "lifecycle")
             object.add("topic", string: tapped.topic)

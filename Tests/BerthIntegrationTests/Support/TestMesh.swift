@@ -117,13 +117,15 @@ final class TestMesh: @unchecked Sendable {
     /// Starts an echo app (unless `app` is false) and its sidecar; waits until the app listens. With `owned`, the
     /// sidecar starts the app itself.
     @discardableResult
-    func addInstance(className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false) throws -> Int {
+    func addInstance(
+        className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false, egress: [String]? = nil
+    ) throws -> Int {
         let port = freePort()
         var instance = Instance(className: className, id: id, appPort: port)
         if metrics { instance.metricsPort = freePort() }
         if owned {
             instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity, metricsPort: instance.metricsPort,
-                                                app: ["python3", Paths.echoApp.path])
+                                                app: ["python3", Paths.echoApp.path], egress: egress)
             instances.append(instance)
             return instances.count - 1
         }
@@ -138,11 +140,16 @@ final class TestMesh: @unchecked Sendable {
         return instances.count - 1
     }
 
-    func startSidecar(className: String, id: String, port: Int, capacity: Int = 64, metricsPort: Int? = nil, app: [String] = []) throws -> ChildProcess {
-        try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
+    /// `egress`: arguments for an egress listener on a free port (`--egress`, `--internet`...), which follows this
+    /// mesh's routers; nil: none.
+    func startSidecar(
+        className: String, id: String, port: Int, capacity: Int = 64, metricsPort: Int? = nil, app: [String] = [], egress: [String]? = nil
+    ) throws -> ChildProcess {
+        let egressArguments = egress.map { ["--egress-listen", "127.0.0.1:0", "--egress-router", frontends] + $0 } ?? []
+        return try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
             "--router", backends, "--events", eventsIns, "--class", className, "--instance", id, "--port", String(port),
             "--capacity", String(capacity), "--heartbeat", heartbeat, "--log-level", "debug",
-        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + (app.isEmpty ? [] : ["--"] + app))
+        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + egressArguments + (app.isEmpty ? [] : ["--"] + app))
     }
 
     func instance(_ id: String) -> Instance? { instances.first { $0.id == id } }
