@@ -37,27 +37,32 @@ public struct TraceTree: Sendable {
         public var depth: Int
     }
 
-    /// Every span once, depth first, roots and children in the order they started.
+    /// Every event once, depth first, roots and children in the order they started. Events that only name each other
+    /// (a cycle, from a broken publisher) are shown as roots rather than lost.
     public var lines: [Line] {
         let spans = Set(events.map(\.spanID))
-        var children: [String: [TrafficEvent]] = [:]
-        var roots: [TrafficEvent] = []
-        for event in events {
+        var children: [String: [Int]] = [:]
+        var roots: [Int] = []
+        for (index, event) in events.enumerated() {
             if !event.parentSpanID.isEmpty && event.parentSpanID != event.spanID && spans.contains(event.parentSpanID) {
-                children[event.parentSpanID, default: []].append(event)
+                children[event.parentSpanID, default: []].append(index)
             } else {
-                roots.append(event)
+                roots.append(index)
             }
         }
+        let order = { (a: Int, b: Int) in Self.startedFirst(events[a], events[b]) }
         var result: [Line] = []
-        var visited: Set<String> = []
-        func visit(_ event: TrafficEvent, depth: Int) {
-            result.append(Line(event: event, depth: depth))
-            // A span id seen twice (a repeat, or a cycle from a broken publisher) is not followed again.
-            guard visited.insert(event.spanID).inserted else { return }
-            for child in (children[event.spanID] ?? []).sorted(by: Self.startedFirst) { visit(child, depth: depth + 1) }
+        var shown = Set<Int>()
+        var expanded = Set<String>()
+        func visit(_ index: Int, depth: Int) {
+            guard shown.insert(index).inserted else { return }
+            result.append(Line(event: events[index], depth: depth))
+            // A span id seen twice (a repeat) has its children shown once.
+            guard expanded.insert(events[index].spanID).inserted else { return }
+            for child in (children[events[index].spanID] ?? []).sorted(by: order) { visit(child, depth: depth + 1) }
         }
-        for root in roots.sorted(by: Self.startedFirst) { visit(root, depth: 0) }
+        for root in roots.sorted(by: order) { visit(root, depth: 0) }
+        for index in events.indices.sorted(by: order) where !shown.contains(index) { visit(index, depth: 0) }
         return result
     }
 

@@ -144,6 +144,17 @@ import Testing
         #expect(file.containers[0].environment == [EnvironmentVariable(name: "GREETING", value: "hi")])
     }
 
+    @Test func egressAndInternetPerContainer() throws {
+        let file = try ComposeFile.parse(yaml: """
+            containers:
+              A: { command: [./a], port: 1, egress: [B], internet: true }
+              B: { command: [./b], port: 2, egress: [] }
+              C: { command: [./c], port: 3 }
+            """, path: "mesh.yaml")
+        #expect(file.containers.map(\.egress) == [["B"], [], nil])
+        #expect(file.containers.map(\.internet) == [true, false, false])
+    }
+
     @Test func nullValuesMeanTheDefault() throws {
         let file = try ComposeFile.parse(yaml: "router:\nedge:\ncontainers:\n  a:\n    command: [x]\n    port: 1\n    working_dir:\n", path: "m.yaml")
         #expect(file.router == RouterSpec())
