@@ -210,7 +210,13 @@ let package = Package(
         // The original demo: container A in Swift, container B in Python (Compose/apps/), and the seed's Worker.
         .executableTarget(
             name: "demo-container-a",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                // Compose/egress.yaml: A posts to B itself, through its sidecar.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

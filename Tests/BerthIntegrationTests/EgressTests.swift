@@ -103,4 +103,36 @@ struct EgressTests {
             #expect(inside.status == .ok && insideBody == "c-0", "\(insideBody)")
         }
     }
+
+    /// Compose/egress.yaml's containers, under `berth up`: A posts to B through its own sidecar, with the port of its
+    /// egress listener fixed in its network namespace, or chosen per instance where instances share the network.
+    @Test(arguments: ["netns", "port"])
+    func theEgressDemoRunsUnderBerthUp(isolation: String) async throws {
+        if isolation == "netns" && getuid() != 0 { return }
+        let containers = """
+              ContainerA:
+                command: [demo-container-a]
+                port: 8080
+                instances: 2
+                readiness: { path: /health }
+                egress: [ContainerB]
+              ContainerB:
+                command: ["python3", "$ROOT/Compose/apps/container-b/app.py"]
+                port: 3000
+                instances: 2
+                readiness: { path: /health }
+                egress: []
+
+            """
+        let file = try ComposeUpTests.MeshFile(containers: containers, routes: ["{ path: /a/, container: ContainerA }"])
+        try await ComposeUpTests.withUp(file, isolation: isolation) { up, client in
+            #expect(try await ComposeUpTests.waitFor { ComposeUpTests.healthyApps(file).count == 4 }, "\(up.output.suffix(3_000))")
+            let ok = try await ComposeUpTests.waitFor(.seconds(15)) {
+                (try? await ComposeUpTests.get(client, "http://127.0.0.1:\(file.edgePort)/a/send-to-b"))?.0 == .ok
+            }
+            #expect(ok, "\(up.output.suffix(3_000))")
+            let (status, body) = try await ComposeUpTests.get(client, "http://127.0.0.1:\(file.edgePort)/a/send-to-b")
+            #expect(status == .ok && body.contains("\"from\": \"ContainerB\"") && body.contains("\"from\": \"ContainerA\""), "\(body)")
+        }
+    }
 }
