@@ -65,6 +65,16 @@ public struct TrafficStats: Sendable {
     public private(set) var events: UInt64 = 0
     /// Events of unspecified kind, which say neither side.
     public private(set) var skipped: UInt64 = 0
+    /// Calls from one container instance to another (or out of the mesh), with how many failed.
+    public private(set) var calls: [Call: (count: UInt64, errors: UInt64)] = [:]
+
+    /// A caller and what it called: `ContainerA/a-1 → ContainerB/b-0`, or `→ internet/example.com:80`.
+    public struct Call: Sendable, Hashable, Comparable {
+        public var from: ContainerName
+        public var to: ContainerName
+
+        public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.from, lhs.to) < (rhs.from, rhs.to) }
+    }
 
     public init() {}
 
@@ -82,6 +92,7 @@ public struct TrafficStats: Sendable {
             }
             if !event.source.className.isEmpty && event.source.className != "edge" {
                 update(event.source) { $0.sent += 1 }
+                count(event, failed: failed)
             }
         case .edge:
             update(event.source) { row in
@@ -99,6 +110,7 @@ public struct TrafficStats: Sendable {
                     row.sent += 1
                     if failed { row.errors += 1 }
                 }
+                count(event, failed: failed)
             }
         case .unspecified:
             skipped += 1
@@ -108,6 +120,17 @@ public struct TrafficStats: Sendable {
     /// One row per container, by class then instance.
     public var rows: [ContainerStats] {
         containers.values.sorted { $0.name < $1.name }
+    }
+
+    /// The calls, by caller then callee.
+    public var callRows: [(call: Call, count: UInt64, errors: UInt64)] {
+        calls.sorted { $0.key < $1.key }.map { ($0.key, $0.value.count, $0.value.errors) }
+    }
+
+    private mutating func count(_ event: TrafficEvent, failed: Bool) {
+        let call = Call(from: ContainerName(event.source), to: ContainerName(event.destination))
+        calls[call, default: (0, 0)].count += 1
+        if failed { calls[call, default: (0, 0)].errors += 1 }
     }
 
     private mutating func update(_ endpoint: Endpoint, _ change: (inout ContainerStats) -> Void) {
