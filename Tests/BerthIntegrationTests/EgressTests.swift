@@ -71,6 +71,19 @@ struct EgressTests {
         }
     }
 
+    @Test func aCallNamesTheInstanceAsTheEdgeAllows() async throws {
+        try await withMesh { mesh in
+            try mesh.addInstance(className: "ContainerB", id: "b-1")
+            try await Self.start(mesh, egress: ["--egress", "ContainerB"])
+            for _ in 0..<4 {
+                let (response, body) = try await mesh.get("/a/call?target=/ContainerB/instance", headers: [("x-berth-call-instance", "b-1")])
+                #expect(response.status == .ok && body == "b-1", "\(body)")
+            }
+            let (response, body) = try await mesh.get("/a/call?target=/ContainerB/instance", headers: [("x-berth-call-port", "0")])
+            #expect(response.status == .badRequest && body.contains("x-berth-port: \"0\" is not a TCP port"), "\(body)")
+        }
+    }
+
     @Test func theProxyModeReachesAClassByItsHostName() async throws {
         try await withMesh { mesh in
             try await Self.start(mesh, egress: ["--egress", "ContainerB"])
