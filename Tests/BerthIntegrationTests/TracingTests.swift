@@ -109,14 +109,8 @@ struct TracingTests {
 
     /// `berth tap --trace` and a subscriber written in Python from Proto/berth.proto alone see the same tree.
     @Test func theTapsTreeMatchesWhatAPythonSubscriberDecodes() async throws {
-        let generated = FileManager.default.temporaryDirectory.appendingPathComponent("berth-proto-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: generated, withIntermediateDirectories: true)
+        let generated = try await PythonSubscriberTests.generatePython()
         defer { try? FileManager.default.removeItem(at: generated) }
-        let protoc = try ChildProcess(name: "protoc", executable: URL(fileURLWithPath: "/usr/bin/protoc"), arguments: [
-            "--python_out=\(generated.path)", "-I", Paths.packageRoot.appendingPathComponent("Proto").path,
-            Paths.packageRoot.appendingPathComponent("Proto/berth.proto").path,
-        ])
-        #expect(await protoc.waitForExit(timeout: .seconds(30)) == 0, "protoc: \(protoc.output)")
 
         try await withMesh { mesh in
             try await Self.start(mesh)
