@@ -80,22 +80,24 @@ public struct EgressService: Service {
 }
 
 /// What the egress listener does with each of its app's requests: the policy decides, then the request goes into
-/// the mesh as the edge sends any, or out to the internet.
-struct EgressWorker: Worker {
+/// the mesh from the listener's own thread, as an edge's declarative routes do, or out to the internet in a task.
+struct EgressWorker: DirectWorker {
     let policy: EgressPolicy
     let internet: HTTPClient?
     let timeout: Duration
     let maxBodyBytes: Int
 
-    /// Headers that steer the call, taken off before it goes on: which instance (by name) and which port.
+    /// Names the port of a call into the mesh, taken off before it goes on (`x-berth-instance` names the instance).
     static let portHeader = "x-berth-port"
 
-    func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse {
+    func decide(_ request: EdgeRequest) -> DirectDecision {
         switch policy.decide(authority: request.authority, path: request.path) {
         case .denied(let rule):
-            return .text("berth sidecar: egress denied: \(rule)\n", status: 403).with(header: Header(Failures.errorHeader, "egress-denied"))
+            return .answer(.text("berth sidecar: egress denied: \(rule)\n", status: 403).with(header: Header(Failures.errorHeader, "egress-denied")))
         case .invalid(let why):
-            return .failure(MeshError(code: .badRequest, message: why, component: "sidecar"))
+            return .answer(.failure(MeshError(code: .badRequest, message: why, component: "sidecar")))
+        case .internet:
+            return .worker
         case .mesh(let className, let port, let path):
             var forwarded = request
             forwarded.path = path
@@ -108,21 +110,26 @@ struct EgressWorker: Worker {
             if let index = forwarded.headers.firstIndex(where: { $0.name.caseInsensitiveEquals(Self.portHeader) }) {
                 let value = forwarded.headers.remove(at: index).value
                 guard let number = Int(value), (1...65_535).contains(number) else {
-                    return .failure(MeshError(code: .badRequest, message: "\(Self.portHeader): \(value.debugDescription) is not a TCP port", component: "sidecar"))
+                    return .answer(.failure(MeshError(code: .badRequest, message: "\(Self.portHeader): \(value.debugDescription) is not a TCP port", component: "sidecar")))
                 }
                 port = number
             }
             forwarded.headers.removeAll { $0.name.caseInsensitiveEquals("proxy-connection") || $0.name.caseInsensitiveEquals("proxy-authorization") }
-            let container = instance.map { env.container(className, named: $0) } ?? env.container(className)
-            return await container.fetch(forwarded, port: port)
-        case .internet(let host, let port, let path):
-            guard let internet else {
-                return .failure(MeshError(code: .internal, message: "no internet client although the policy allows the internet", component: "sidecar"))
-            }
-            let destination = Endpoint(className: EgressNames.internetClass, instanceID: "\(host):\(port)", port: UInt32(port))
-            return await env.outside(request, to: destination) { request in
-                await send(request, to: host, port: port, path: path, over: internet)
-            }
+            return .forward(forwarded, to: Target(className: className, instanceName: instance), port: port)
+        }
+    }
+
+    /// Calls out of the mesh; the rest is decided (and sent) without a task, but a Worker's `fetch` does it all.
+    func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse {
+        guard case .internet(let host, let port, let path) = policy.decide(authority: request.authority, path: request.path) else {
+            return await env.fetch(decide(request))
+        }
+        guard let internet else {
+            return .failure(MeshError(code: .internal, message: "no internet client although the policy allows the internet", component: "sidecar"))
+        }
+        let destination = Endpoint(className: EgressNames.internetClass, instanceID: "\(host):\(port)", port: UInt32(port))
+        return await env.outside(request, to: destination) { request in
+            await send(request, to: host, port: port, path: path, over: internet)
         }
     }
 
