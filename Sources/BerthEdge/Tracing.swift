@@ -95,7 +95,7 @@ struct WorkerSpan: Sendable {
     func event(_ response: EdgeResponse) -> TrafficEvent {
         TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(), requestID: id, traceID: span.traceID,
-            source: Endpoint(className: "client"), destination: edge,
+            source: Endpoint(className: EventNames.clientClass), destination: edge,
             method: request.method, path: request.path, status: UInt32(clamping: response.status),
             bytesIn: UInt64(request.body.count), bytesOut: UInt64(response.body.count),
             latencyMicroseconds: started.duration(to: .now).wholeMicroseconds, kind: .edge, error: response.meshError,

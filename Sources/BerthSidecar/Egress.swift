@@ -127,7 +127,7 @@ struct EgressWorker: DirectWorker {
         guard let internet else {
             return .failure(MeshError(code: .internal, message: "no internet client although the policy allows the internet", component: "sidecar"))
         }
-        let destination = Endpoint(className: EgressNames.internetClass, instanceID: "\(host):\(port)", port: UInt32(port))
+        let destination = Endpoint(className: EventNames.internetClass, instanceID: "\(host):\(port)", port: UInt32(port))
         return await env.outside(request, to: destination) { request in
             await send(request, to: host, port: port, path: path, over: internet)
         }

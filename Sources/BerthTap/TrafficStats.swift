@@ -56,6 +56,8 @@ public struct ContainerStats: Sendable, Hashable {
 /// - An egress event (kind `egress`, a container's call through its own sidecar) counts one request sent for its
 ///   source only when it left the mesh (destination class `internet`): a call to another class is counted from the
 ///   serving sidecar's event, as above.
+/// - An edge event whose source is `client` is a client's request to a Worker (the parent span of the requests the
+///   Worker sent): the edge's row counts one request received, and an error.
 /// - An event of unspecified kind is counted in `skipped` only.
 ///
 /// An error is a status ≥ 500 or a set `error`.
@@ -94,6 +96,12 @@ public struct TrafficStats: Sendable {
                 update(event.source) { $0.sent += 1 }
                 count(event, failed: failed)
             }
+        case .edge where event.source.className == EventNames.clientClass:
+            // A Worker's request as the client sent it: the parent of the requests the edge sent for it.
+            update(event.destination) { row in
+                row.received += 1
+                if failed { row.errors += 1 }
+            }
         case .edge:
             update(event.source) { row in
                 row.sent += 1
@@ -105,7 +113,7 @@ public struct TrafficStats: Sendable {
         case .egress:
             // A call into the mesh is counted from its sidecar event, which names the caller as its source; only a
             // call out of the mesh, which no sidecar reports, counts here.
-            if event.destination.className == EgressNames.internetClass {
+            if event.destination.className == EventNames.internetClass {
                 update(event.source) { row in
                     row.sent += 1
                     if failed { row.errors += 1 }

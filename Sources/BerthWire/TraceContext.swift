@@ -126,8 +126,10 @@ public final class TraceIDs: Sendable {
     }
 }
 
-/// The names egress gives what is not a container instance.
-public enum EgressNames {
+/// The class names that traffic events give what is not a container instance.
+public enum EventNames {
     /// The destination class of an egress call that left the mesh; its instance id is the host it went to.
     public static let internetClass = "internet"
+    /// The source class of the edge's event for a client's request to a Worker: the parent span of its requests.
+    public static let clientClass = "client"
 }

@@ -56,9 +56,20 @@ import Testing
             TrafficEvent(timeMicroseconds: 1, requestID: 1, source: a, destination: destination, method: "GET", path: "/", status: 200,
                          bytesIn: 0, bytesOut: 0, latencyMicroseconds: 1, kind: .egress)
         }
-        stats.record(egress(to: Endpoint(className: EgressNames.internetClass, instanceID: "example.com:80")))
+        stats.record(egress(to: Endpoint(className: EventNames.internetClass, instanceID: "example.com:80")))
         stats.record(egress(to: Endpoint(className: "ContainerB", instanceID: "b-0")))
         #expect(stats.rows.map(\.name.description) == ["ContainerA/a-0"])
         #expect(stats.rows.first?.sent == 1, "the call into the mesh is counted from B's sidecar event")
+        #expect(stats.callRows.map { "\($0.call.from) → \($0.call.to): \($0.count)" } == ["ContainerA/a-0 → internet/example.com:80: 1"])
+    }
+
+    @Test func aClientsRequestToAWorkerIsCountedAsReceivedByTheEdge() {
+        var stats = TrafficStats()
+        stats.record(TrafficEvent(
+            timeMicroseconds: 1, requestID: 1, source: Endpoint(className: EventNames.clientClass), destination: Endpoint(className: "edge", instanceID: "main"),
+            method: "GET", path: "/send", status: 502, bytesIn: 0, bytesOut: 0, latencyMicroseconds: 1, kind: .edge
+        ))
+        #expect(stats.rows.map(\.name.description) == ["edge/main"])
+        #expect(stats.rows.first?.received == 1 && stats.rows.first?.errors == 1 && stats.rows.first?.sent == 0)
     }
 }
