@@ -7,13 +7,9 @@ import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
 
-/// Everything a sidecar's egress listener is told: where it listens, the routers it learns the mesh from, and its
-/// policy.
+/// Everything a sidecar's egress listener is told besides where it listens (its `EgressListener`): the routers it
+/// learns the mesh from, and its policy.
 public struct EgressConfiguration: Sendable {
-    /// Where the app reaches it: `127.0.0.1:15001` in the instance's own network namespace; port 0 (a free port
-    /// the kernel picks) where instances share one network.
-    public var host = "127.0.0.1"
-    public var port = 15001
     /// Every router's frontend endpoint, as an edge's.
     public var routers = ["tcp://127.0.0.1:7700"]
     public var policy: EgressPolicy
@@ -35,7 +31,8 @@ public struct EgressConfiguration: Sendable {
 public struct EgressListener: Sendable {
     let socket: ListeningSocket
 
-    /// Listens on `host:port` (port 0: any free port).
+    /// Listens on `host:port`: `127.0.0.1:15001` in the instance's own network namespace (`MeshPlan.egressPort`),
+    /// port 0 (any free port) where instances share one network.
     public static func open(host: String, port: Int) throws -> EgressListener {
         EgressListener(socket: try ListeningSocket(host: host, port: port))
     }
