@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "BerthEdge",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics", "BerthOTLP",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -138,6 +138,18 @@ let package = Package(
         .target(
             name: "BerthCompose",
             dependencies: ["BerthSpec", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthOTLP",
+            dependencies: [
+                "BerthWire", "BerthTap",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -188,7 +200,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "berth-sidecar",
-            dependencies: ["BerthSidecar", "BerthLink", "BerthCommandLine", "BerthSpec"],
+            dependencies: ["BerthSidecar", "BerthLink", "BerthCommandLine", "BerthSpec", "BerthOTLP"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -286,6 +298,11 @@ let package = Package(
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: ["BerthHTTP", "BerthBus", "BerthWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthOTLPTests",
+            dependencies: ["BerthOTLP", "BerthWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -238,16 +238,19 @@ final class EdgeBus: BusLoopBody {
         let className = exchange.target.className
         classMetrics[className, default: ClassMetrics(className: className)].record(status: answer.status, latency: latency)
         let response = answer.edgeResponse
-        publish(topic: trafficTopic, event: .traffic(exchange.event(answer: answer, bytesOut: response.body.count, latency: latency)))
+        publishTraffic(exchange.event(answer: answer, bytesOut: response.body.count, latency: latency))
         switch exchange.reply {
         case .connection(let token, let number): server.answer(token: token, exchange: number, with: response)
         case .callback(let completion): completion(answer)
         }
     }
 
-    /// A traffic event of this edge's own, as a Worker's span.
+    /// A traffic event of this edge's, on the event stream and, when spans are exported, to the exporter.
     func publishTraffic(_ event: @autoclosure () -> TrafficEvent) {
-        publish(topic: trafficTopic, event: .traffic(event()))
+        guard let spans = configuration.spans else { return publish(topic: trafficTopic, event: .traffic(event())) }
+        let made = event()
+        spans.record(made)
+        publish(topic: trafficTopic, event: .traffic(made))
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {

@@ -32,6 +32,8 @@ public struct EdgeConfiguration: Sendable {
     /// Set when this edge is a sidecar's egress listener: the instance whose app's requests it sends, which events
     /// and the bus name as their source.
     public var egressOf: Endpoint?
+    /// Where its spans go besides the event stream (`--otlp-endpoint`): every traffic event it publishes.
+    public var spans: (any SpanSink)?
 
     public init() {}
 

@@ -58,6 +58,7 @@ public struct EgressService: Service {
         edge.maxBodyBytes = configuration.maxBodyBytes
         edge.heartbeatInterval = sidecar.heartbeatInterval
         edge.heartbeatLiveness = sidecar.heartbeatLiveness
+        edge.spans = sidecar.spans
         internet = configuration.policy.internet ? HTTPClient(eventLoopGroupProvider: .singleton) : nil
         var logger = logger
         logger[metadataKey: "berth.egress"] = "\(listener.url)"

@@ -148,18 +148,24 @@ private final class Exchanges: Sendable {
         // Counted now: sending hands the frames' bytes to libzmq and leaves them empty.
         let bytesOut = UInt64(outcome.body.byteCount)
         sidecar.respond(to: incoming, response, body: outcome.body)
-        // Made only when someone subscribes: `publish` takes it as an autoclosure.
-        sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
-            timeMicroseconds: WallClock.nowMicroseconds(),
-            requestID: request.id, traceID: span.traceID,
-            source: request.source,
-            destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
-            method: request.method, path: request.path, status: response.status,
-            bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
-            latencyMicroseconds: latency.wholeMicroseconds,
-            kind: .sidecar, error: response.error,
-            spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: request.xRequestID
-        )))
+        // Made only when someone subscribes or spans are exported: `publish` takes it as an autoclosure.
+        func event() -> TrafficEvent {
+            TrafficEvent(
+                timeMicroseconds: WallClock.nowMicroseconds(),
+                requestID: request.id, traceID: span.traceID,
+                source: request.source,
+                destination: Endpoint(className: self.configuration.className, instanceID: self.configuration.instanceID, port: request.port == 0 ? UInt32(self.configuration.port) : request.port),
+                method: request.method, path: request.path, status: response.status,
+                bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
+                latencyMicroseconds: latency.wholeMicroseconds,
+                kind: .sidecar, error: response.error,
+                spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: request.xRequestID
+            )
+        }
+        guard let spans = configuration.spans else { return sidecar.publish(topic: topic, event: .traffic(event())) }
+        let made = event()
+        spans.record(made)
+        sidecar.publish(topic: topic, event: .traffic(made))
     }
 }
 

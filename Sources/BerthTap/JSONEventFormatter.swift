@@ -109,34 +109,36 @@ public struct JSONEventFormatter: Sendable {
     }
 }
 
-/// A JSON object written key by key, in order.
-struct JSONObject {
+/// A JSON object written key by key, in order (also OTLP's JSON, in BerthOTLP).
+package struct JSONObject {
     private var members = ""
 
-    /// The object, braces included.
-    var text: String { "{" + members + "}" }
+    package init() {}
 
-    mutating func add(_ key: String, raw value: String) {
+    /// The object, braces included.
+    package var text: String { "{" + members + "}" }
+
+    package mutating func add(_ key: String, raw value: String) {
         if !members.isEmpty { members += "," }
         JSONObject.appendString(key, to: &members)
         members += ":"
         members += value
     }
 
-    mutating func add(_ key: String, string value: String) {
+    package mutating func add(_ key: String, string value: String) {
         var quoted = ""
         JSONObject.appendString(value, to: &quoted)
         add(key, raw: quoted)
     }
 
     /// A 32-bit integer: a JSON number, exact in every parser.
-    mutating func add<Value: FixedWidthInteger>(_ key: String, number value: Value) {
+    package mutating func add<Value: FixedWidthInteger>(_ key: String, number value: Value) {
         precondition(Value.bitWidth <= 32, "64-bit integers are strings in the proto3 JSON mapping: use add(_:uint64:)")
         add(key, raw: "\(value)")
     }
 
     /// A 64-bit integer as the proto3 JSON mapping writes it: a string, so that no parser rounds it to a double.
-    mutating func add(_ key: String, uint64 value: UInt64) {
+    package mutating func add(_ key: String, uint64 value: UInt64) {
         add(key, raw: "\"\(value)\"")
     }
 

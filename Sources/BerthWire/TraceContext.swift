@@ -133,3 +133,9 @@ public enum EventNames {
     /// The source class of the edge's event for a client's request to a Worker: the parent span of its requests.
     public static let clientClass = "client"
 }
+
+/// Where a process sends its spans besides the event stream (an OTLP exporter): each traffic event it publishes is
+/// one span. Called on the process's bus thread: it must not wait.
+public protocol SpanSink: Sendable {
+    func record(_ event: TrafficEvent)
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import BerthCommandLine
 import BerthSpec
 import BerthLink
+import BerthOTLP
 import BerthSidecar
 import Foundation
 
@@ -44,6 +45,8 @@ struct BerthSidecarCommand: BerthExecutable {
     @Option(help: "Every class of the mesh, separated by commas: a proxy request to any other host goes to the internet.")
     var meshClasses: String?
         @Argument(parsing: .postTerminator, help: "The app to start and own: -- PROGRAM ARGS...") var command: [String] = []
+    @Option(help: "Send every span (each traffic event, the egress listener's too) to this OpenTelemetry collector over OTLP/HTTP, e.g. http://127.0.0.1:4318.")
+    var otlpEndpoint: String?
     @OptionGroup var metrics: MetricsOptions
     @OptionGroup var common: CommonOptions
 
@@ -105,6 +108,13 @@ struct BerthSidecarCommand: BerthExecutable {
         let listener = try egressListen.map { try EgressListener.open(host: $0.host, port: $0.port) }
         if let listener { configuration.app?.environment[EgressConfiguration.urlVariable] = listener.url }
         var services = metrics.services(logger: logger)
+        if let otlpEndpoint {
+            let exporter = OTLPExporter(
+                configuration: .init(endpoint: otlpEndpoint, serviceName: "berth-sidecar", instance: "\(className)/\(instance)"), logger: logger
+            )
+            configuration.spans = exporter
+            services.append(exporter)
+        }
         services.append(SidecarService(configuration: configuration, logger: logger))
         if let listener {
             var egress = EgressConfiguration(policy: EgressPolicy(

@@ -163,6 +163,45 @@ struct TracingTests {
         let mutex = Mutex<[String: String]>([:])
     }
 
+    /// `--otlp-endpoint` on the edge and the sidecars: a small collector gets every span of `/send`, with its parent.
+    @Test func theSpansReachAnOTLPCollector() async throws {
+        let port = freePort()
+        let collector = try ChildProcess(name: "otlp", executable: PythonSubscriberTests.python, arguments: [
+            Paths.packageRoot.appendingPathComponent("Tests/BerthIntegrationTests/Apps/otlp_receiver.py").path, String(port),
+        ])
+        defer { collector.stop() }
+        try awaitPort(port)
+        try await withMesh { mesh in
+            let otlp = ["--otlp-endpoint", "http://127.0.0.1:\(port)"]
+            mesh.sidecarArguments = otlp
+            try mesh.startRouter()
+            try mesh.addInstance(className: "ContainerA", id: "a-0")
+            try mesh.addInstance(className: "ContainerB", id: "b-0")
+            try mesh.startEdge(routes: ["/a/=ContainerA", "/b/=ContainerB"], arguments: otlp, executable: "demo-edge")
+            guard try await mesh.waitUntil("/send", accept: { response, _ in response.status == .ok }) else { throw MeshNotUp(logs: mesh.logs) }
+            let (response, body) = try await mesh.get("/send", headers: [("traceparent", "00-\(Self.traceID)-\(Self.clientSpan)-01")])
+            #expect(response.status == .ok, "\(body)")
+
+            func spans() -> [[String: Any]] {
+                PythonSubscriberTests.lines(collector.output).filter { $0["traceId"] as? String == Self.traceID }
+            }
+            let all = try await ComposeUpTests.waitFor(.seconds(10)) { spans().count >= 5 }
+            let got = spans()
+            #expect(all && got.count == 5, "\(collector.output)")
+            let parents = Dictionary(got.compactMap { span in (span["spanId"] as? String).map { ($0, span["parentSpanId"] as? String ?? "") } }) { $1 }
+            let root = try #require(got.first { $0["parentSpanId"] as? String == Self.clientSpan }, "the root continues the client's span: \(got)")
+            let rootID = try #require(root["spanId"] as? String)
+            #expect(root["service"] as? String == "demo-edge" && root["kind"] as? Int == 2, "\(root)")
+            let calls = parents.filter { $0.value == rootID }.map(\.key)
+            #expect(calls.count == 2, "two sub-requests under the root: \(parents)")
+            for call in calls {
+                #expect(parents.filter { $0.value == call }.count == 1, "each call has its sidecar's span under it: \(parents)")
+            }
+            #expect(Set(got.compactMap { $0["service"] as? String }) == ["demo-edge", "berth-sidecar"])
+            #expect(got.allSatisfy { ($0["start"] as? Int ?? 0) > 0 && ($0["end"] as? Int ?? 0) >= ($0["start"] as? Int ?? 0) })
+        }
+    }
+
     /// Depth in the tap's tree: the drawing before a line's text is three characters a level.
     static func depth(of line: Substring) -> Int {
         var depth = 0

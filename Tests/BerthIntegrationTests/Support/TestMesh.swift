@@ -32,6 +32,8 @@ final class TestMesh: @unchecked Sendable {
     private(set) var edgeMetricsPort: Int?
     private(set) var edge: ChildProcess?
     private(set) var instances: [Instance] = []
+    /// Given to every sidecar this mesh starts (`--otlp-endpoint URL`, say).
+    var sidecarArguments: [String] = []
     /// Given to every echo app this mesh starts itself (`ECHO_LOG_REQUESTS=1`, say).
     var appEnvironment: [String: String] = [:]
     let client: HTTPClient
@@ -149,7 +151,7 @@ final class TestMesh: @unchecked Sendable {
         return try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
             "--router", backends, "--events", eventsIns, "--class", className, "--instance", id, "--port", String(port),
             "--capacity", String(capacity), "--heartbeat", heartbeat, "--log-level", "debug",
-        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + egressArguments + (app.isEmpty ? [] : ["--"] + app))
+        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + egressArguments + sidecarArguments + (app.isEmpty ? [] : ["--"] + app))
     }
 
     func instance(_ id: String) -> Instance? { instances.first { $0.id == id } }
