@@ -88,10 +88,11 @@ public struct MeshPlan: Sendable {
     /// Where subscribers (berth tap, berth ps) reach the event stream.
     public var eventsOut: String
 
-    /// `logLevel` and `ioScheduling` go to every process of the mesh as `--log-level` and `--io-scheduling`.
+    /// `logLevel` and `ioScheduling` go to every process of the mesh as `--log-level` and `--io-scheduling`;
+    /// `otlpEndpoint` to the edge and every sidecar as `--otlp-endpoint`.
     public init(
         compose: ComposeFile, executables: Executables, isolation: Isolation, runtimeDirectory: String,
-        logLevel: String = "info", ioScheduling: String = "batch"
+        logLevel: String = "info", ioScheduling: String = "batch", otlpEndpoint: String? = nil
     ) {
         name = compose.name
         self.isolation = isolation
@@ -150,6 +151,7 @@ public struct MeshPlan: Sendable {
                             "--egress-router", egressRouters, "--mesh-classes", meshClasses]
                 if let egress = container.egress { command += ["--egress", egress.joined(separator: ",")] }
                 if container.internet { command.append("--internet") }
+                if let otlpEndpoint { command += ["--otlp-endpoint", otlpEndpoint] }
                 if let sleepAfter = container.sleepAfter { command += ["--sleep-after", Self.text(sleepAfter)] }
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
                 if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
@@ -173,6 +175,7 @@ public struct MeshPlan: Sendable {
             "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat,
         ] + everyProcess
         for route in edge.routes { edgeCommand += ["--route", route.argument] }
+        if let otlpEndpoint { edgeCommand += ["--otlp-endpoint", otlpEndpoint] }
         services.append(Service(name: "edge", kind: .edge, command: edgeCommand, stopGracePeriod: .seconds(10)))
         if let dashboard = compose.dashboard {
             services.append(Service(

@@ -162,6 +162,17 @@ import Testing
         #expect(file.containers[0].workingDir == nil)
     }
 
+    @Test func theEgressDemoComposeFileParses() throws {
+        let repo = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let file = try ComposeFile.load(path: repo.appendingPathComponent("Compose/egress.yaml").path)
+        #expect(file.name == "egress")
+        let a = try #require(file.container(named: "ContainerA"))
+        #expect(a.egress == ["ContainerB"] && a.internet == false)
+        #expect(a.environment.map(\.value) == ["hello from A, through its sidecar"])
+        #expect(file.container(named: "ContainerB")?.egress == [])
+    }
+
     @Test func theDemoComposeFileParses() throws {
         let repo = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
