@@ -419,7 +419,7 @@ final class EdgeHTTPServer {
         connection.open = .worker(Task {
             let response: EdgeResponse
             do {
-                response = try await WorkerSpan.run(span) { try await worker.fetch(request, env: env) }
+                response = try await WorkerSpan.run(span, request) { try await worker.fetch($0, env: env) }
             } catch {
                 logger.warning("worker failed", metadata: ["berth.path": "\(request.path)", "berth.error": "\(error)"])
                 response = .failure(MeshError(code: .internal, message: "the worker failed: \(error)", component: "edge"))

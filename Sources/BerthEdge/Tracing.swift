@@ -82,9 +82,11 @@ struct WorkerSpan: Sendable {
     let started: ContinuousClock.Instant
     let edge: Endpoint
 
+    /// The Worker sees `request` with this span in its `traceparent`, as an app sees its sidecar's: a Worker that
+    /// forwards the request as it came makes a child of this span, not a sibling.
     init(_ request: EdgeRequest, ids: RequestIDs, configuration: EdgeConfiguration) {
-        var headers = request.headers
-        span = Span(headers: &headers, inherited: nil, ids: ids.traces)
+        var request = request
+        span = Span(headers: &request.headers, inherited: nil, ids: ids.traces)
         id = ids.next()
         self.request = request
         started = .now
@@ -108,10 +110,12 @@ struct WorkerSpan: Sendable {
         configuration.egressOf == nil ? WorkerSpan(request, ids: ids, configuration: configuration) : nil
     }
 
-    /// Runs `body` (the Worker) with `span` as the parent of every request it sends.
-    static func run<T: Sendable>(_ span: WorkerSpan?, _ body: () async throws -> T) async rethrows -> T {
-        guard let span else { return try await body() }
-        return try await TraceContext.$current.withValue(span.span.context) { try await body() }
+    /// Runs `body` (the Worker) on `request` as `span` shows it, with `span` as the parent of every request it sends.
+    static func run<T: Sendable>(
+        _ span: WorkerSpan?, _ request: EdgeRequest, _ body: (EdgeRequest) async throws -> T
+    ) async rethrows -> T {
+        guard let span else { return try await body(request) }
+        return try await TraceContext.$current.withValue(span.span.context) { try await body(span.request) }
     }
 }
 

@@ -89,6 +89,38 @@ struct TracingTests {
         }
     }
 
+    /// The demo's Worker hands `/a/...` to its routes as it came, its traceparent included: the sub-request is
+    /// still the child of the Worker's span, not its sibling.
+    @Test func aWorkerThatForwardsItsRequestAsItCameMakesAChildSpan() async throws {
+        try await withMesh { mesh in
+            try await Self.start(mesh)
+            let events = try await EventStreamTests.withSubscription(mesh, topics: ["traffic."]) { items in
+                let sending = Task {
+                    for index in 0..<100 {
+                        _ = try await mesh.get("/a/instance", headers: [
+                            ("traceparent", "00-\(Self.traceID)-\(Self.clientSpan)-01"), ("x-request-id", "forward-\(index)"),
+                        ])
+                        try await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+                defer { sending.cancel() }
+                var byRequest: [String: [TrafficEvent]] = [:]
+                for try await item in items {
+                    guard case .event(let tapped) = item, case .traffic(let event) = tapped.event, event.xRequestID.hasPrefix("forward-") else { continue }
+                    byRequest[event.xRequestID, default: []].append(event)
+                    if byRequest[event.xRequestID]!.count == 3 { return byRequest[event.xRequestID]! }
+                }
+                throw MeshNotUp(logs: mesh.logs)
+            }
+            let root = try #require(events.first { $0.source.className == "client" }, "\(events)")
+            let call = try #require(events.first { $0.kind == .edge && $0.source.className == "edge" }, "\(events)")
+            let served = try #require(events.first { $0.kind == .sidecar }, "\(events)")
+            #expect(root.parentSpanID == Self.clientSpan)
+            #expect(call.parentSpanID == root.spanID, "the forwarded request is the Worker's span's child: \(events)")
+            #expect(served.parentSpanID == call.spanID)
+        }
+    }
+
     @Test func aRequestWithoutTraceparentStartsOneTraceForAllItsHops() async throws {
         try await withMesh { mesh in
             try await Self.start(mesh)
