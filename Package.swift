@@ -98,7 +98,11 @@ let package = Package(
         .target(
             name: "BerthSidecar",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics", "BerthEdge",
+                // Egress: the app's calls go into the mesh as an edge's do, and out to the internet over HTTP.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthProcess", "CBerthNetns",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,7 +113,7 @@ let package = Package(
         .target(
             name: "BerthEdge",
             dependencies: [
-                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics",
+                "BerthBus", "BerthWire", "BerthLink", "BerthHTTP", "BerthMetrics", "BerthOTLP",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "CoreMetrics", package: "swift-metrics"), "BerthCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -137,6 +141,18 @@ let package = Package(
         .target(
             name: "BerthCompose",
             dependencies: ["BerthSpec", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BerthOTLP",
+            dependencies: [
+                "BerthWire", "BerthTap",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -187,7 +203,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "berth-sidecar",
-            dependencies: ["BerthSidecar", "BerthLink", "BerthCommandLine", "BerthSpec"],
+            dependencies: ["BerthSidecar", "BerthLink", "BerthCommandLine", "BerthSpec", "BerthOTLP"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -209,7 +225,13 @@ let package = Package(
         // The original demo: container A in Swift, container B in Python (Compose/apps/), and the seed's Worker.
         .executableTarget(
             name: "demo-container-a",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                // Compose/egress.yaml: A posts to B itself, through its sidecar.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -284,6 +306,11 @@ let package = Package(
         .testTarget(
             name: "BerthHTTPTests",
             dependencies: ["BerthHTTP", "BerthBus", "BerthWire"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BerthOTLPTests",
+            dependencies: ["BerthOTLP", "BerthWire"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

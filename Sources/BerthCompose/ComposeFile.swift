@@ -114,6 +114,7 @@ public struct ComposeFile: Sendable, Equatable {
             throw containersNode.error(.missingKey, "no containers; define at least one")
         }
 
+        try ContainerSpec.checkEgress(containersNode, defined: containers)
         for target in routeTargets {
             let container = try target.text()
             guard containers.contains(where: { $0.name == container }) else {

@@ -85,6 +85,7 @@ extension ContainerSpec {
     static let keys = [
         "command", "port", "ports", "instances", "environment", "working_dir", "sleep_after", "readiness", "restart",
         "restart_backoff", "stop_signal", "stop_grace_period", "start_timeout", "capacity", "hosts",
+        "egress", "internet",
     ]
 
     /// - Parameter anchor: the node of the container's name, where errors about missing keys point.
@@ -123,6 +124,36 @@ extension ContainerSpec {
         if let value = fields["capacity"] { capacity = try value.int(in: 1...Int.max, what: "capacity") }
         for element in try fields["hosts"]?.sequence() ?? [] {
             placement.append(try element.text(expecting: "a host name from 'hosts'"))
+        }
+        if let value = fields["egress"] { egress = try Self.egressList(value).map { $0.name } }
+        if let value = fields["internet"] { internet = try value.bool() }
+    }
+
+    /// `egress: [ContainerB, ContainerC]`: container names, each once, with the node of each for later checks.
+    static func egressList(_ located: Located) throws(ComposeError) -> [(name: String, node: Located)] {
+        var names: [(name: String, node: Located)] = []
+        for element in try located.sequence() {
+            let name = try element.text(expecting: "a container name")
+            guard isIdentifier(name) else {
+                throw element.error(.invalidValue, "'\(name)' is not a container name; use letters, digits, '-' and '_'")
+            }
+            if let first = names.first(where: { $0.name == name }) {
+                throw element.error(.duplicate, givenTwice("container '\(name)'", first: first.node))
+            }
+            names.append((name, element))
+        }
+        return names
+    }
+
+    /// Every name in the `egress:` lists of `containersNode` must be a container of the file.
+    static func checkEgress(_ containersNode: Located, defined: [ContainerSpec]) throws(ComposeError) {
+        for (_, key, value) in try containersNode.entries() where !value.isNull {
+            let fields = try MappingReader(value, anchor: key, allowed: keys)
+            guard let egress = fields["egress"] else { continue }
+            for (name, node) in try egressList(egress) where !defined.contains(where: { $0.name == name }) {
+                let names = defined.map { "'\($0.name)'" }.joined(separator: ", ")
+                throw node.error(.undefinedReference, "no container '\(name)' in 'containers' to allow calls to (defined: \(names))")
+            }
         }
     }
 }

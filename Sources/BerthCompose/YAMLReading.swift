@@ -63,6 +63,13 @@ struct Located {
         return value
     }
 
+    func bool() throws(ComposeError) -> Bool {
+        guard case .scalar = node, has(tag: .bool), let value = node.bool else {
+            throw error(.wrongType, "expected true or false, got \(shown)")
+        }
+        return value
+    }
+
     func port() throws(ComposeError) -> Int {
         try int(in: 1...65535)
     }

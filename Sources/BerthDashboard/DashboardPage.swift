@@ -108,11 +108,13 @@ td.muted { color: var(--muted); }
 .kind { font-size: 10px; font-weight: 700; text-transform: uppercase; letter-spacing: .4px; padding: 1px 6px; border-radius: 4px; }
 .kind.edge { background: #ffedd5; color: #9a3412; }
 .kind.sidecar { background: #e0f2fe; color: #075985; }
+.kind.egress { background: #fef9c3; color: #854d0e; }
 .status { font-weight: 700; }
 .status.s2 { color: var(--ok); } .status.s3 { color: #0e7490; } .status.s4 { color: var(--warn); } .status.s5, .status.s0 { color: var(--bad); }
 tr.fresh td { animation: fresh 1.2s ease-out; }
 @keyframes fresh { from { background: #fefce8; } to { background: transparent; } }
-tbody.only-edge tr.sidecar, tbody.only-sidecar tr.edge { display: none; }
+tbody.only-edge tr.sidecar, tbody.only-sidecar tr.edge, tbody.only-edge tr.egress, tbody.only-sidecar tr.egress,
+tbody.only-egress tr.edge, tbody.only-egress tr.sidecar { display: none; }
 </style>
 </head>
 <body>
@@ -137,9 +139,10 @@ tbody.only-edge tr.sidecar, tbody.only-sidecar tr.edge { display: none; }
   <section class="panel">
     <h2>Network Log <small id="log-count">newest first</small> <span id="dropped"></span>
       <select id="kind" aria-label="which reports to show">
-        <option value="all">edge and sidecar reports</option>
+        <option value="all">edge, sidecar and egress reports</option>
         <option value="sidecar">sidecar reports (served)</option>
         <option value="edge">edge reports (end to end)</option>
+        <option value="egress">egress reports (a container's calls)</option>
       </select>
     </h2>
     <table>

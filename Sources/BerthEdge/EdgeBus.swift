@@ -84,7 +84,7 @@ final class EdgeBus: BusLoopBody {
     ) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
-        trafficTopic = "traffic.edge.\(configuration.name)"
+        trafficTopic = configuration.trafficTopic
         events = try EventPublisher(connectingTo: configuration.events, security: configuration.security)
         var options = SocketOptions()
         options.routerMandatory = true
@@ -248,11 +248,19 @@ final class EdgeBus: BusLoopBody {
         let className = exchange.target.className
         classMetrics[className, default: ClassMetrics(className: className)].record(status: answer.status, latency: latency)
         let response = answer.edgeResponse
-        publish(topic: trafficTopic, event: .traffic(exchange.event(answer: answer, bytesOut: response.body.count, latency: latency)))
+        publishTraffic(exchange.event(answer: answer, bytesOut: response.body.count, latency: latency))
         switch exchange.reply {
         case .connection(let token, let number): server.answer(token: token, exchange: number, with: response)
         case .callback(let completion): completion(answer)
         }
+    }
+
+    /// A traffic event of this edge's, on the event stream and, when spans are exported, to the exporter.
+    func publishTraffic(_ event: @autoclosure () -> TrafficEvent) {
+        guard let spans = configuration.spans else { return publish(topic: trafficTopic, event: .traffic(event())) }
+        let made = event()
+        spans.record(made)
+        publish(topic: trafficTopic, event: .traffic(made))
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {

@@ -1,4 +1,6 @@
 import BerthBus
+import BerthWire
+
 /// Everything `berth-edge` can be told, with a default for each.
 public struct EdgeConfiguration: Sendable {
     public var host = "127.0.0.1"
@@ -30,5 +32,17 @@ public struct EdgeConfiguration: Sendable {
     /// CURVE on every bus socket (links to routers and sidecars, events); nil: none.
     public var security: BusSecurity?
 
+    /// Set when this edge is a sidecar's egress listener: the instance whose app's requests it sends, which events
+    /// and the bus name as their source.
+    public var egressOf: Endpoint?
+    /// Where its spans go besides the event stream (`--otlp-endpoint`): every traffic event it publishes.
+    public var spans: (any SpanSink)?
+
     public init() {}
+
+    /// Who the requests this edge sends come from: `edge/<name>`, or the instance it is the egress listener of.
+    var source: Endpoint { egressOf ?? Endpoint(className: "edge", instanceID: name) }
+    var trafficKind: TrafficKind { egressOf == nil ? .edge : .egress }
+    /// The topic of this edge's traffic events: an egress listener's are its instance's.
+    var trafficTopic: String { egressOf.map { "traffic.\($0.className).\($0.instanceID)" } ?? "traffic.edge.\(name)" }
 }

@@ -19,8 +19,8 @@ final class EdgeHTTPServer {
     /// What every connection is served with.
     struct Serving: Sendable {
         let worker: any Worker
-        /// Set when the worker is plain declarative routes: those need no task.
-        let routes: RoutesWorker?
+        /// Set when the worker decides without a task (declarative routes, a sidecar's egress listener).
+        let routes: (any DirectWorker)?
         let maxBodyBytes: Int
         /// Request bodies held at once, over all connections; a body that would pass it gets 503.
         let maxBufferedBytes: Int
@@ -31,7 +31,7 @@ final class EdgeHTTPServer {
 
         init(worker: any Worker, maxBodyBytes: Int, maxBufferedBytes: Int, idleTimeout: Duration, headerTimeout: Duration, logger: Logger) {
             self.worker = worker
-            self.routes = worker as? RoutesWorker
+            self.routes = worker as? any DirectWorker
             self.maxBodyBytes = maxBodyBytes
             self.maxBufferedBytes = maxBufferedBytes
             self.idleTimeout = idleTimeout
@@ -394,19 +394,20 @@ final class EdgeHTTPServer {
         if let routes = serving.routes {
             switch routes.decide(request) {
             case .answer(let response):
-                respond(connection, with: response)
-            case .forward(let forwarded, let target):
+                return respond(connection, with: response)
+            case .forward(let forwarded, let target, let port):
                 let id = ids.next()
                 connection.open = .mesh(id: id)
                 let exchange = Exchange(
-                    forwarded, id: id, to: target, port: nil, configuration: configuration, ids: ids,
+                    forwarded, id: id, to: target, port: port, configuration: configuration, ids: ids,
                     reply: .connection(token: connection.token, exchange: connection.exchange)
                 )
                 // Nothing reads the body after this, so its frames go to the bus as read (`Body.framesForBus` would
                 // make new ones for a second reader).
-                meshWork.append(.send(exchange, body: body))
+                return meshWork.append(.send(exchange, body: body))
+            case .worker:
+                break
             }
-            return
         }
         let worker = serving.worker
         let env = env
@@ -414,15 +415,19 @@ final class EdgeHTTPServer {
         let token = connection.token
         let number = connection.exchange
         let loop = loop
+        let span = WorkerSpan.make(request, ids: ids, configuration: configuration)
         connection.open = .worker(Task {
             let response: EdgeResponse
             do {
-                response = try await worker.fetch(request, env: env)
+                response = try await WorkerSpan.run(span, request) { try await worker.fetch($0, env: env) }
             } catch {
                 logger.warning("worker failed", metadata: ["berth.path": "\(request.path)", "berth.error": "\(error)"])
                 response = .failure(MeshError(code: .internal, message: "the worker failed: \(error)", component: "edge"))
             }
-            loop.execute { $0.server.answer(token: token, exchange: number, with: response) }
+            loop.execute { bus in
+                if let span { bus.publishTraffic(span.event(response)) }
+                bus.server.answer(token: token, exchange: number, with: response)
+            }
         })
     }
 

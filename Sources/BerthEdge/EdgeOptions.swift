@@ -1,6 +1,7 @@
 import ArgumentParser
 import BerthLink
 import BerthCommandLine
+import BerthOTLP
 import Logging
 
 /// The command line of an edge, for `berth-edge` and for your own Worker executable alike:
@@ -33,6 +34,8 @@ public struct EdgeOptions: ParsableArguments {
     @Option(help: "Requests that may wait per container class when every instance is full; more get 503.")
     public var queueLimit = 1_024
     @OptionGroup public var security: SecurityOptions
+    @Option(help: "Send every span (each traffic event) to this OpenTelemetry collector over OTLP/HTTP, e.g. http://127.0.0.1:4318.")
+    public var otlpEndpoint: String?
     @OptionGroup public var metrics: MetricsOptions
     @OptionGroup public var common: CommonOptions
 
@@ -40,9 +43,17 @@ public struct EdgeOptions: ParsableArguments {
 
     /// Runs the edge service with `worker` (and the metrics server when `--metrics` is given) until SIGTERM or SIGINT.
     public func run(label: String, worker: (_ routes: [Route]) -> some Worker) async throws {
-        let (configuration, routes, logger) = try resolve(label: label)
-        let metricsServer = metrics.services(logger: logger)
-        try await runUntilSignalled(metricsServer + [EdgeService(configuration: configuration, worker: worker(routes), logger: logger)], logger: logger)
+        var (configuration, routes, logger) = try resolve(label: label)
+        var services = metrics.services(logger: logger)
+        if let otlpEndpoint {
+            let exporter = OTLPExporter(
+                configuration: .init(endpoint: otlpEndpoint, serviceName: label, instance: configuration.name), logger: logger
+            )
+            configuration.spans = exporter
+            services.append(exporter)
+        }
+        services.append(EdgeService(configuration: configuration, worker: worker(routes), logger: logger))
+        try await runUntilSignalled(services, logger: logger)
     }
 
     /// The configuration, the parsed routes, and the process's logger (logging is set up here, once).

@@ -13,10 +13,22 @@ public struct EdgeService: Service {
     private let worker: any Worker
     private let logger: Logger
 
+    private let listener: ListeningSocket?
+
     public init(configuration: EdgeConfiguration, worker: some Worker, logger: Logger) {
         self.configuration = configuration
         self.worker = worker
         self.logger = logger
+        listener = nil
+    }
+
+    /// An edge that serves on `listener`, made by its owner, rather than on `configuration.host` and `port`: a
+    /// sidecar's egress listener, whose address its app must know before the edge runs.
+    package init(configuration: EdgeConfiguration, worker: some Worker, listener: ListeningSocket, logger: Logger) {
+        self.configuration = configuration
+        self.worker = worker
+        self.logger = logger
+        self.listener = listener
     }
 
     /// An edge with declarative routes.
@@ -27,7 +39,7 @@ public struct EdgeService: Service {
     public func run() async throws {
         let configuration = configuration
         let logger = logger
-        let listener = try ListeningSocket(host: configuration.host, port: configuration.port)
+        let listener = try self.listener ?? ListeningSocket(host: configuration.host, port: configuration.port)
         let serving = EdgeHTTPServer.Serving(
             worker: worker, maxBodyBytes: configuration.maxBodyBytes, maxBufferedBytes: configuration.maxBufferedBytes,
             idleTimeout: configuration.idleTimeout, headerTimeout: configuration.headerTimeout, logger: logger

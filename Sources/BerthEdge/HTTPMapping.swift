@@ -16,7 +16,16 @@ enum HTTPMapping {
         }
         var headers = head.headers
         if let host = headers.firstIndex(where: { $0.name.caseInsensitiveEquals("host") }) { headers.remove(at: host) }
-        return EdgeRequest(method: head.method, path: String(path), query: String(query), headers: headers, body: Body(frames: body))
+        var request = EdgeRequest(method: head.method, path: String(path), query: String(query), headers: headers, body: Body(frames: body))
+        request.authority = authority(head.target).map(String.init)
+        return request
+    }
+
+    /// The authority of an absolute-form `uri`: `http://host:81/a` gives `host:81`; nil for origin-form.
+    static func authority(_ uri: String) -> Substring? {
+        guard !uri.hasPrefix("/"), let colon = uri.firstIndex(of: ":"), uri[colon...].hasPrefix("://") else { return nil }
+        let rest = uri[uri.index(colon, offsetBy: 3)...]
+        return rest[..<(rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex)]
     }
 
     /// The origin-form target of `uri`: `http://host/a?b` becomes `/a?b`.

@@ -48,39 +48,34 @@ struct Exchange: Sendable {
     let bytesIn: Int
     let started: ContinuousClock.Instant
     let reply: Reply
+    /// This exchange's span; the request carries it as its parent span, and the app as `traceparent`.
+    let span: Span
+    let kind: TrafficKind
 
-    /// The exchange for `request`: its deadline from `x-berth-timeout-ms` (taken off) or the edge's default, its
-    /// trace id from `x-request-id` or a new one.
+    /// The exchange for `request`: its deadline from `x-berth-timeout-ms` (taken off) or the edge's default; its span
+    /// a child of the request's `traceparent`, or of the Worker's request it is sent for, or a new trace's root.
     init(
         _ request: EdgeRequest, id: UInt64, to target: Target, port: Int?, configuration: EdgeConfiguration, ids: RequestIDs,
         reply: Reply
     ) {
         var headers = request.headers
         var timeout = configuration.timeout.milliseconds
-        var traceID: String?
-        var timeoutIndex: Int?
-        for index in headers.indices {
-            let name = headers[index].name
-            if timeoutIndex == nil && name.caseInsensitiveEquals(Failures.timeoutHeader) {
-                timeoutIndex = index
-            } else if traceID == nil && name.caseInsensitiveEquals("x-request-id") {
-                traceID = headers[index].value
-            }
-        }
-        if let timeoutIndex {
+        if let timeoutIndex = headers.firstIndex(where: { $0.name.caseInsensitiveEquals(Failures.timeoutHeader) }) {
             if let asked = Int64(headers[timeoutIndex].value), asked > 0 { timeout = asked }
             headers.remove(at: timeoutIndex)
         }
+        span = Span(headers: &headers, inherited: TraceContext.current, ids: ids.traces)
         self.request = Request(
             id: id, target: target, port: UInt32(clamping: port ?? 0), method: request.method, path: request.path,
             query: request.query, headers: headers, timeoutMilliseconds: UInt32(clamping: timeout),
-            traceID: traceID ?? ids.traceID(for: id),
-            source: Endpoint(className: "edge", instanceID: configuration.name)
+            traceID: span.traceID, source: configuration.source,
+            parentSpanID: span.spanID, traceFlags: UInt32(span.flags), xRequestID: span.xRequestID
         )
         self.target = target
         bytesIn = request.body.count
         started = .now
         self.reply = reply
+        kind = configuration.trafficKind
     }
 
     /// `bytesOut`: the body the client got, the mesh's own failure text included.
@@ -92,7 +87,8 @@ struct Exchange: Sendable {
             method: request.method, path: request.path, status: UInt32(clamping: answer.status),
             bytesIn: UInt64(bytesIn), bytesOut: UInt64(bytesOut),
             latencyMicroseconds: latency.wholeMicroseconds,
-            kind: .edge, error: answer.response.error
+            kind: kind, error: answer.response.error,
+            spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: span.xRequestID
         )
     }
 }
@@ -110,18 +106,13 @@ extension MeshAnswer {
     }
 }
 
-/// Request ids, unique within this edge process, and trace ids, unique across edges. Ids start at random, so that
-/// a sidecar's late answer to an edge that restarted matches nothing.
+/// Request ids, unique within this edge process, and the trace and span ids of its exchanges. Ids start at random,
+/// so that a sidecar's late answer to an edge that restarted matches nothing.
 final class RequestIDs: Sendable {
     private let counter = Atomic<UInt64>(UInt64.random(in: 0...UInt64.max >> 1))
-    private let nonce = String(UInt64.random(in: 1...UInt64.max), radix: 16)
+    let traces = TraceIDs()
 
     func next() -> UInt64 {
         counter.wrappingAdd(1, ordering: .relaxed).newValue
-    }
-
-    /// For a request that brought no `x-request-id`: follows it through every event of the exchange.
-    func traceID(for id: UInt64) -> String {
-        nonce + "-" + String(id, radix: 16)
     }
 }

@@ -53,7 +53,7 @@ public struct RouteError: Error, CustomStringConvertible, Sendable {
 
 /// The Worker behind declarative routes: the longest matching prefix wins, the prefix is stripped, and the
 /// request goes on unchanged. A route that names no instance takes the name from `x-berth-instance`, if sent.
-public struct RoutesWorker: Worker {
+public struct RoutesWorker: DirectWorker {
     public let routes: [Route]
 
     public init(routes: [Route]) {
@@ -61,22 +61,11 @@ public struct RoutesWorker: Worker {
     }
 
     public func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse {
-        switch decide(request) {
-        case .answer(let response):
-            return response
-        case .forward(let forwarded, let target):
-            return await env.mesh.send(forwarded, to: target, port: nil)
-        }
+        await env.fetch(decide(request))
     }
 
     /// Where a request goes: the routing rule itself, shared by `fetch` and the edge's task-free path.
-    enum Decision: Sendable {
-        case forward(EdgeRequest, to: Target)
-        /// No route: the answer to give.
-        case answer(EdgeResponse)
-    }
-
-    func decide(_ request: EdgeRequest) -> Decision {
+    package func decide(_ request: EdgeRequest) -> DirectDecision {
         guard let route = routes.first(where: { $0.matches(request.path) }) else {
             let known = routes.map(\.prefix).joined(separator: ", ")
             return .answer(.failure(MeshError(code: .badRequest, message: "no route for \(request.path) (routes: \(known.isEmpty ? "none" : known))", component: "edge"), status: 404))
@@ -89,6 +78,33 @@ public struct RoutesWorker: Worker {
             name = name ?? forwarded.headers[index].value
             forwarded.headers.remove(at: index)
         }
-        return .forward(forwarded, to: Target(className: route.className, instanceName: name))
+        return .forward(forwarded, to: Target(className: route.className, instanceName: name), port: nil)
+    }
+}
+
+/// A Worker that decides where a request goes on the edge's own thread, with no task: declarative routes, a
+/// sidecar's egress listener. The edge's server sends what it forwards straight from that thread.
+package protocol DirectWorker: Worker {
+    func decide(_ request: EdgeRequest) -> DirectDecision
+}
+
+/// What a `DirectWorker` decided.
+package enum DirectDecision: Sendable {
+    /// Into the mesh, to `target`, on `port` (nil: the class's configured port).
+    case forward(EdgeRequest, to: Target, port: Int?)
+    /// The answer to give at once (no route, a refusal).
+    case answer(EdgeResponse)
+    /// It needs the Worker's task: `fetch` handles it.
+    case worker
+}
+
+extension Environment {
+    /// What a `DirectWorker`'s `fetch` does with a decision it can carry out in a task; `.worker` has no meaning here.
+    package func fetch(_ decision: DirectDecision) async -> EdgeResponse {
+        switch decision {
+        case .answer(let response): response
+        case .forward(let forwarded, let target, let port): await mesh.send(forwarded, to: target, port: port)
+        case .worker: .failure(MeshError(code: .internal, message: "the worker asked for its task from within it", component: "edge"))
+        }
     }
 }

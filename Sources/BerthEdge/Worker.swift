@@ -16,6 +16,9 @@ public struct EdgeRequest: Sendable {
     public var query: String
     public var headers: [Header]
     public var body: Body
+    /// The `host[:port]` of an absolute-form target (`GET http://host/path`, as clients send to a proxy); nil for
+    /// the usual origin-form (`GET /path`).
+    public var authority: String?
 
     public init(method: String = "GET", path: String, query: String = "", headers: [Header] = [], body: Body = Body()) {
         self.method = method

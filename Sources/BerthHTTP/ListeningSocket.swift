@@ -3,6 +3,8 @@ import Glibc
 /// Why a server could not listen.
 package struct ListenError: Error, Sendable, CustomStringConvertible {
     package var description: String
+
+    package init(description: String) { self.description = description }
 }
 
 /// A non-blocking TCP socket listening on a host and port, for a loop that polls it.
@@ -43,6 +45,12 @@ package struct ListeningSocket: Sendable {
             return
         }
         throw ListenError(description: "cannot listen on \(host):\(port): \(why)")
+    }
+
+    /// A socket someone else made and set listening (in another network namespace, say); it is this value's now.
+    package init(adopting fd: Int32) {
+        self.fd = fd
+        address = Self.localAddress(fd) ?? "127.0.0.1:0"
     }
 
     private static func localAddress(_ fd: Int32) -> String? {

@@ -35,6 +35,9 @@ public struct SidecarConfiguration: Sendable {
     /// How long SIGTERM waits for in-flight requests before the sidecar exits anyway.
     public var drainTimeout: Duration = .seconds(10)
 
+    /// Where its spans go besides the event stream (`--otlp-endpoint`): every traffic event it publishes.
+    public var spans: (any SpanSink)?
+
     /// The app this sidecar starts and owns; nil when the app is run by someone else.
     public var app: AppConfiguration?
     /// Runs the app in a network namespace of its own (`AppNetwork.isolated()`), where it listens on `port` whatever

@@ -14,7 +14,12 @@ public struct SidecarService: Service {
     private let configuration: SidecarConfiguration
     private let logger: Logger
 
-    public init(configuration: SidecarConfiguration, logger: Logger) {
+    /// The app's network: made by `run` when nil (a namespace of its own when the configuration asks for one).
+    private let network: AppNetwork?
+
+    /// `network`: the app's network, when the caller made it first (to open the app's egress listener in it).
+    public init(configuration: SidecarConfiguration, network: AppNetwork? = nil, logger: Logger) {
+        self.network = network
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "berth.container"] = "\(configuration.className)"
@@ -26,7 +31,7 @@ public struct SidecarService: Service {
         let configuration = configuration
         let logger = logger
         let forwarder = AppForwarder(configuration: configuration)
-        let network = configuration.appNetworkNamespace ? try AppNetwork.isolated() : .host
+        let network = try self.network ?? (configuration.appNetworkNamespace ? AppNetwork.isolated() : .host)
         let (drained, drainedContinuation) = AsyncStream.makeStream(of: Never.self)
         // The bus and the exchanges need each other; the bus calls `handle` only once it runs, after this is set.
         let exchanges = Mutex<Exchanges?>(nil)
@@ -89,6 +94,7 @@ private final class Exchanges: Sendable {
     let bus: BusLoop<SidecarBus>
     let metrics: SidecarMetrics
     let topic: String
+    let traces = TraceIDs()
 
     init(configuration: SidecarConfiguration, logger: Logger, forwarder: AppForwarder, supervisor: AppSupervisor?, bus: BusLoop<SidecarBus>) {
         self.configuration = configuration
@@ -103,15 +109,18 @@ private final class Exchanges: Sendable {
     /// On the bus thread.
     func handle(_ incoming: IncomingRequest, on sidecar: SidecarBus) {
         let started = ContinuousClock.now
+        var traced = incoming
+        let span = AppSpan(&traced.request, ids: traces)
+        let incoming = traced
         // The completions keep the request, not its body: the app client lets the body's frames go once written.
         let request = IncomingRequest(request: incoming.request, body: [], edge: incoming.edge)
         guard let supervisor else {
-            return forwarder.forward(incoming, over: sidecar.app) { outcome in self.answer(request, outcome, started: started, on: sidecar) }
+            return forwarder.forward(incoming, over: sidecar.app) { outcome in self.answer(request, outcome, span: span, started: started, on: sidecar) }
         }
         if supervisor.admitIfHealthy() {
             return forwarder.forward(incoming, over: sidecar.app) { outcome in
                 supervisor.finish()
-                self.answer(request, outcome, started: started, on: sidecar)
+                self.answer(request, outcome, span: span, started: started, on: sidecar)
             }
         }
         // The app is not running: the supervisor starts it (one cold start for all who wait) or says why it can't.
@@ -121,13 +130,13 @@ private final class Exchanges: Sendable {
             } catch {
                 let message = (error as? AppUnavailable)?.message ?? "\(error)"
                 let outcome = forwarder.failure(request.request, .appUnavailable, message, incoming.body.byteCount)
-                bus.execute { sidecar in self.answer(request, outcome, started: started, on: sidecar) }
+                bus.execute { sidecar in self.answer(request, outcome, span: span, started: started, on: sidecar) }
                 return
             }
             let queued = bus.execute { sidecar in
                 self.forwarder.forward(incoming, over: sidecar.app) { outcome in
                     supervisor.finish()
-                    self.answer(request, outcome, started: started, on: sidecar)
+                    self.answer(request, outcome, span: span, started: started, on: sidecar)
                 }
             }
             if !queued { supervisor.finish() }
@@ -135,7 +144,9 @@ private final class Exchanges: Sendable {
     }
 
     /// On the bus thread: the answer to the edge, the traffic event, the metrics.
-    private func answer(_ incoming: IncomingRequest, _ outcome: AppForwarder.Outcome, started: ContinuousClock.Instant, on sidecar: SidecarBus) {
+    private func answer(
+        _ incoming: IncomingRequest, _ outcome: AppForwarder.Outcome, span: AppSpan, started: ContinuousClock.Instant, on sidecar: SidecarBus
+    ) {
         let request = incoming.request
         let latency = started.duration(to: .now)
         let response = outcome.response
@@ -146,17 +157,24 @@ private final class Exchanges: Sendable {
         // Counted now: sending hands the frames' bytes to libzmq and leaves them empty.
         let bytesOut = UInt64(outcome.body.byteCount)
         sidecar.respond(to: incoming, response, body: outcome.body)
-        // Made only when someone subscribes: `publish` takes it as an autoclosure.
-        sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
-            timeMicroseconds: WallClock.nowMicroseconds(),
-            requestID: request.id, traceID: request.traceID,
-            source: request.source,
-            destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
-            method: request.method, path: request.path, status: response.status,
-            bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
-            latencyMicroseconds: latency.wholeMicroseconds,
-            kind: .sidecar, error: response.error
-        )))
+        // Made only when someone subscribes or spans are exported: `publish` takes it as an autoclosure.
+        func event() -> TrafficEvent {
+            TrafficEvent(
+                timeMicroseconds: WallClock.nowMicroseconds(),
+                requestID: request.id, traceID: span.traceID,
+                source: request.source,
+                destination: Endpoint(className: self.configuration.className, instanceID: self.configuration.instanceID, port: request.port == 0 ? UInt32(self.configuration.port) : request.port),
+                method: request.method, path: request.path, status: response.status,
+                bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
+                latencyMicroseconds: latency.wholeMicroseconds,
+                kind: .sidecar, error: response.error,
+                spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: request.xRequestID
+            )
+        }
+        guard let spans = configuration.spans else { return sidecar.publish(topic: topic, event: .traffic(event())) }
+        let made = event()
+        spans.record(made)
+        sidecar.publish(topic: topic, event: .traffic(made))
     }
 }
 

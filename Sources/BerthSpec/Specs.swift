@@ -192,6 +192,10 @@ public struct ContainerSpec: Sendable, Equatable {
     public var capacity: Int
     /// The hosts its instances run on, in turn (`hosts:`), in a file with `hosts:`; empty: all of them.
     public var placement: [String]
+    /// `egress:` the classes its app may call through its sidecar (`$BERTH_URL`); nil: every class of the mesh.
+    public var egress: [String]? = nil
+    /// `internet:` whether its app's calls through its sidecar may leave the mesh.
+    public var internet = false
 
     /// A container with the defaults for everything the file may leave out.
     public init(name: String, command: [String], port: Int) {

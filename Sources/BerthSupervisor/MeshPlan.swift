@@ -99,11 +99,12 @@ public struct MeshPlan: Sendable {
     /// The edge's address, as `http://HOST:PORT`.
     public var edgeURL: String
 
-    /// `logLevel` and `ioScheduling` go to every process of the mesh as `--log-level` and `--io-scheduling`.
-    /// `host`: the host of a multi-host file this machine is; ignored for a file without `hosts:`.
+    /// `logLevel` and `ioScheduling` go to every process of the mesh as `--log-level` and `--io-scheduling`;
+    /// `otlpEndpoint` to the edge and every sidecar as `--otlp-endpoint`. `host`: the host of a multi-host file this
+    /// machine is; ignored for a file without `hosts:`.
     public init(
         compose: ComposeFile, executables: Executables, isolation: Isolation, runtimeDirectory: String,
-        logLevel: String = "info", ioScheduling: String = "batch", host: String? = nil
+        logLevel: String = "info", ioScheduling: String = "batch", otlpEndpoint: String? = nil, host: String? = nil
     ) {
         name = compose.name
         self.isolation = isolation
@@ -138,6 +139,8 @@ public struct MeshPlan: Sendable {
         // routers on the same endpoints as everyone else.
         let sidecarRouters = replicas.map(\.backend).joined(separator: ",")
         let sidecarEvents = replicas.map(\.eventsIn).joined(separator: ",")
+        let egressRouters = replicas.map(\.frontend).joined(separator: ",")
+        let meshClasses = compose.containers.map(\.name).joined(separator: ",")
 
         for container in compose.containers {
             for index in 0..<container.instances {
@@ -161,6 +164,13 @@ public struct MeshPlan: Sendable {
                     command += ["--endpoint", HostSpec(name: "", address: address).tcpAnyPort]
                 }
                 for port in container.ports { command += ["--extra-port", String(port + offset)] }
+                // The app's own egress listener ($BERTH_URL): the same port in every namespace, a free one where
+                // instances share the network.
+                command += ["--egress-listen", isolation == .networkNamespace ? "127.0.0.1:\(Self.egressPort)" : "127.0.0.1:0",
+                            "--egress-router", egressRouters, "--mesh-classes", meshClasses]
+                if let egress = container.egress { command += ["--egress", egress.joined(separator: ",")] }
+                if container.internet { command.append("--internet") }
+                if let otlpEndpoint { command += ["--otlp-endpoint", otlpEndpoint] }
                 if let sleepAfter = container.sleepAfter { command += ["--sleep-after", Self.text(sleepAfter)] }
                 if let readiness = container.readiness { command += ["--readiness-path", readiness.path] }
                 if let workingDir = container.workingDir { command += ["--workdir", workingDir] }
@@ -184,6 +194,7 @@ public struct MeshPlan: Sendable {
             "--timeout", Self.text(edge.timeout), "--heartbeat", heartbeat,
         ] + security("edge") + everyProcess
         for route in edge.routes { edgeCommand += ["--route", route.argument] }
+        if let otlpEndpoint { edgeCommand += ["--otlp-endpoint", otlpEndpoint] }
         services.append(Service(name: "edge", kind: .edge, command: edgeCommand, stopGracePeriod: .seconds(10), host: edge.placement))
         if let dashboard = compose.dashboard {
             let listen = placed.address(dashboard.placement) ?? dashboard.host
@@ -197,6 +208,9 @@ public struct MeshPlan: Sendable {
         everywhere = services
         self.services = placed.isMultiHost ? services.filter { $0.host == host } : services
     }
+
+    /// The port of a sidecar's egress listener in its instance's network namespace.
+    public static let egressPort = 15001
 
     /// The routers' endpoints as every host reaches them: replica by replica, on the routers' host's address.
     public static func routers(of compose: ComposeFile) -> [RouterSpec] {

@@ -36,6 +36,7 @@ public struct EventFormatter: Sendable {
         let kind = switch event.kind {
         case .edge: paint("edge     ", .blue)
         case .sidecar: paint("sidecar  ", .cyan)
+        case .egress: paint("egress   ", .yellow)
         case .unspecified: "traffic  "
         }
         var line = "\(time(event.timeMicroseconds)) \(kind) \(Self.name(event.source)) → \(Self.name(event.destination))"
@@ -131,6 +132,7 @@ public enum Names {
         case .unspecified: "unspecified"
         case .edge: "edge"
         case .sidecar: "sidecar"
+        case .egress: "egress"
         }
     }
 

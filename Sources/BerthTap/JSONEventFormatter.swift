@@ -16,7 +16,7 @@ import BerthWire
 /// {"event":"traffic","topic":"traffic.edge.main","time":"2025-01-02T03:04:05.678901Z","time_us":"1735787045678901",
 ///  "request_id":"6600000000000000007","trace_id":"","source":{"class_name":"edge","instance_id":"main","port":0},
 ///  "destination":{…},"method":"GET","path":"/a/","status":200,"bytes_in":"0","bytes_out":"12","latency_us":"840",
-///  "kind":"edge","error":null}
+///  "kind":"edge","error":null,"span_id":"00f067aa0ba902b7","parent_span_id":"","x_request_id":""}
 /// ```
 public struct JSONEventFormatter: Sendable {
     public init() {}
@@ -49,6 +49,9 @@ public struct JSONEventFormatter: Sendable {
             } else {
                 object.add("error", raw: "null")
             }
+            object.add("span_id", string: event.spanID)
+            object.add("parent_span_id", string: event.parentSpanID)
+            object.add("x_request_id", string: event.xRequestID)
         case .lifecycle(let event):
             object.add("event", string: "lifecycle")
             object.add("topic", string: tapped.topic)
@@ -106,34 +109,36 @@ public struct JSONEventFormatter: Sendable {
     }
 }
 
-/// A JSON object written key by key, in order.
-struct JSONObject {
+/// A JSON object written key by key, in order (also OTLP's JSON, in BerthOTLP).
+package struct JSONObject {
     private var members = ""
 
-    /// The object, braces included.
-    var text: String { "{" + members + "}" }
+    package init() {}
 
-    mutating func add(_ key: String, raw value: String) {
+    /// The object, braces included.
+    package var text: String { "{" + members + "}" }
+
+    package mutating func add(_ key: String, raw value: String) {
         if !members.isEmpty { members += "," }
         JSONObject.appendString(key, to: &members)
         members += ":"
         members += value
     }
 
-    mutating func add(_ key: String, string value: String) {
+    package mutating func add(_ key: String, string value: String) {
         var quoted = ""
         JSONObject.appendString(value, to: &quoted)
         add(key, raw: quoted)
     }
 
     /// A 32-bit integer: a JSON number, exact in every parser.
-    mutating func add<Value: FixedWidthInteger>(_ key: String, number value: Value) {
+    package mutating func add<Value: FixedWidthInteger>(_ key: String, number value: Value) {
         precondition(Value.bitWidth <= 32, "64-bit integers are strings in the proto3 JSON mapping: use add(_:uint64:)")
         add(key, raw: "\(value)")
     }
 
     /// A 64-bit integer as the proto3 JSON mapping writes it: a string, so that no parser rounds it to a double.
-    mutating func add(_ key: String, uint64 value: UInt64) {
+    package mutating func add(_ key: String, uint64 value: UInt64) {
         add(key, raw: "\"\(value)\"")
     }
 

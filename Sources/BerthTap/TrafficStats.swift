@@ -53,6 +53,11 @@ public struct ContainerStats: Sendable, Hashable {
 ///   sent, the request body as bytes out, the response body as bytes in, an error, and the end-to-end latency.
 ///   Its destination is left alone: that container's sidecar reports the exchange, and requests that never
 ///   reached a container (503, 504) belong to the edge's errors, not to a container's.
+/// - An egress event (kind `egress`, a container's call through its own sidecar) counts one request sent for its
+///   source only when it left the mesh (destination class `internet`): a call to another class is counted from the
+///   serving sidecar's event, as above.
+/// - An edge event whose source is `client` is a client's request to a Worker (the parent span of the requests the
+///   Worker sent): the edge's row counts one request received, and an error.
 /// - An event of unspecified kind is counted in `skipped` only.
 ///
 /// An error is a status ≥ 500 or a set `error`.
@@ -62,6 +67,16 @@ public struct TrafficStats: Sendable {
     public private(set) var events: UInt64 = 0
     /// Events of unspecified kind, which say neither side.
     public private(set) var skipped: UInt64 = 0
+    /// Calls from one container instance to another (or out of the mesh), with how many failed.
+    public private(set) var calls: [Call: (count: UInt64, errors: UInt64)] = [:]
+
+    /// A caller and what it called: `ContainerA/a-1 → ContainerB/b-0`, or `→ internet/example.com:80`.
+    public struct Call: Sendable, Hashable, Comparable {
+        public var from: ContainerName
+        public var to: ContainerName
+
+        public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.from, lhs.to) < (rhs.from, rhs.to) }
+    }
 
     public init() {}
 
@@ -79,6 +94,13 @@ public struct TrafficStats: Sendable {
             }
             if !event.source.className.isEmpty && event.source.className != "edge" {
                 update(event.source) { $0.sent += 1 }
+                count(event, failed: failed)
+            }
+        case .edge where event.source.className == EventNames.clientClass:
+            // A Worker's request as the client sent it: the parent of the requests the edge sent for it.
+            update(event.destination) { row in
+                row.received += 1
+                if failed { row.errors += 1 }
             }
         case .edge:
             update(event.source) { row in
@@ -88,6 +110,16 @@ public struct TrafficStats: Sendable {
                 if failed { row.errors += 1 }
                 row.latency.record(event.latencyMicroseconds)
             }
+        case .egress:
+            // A call into the mesh is counted from its sidecar event, which names the caller as its source; only a
+            // call out of the mesh, which no sidecar reports, counts here.
+            if event.destination.className == EventNames.internetClass {
+                update(event.source) { row in
+                    row.sent += 1
+                    if failed { row.errors += 1 }
+                }
+                count(event, failed: failed)
+            }
         case .unspecified:
             skipped += 1
         }
@@ -96,6 +128,17 @@ public struct TrafficStats: Sendable {
     /// One row per container, by class then instance.
     public var rows: [ContainerStats] {
         containers.values.sorted { $0.name < $1.name }
+    }
+
+    /// The calls, by caller then callee.
+    public var callRows: [(call: Call, count: UInt64, errors: UInt64)] {
+        calls.sorted { $0.key < $1.key }.map { ($0.key, $0.value.count, $0.value.errors) }
+    }
+
+    private mutating func count(_ event: TrafficEvent, failed: Bool) {
+        let call = Call(from: ContainerName(event.source), to: ContainerName(event.destination))
+        calls[call, default: (0, 0)].count += 1
+        if failed { calls[call, default: (0, 0)].errors += 1 }
     }
 
     private mutating func update(_ endpoint: Endpoint, _ change: (inout ContainerStats) -> Void) {

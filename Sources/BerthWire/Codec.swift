@@ -355,6 +355,9 @@ private struct Arena: ~Copyable {
         copy(request.traceID, to: &c.pointee.trace_id)
         c.pointee.attempt = request.attempt
         c.pointee.source = encodeUnlessDefault(request.source)
+        copy(request.parentSpanID, to: &c.pointee.parent_span_id)
+        c.pointee.trace_flags = request.traceFlags
+        copy(request.xRequestID, to: &c.pointee.x_request_id)
         return c
     }
 
@@ -384,6 +387,9 @@ private struct Arena: ~Copyable {
         c.pointee.latency_us = event.latencyMicroseconds
         c.pointee.kind = Berth__TrafficKind(rawValue: .init(truncatingIfNeeded: event.kind.rawValue))
         if let error = event.error { c.pointee.error = encode(error) }
+        copy(event.spanID, to: &c.pointee.span_id)
+        copy(event.parentSpanID, to: &c.pointee.parent_span_id)
+        copy(event.xRequestID, to: &c.pointee.x_request_id)
         return c
     }
 
@@ -566,7 +572,10 @@ extension Request {
             timeoutMilliseconds: c.pointee.timeout_ms,
             traceID: try string(c.pointee.trace_id, "Request.trace_id"),
             attempt: c.pointee.attempt,
-            source: try Endpoint(c.pointee.source, "Request.source")
+            source: try Endpoint(c.pointee.source, "Request.source"),
+            parentSpanID: try string(c.pointee.parent_span_id, "Request.parent_span_id"),
+            traceFlags: c.pointee.trace_flags,
+            xRequestID: try string(c.pointee.x_request_id, "Request.x_request_id")
         )
     }
 }
@@ -606,7 +615,10 @@ extension TrafficEvent {
             bytesOut: c.pointee.bytes_out,
             latencyMicroseconds: c.pointee.latency_us,
             kind: TrafficKind(rawValue: .init(truncatingIfNeeded: c.pointee.kind.rawValue)) ?? .unspecified,
-            error: try c.pointee.error.map { error throws(WireError) in try MeshError(error, "TrafficEvent.error") }
+            error: try c.pointee.error.map { error throws(WireError) in try MeshError(error, "TrafficEvent.error") },
+            spanID: try string(c.pointee.span_id, "TrafficEvent.span_id"),
+            parentSpanID: try string(c.pointee.parent_span_id, "TrafficEvent.parent_span_id"),
+            xRequestID: try string(c.pointee.x_request_id, "TrafficEvent.x_request_id")
         )
     }
 }

@@ -155,9 +155,16 @@ public struct Request: Sendable, Hashable {
     public var headers: [Header]
     /// Time left to answer when sent, in milliseconds; 0 means no deadline.
     public var timeoutMilliseconds: UInt32
+    /// The W3C trace id (32 hex digits).
     public var traceID: String
     public var attempt: UInt32
     public var source: Endpoint
+    /// The span of the sender's exchange (16 hex digits): the receiver's span is its child.
+    public var parentSpanID: String
+    /// `traceparent`'s flags (bit 0: sampled).
+    public var traceFlags: UInt32
+    /// The client's `x-request-id`, for events; empty when it sent none.
+    public var xRequestID: String
 
     public init(
         id: UInt64,
@@ -170,7 +177,10 @@ public struct Request: Sendable, Hashable {
         timeoutMilliseconds: UInt32 = 0,
         traceID: String = "",
         attempt: UInt32 = 0,
-        source: Endpoint = Endpoint()
+        source: Endpoint = Endpoint(),
+        parentSpanID: String = "",
+        traceFlags: UInt32 = 0,
+        xRequestID: String = ""
     ) {
         self.id = id
         self.target = target
@@ -183,6 +193,9 @@ public struct Request: Sendable, Hashable {
         self.traceID = traceID
         self.attempt = attempt
         self.source = source
+        self.parentSpanID = parentSpanID
+        self.traceFlags = traceFlags
+        self.xRequestID = xRequestID
     }
 }
 
@@ -285,6 +298,8 @@ public enum TrafficKind: Int32, Sendable, Hashable {
     case unspecified = 0
     case edge = 1
     case sidecar = 2
+    /// A sidecar's egress listener: a call its app made through it.
+    case egress = 3
 }
 
 public struct TrafficEvent: Sendable, Hashable {
@@ -301,6 +316,10 @@ public struct TrafficEvent: Sendable, Hashable {
     public var latencyMicroseconds: UInt64
     public var kind: TrafficKind
     public var error: MeshError?
+    /// This exchange's span (16 hex digits) in the trace `traceID` names, and its parent's (empty for a root).
+    public var spanID: String
+    public var parentSpanID: String
+    public var xRequestID: String
 
     public init(
         timeMicroseconds: UInt64,
@@ -315,7 +334,10 @@ public struct TrafficEvent: Sendable, Hashable {
         bytesOut: UInt64,
         latencyMicroseconds: UInt64,
         kind: TrafficKind,
-        error: MeshError? = nil
+        error: MeshError? = nil,
+        spanID: String = "",
+        parentSpanID: String = "",
+        xRequestID: String = ""
     ) {
         self.timeMicroseconds = timeMicroseconds
         self.requestID = requestID
@@ -330,6 +352,9 @@ public struct TrafficEvent: Sendable, Hashable {
         self.latencyMicroseconds = latencyMicroseconds
         self.kind = kind
         self.error = error
+        self.spanID = spanID
+        self.parentSpanID = parentSpanID
+        self.xRequestID = xRequestID
     }
 }
 

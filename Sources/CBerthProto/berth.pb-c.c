@@ -1238,7 +1238,7 @@ const ProtobufCMessageDescriptor berth__directory_update__descriptor =
   (ProtobufCMessageInit) berth__directory_update__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__request__field_descriptors[11] =
+static const ProtobufCFieldDescriptor berth__request__field_descriptors[14] =
 {
   {
     "id",
@@ -1372,24 +1372,64 @@ static const ProtobufCFieldDescriptor berth__request__field_descriptors[11] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "parent_span_id",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, parent_span_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "trace_flags",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, trace_flags),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "x_request_id",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, x_request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__request__field_indices_by_name[] = {
   9,   /* field[9] = attempt */
   6,   /* field[6] = headers */
   0,   /* field[0] = id */
   3,   /* field[3] = method */
+  11,   /* field[11] = parent_span_id */
   4,   /* field[4] = path */
   2,   /* field[2] = port */
   5,   /* field[5] = query */
   10,   /* field[10] = source */
   1,   /* field[1] = target */
   7,   /* field[7] = timeout_ms */
+  12,   /* field[12] = trace_flags */
   8,   /* field[8] = trace_id */
+  13,   /* field[13] = x_request_id */
 };
-static const ProtobufCIntRange berth__request__number_ranges[1 + 1] =
+static const ProtobufCIntRange berth__request__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 14, 11 },
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor berth__request__descriptor =
 {
@@ -1399,10 +1439,10 @@ const ProtobufCMessageDescriptor berth__request__descriptor =
   "Berth__Request",
   "berth",
   sizeof(Berth__Request),
-  11,
+  14,
   berth__request__field_descriptors,
   berth__request__field_indices_by_name,
-  1,  berth__request__number_ranges,
+  2,  berth__request__number_ranges,
   (ProtobufCMessageInit) berth__request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -1767,7 +1807,7 @@ const ProtobufCMessageDescriptor berth__endpoint__descriptor =
   (ProtobufCMessageInit) berth__endpoint__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[13] =
+static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[16] =
 {
   {
     "time_us",
@@ -1925,6 +1965,42 @@ static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[13
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "span_id",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, span_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "parent_span_id",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, parent_span_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "x_request_id",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, x_request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__traffic_event__field_indices_by_name[] = {
   8,   /* field[8] = bytes_in */
@@ -1934,17 +2010,20 @@ static const unsigned berth__traffic_event__field_indices_by_name[] = {
   11,   /* field[11] = kind */
   10,   /* field[10] = latency_us */
   5,   /* field[5] = method */
+  14,   /* field[14] = parent_span_id */
   6,   /* field[6] = path */
   1,   /* field[1] = request_id */
   3,   /* field[3] = source */
+  13,   /* field[13] = span_id */
   7,   /* field[7] = status */
   0,   /* field[0] = time_us */
   2,   /* field[2] = trace_id */
+  15,   /* field[15] = x_request_id */
 };
 static const ProtobufCIntRange berth__traffic_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor berth__traffic_event__descriptor =
 {
@@ -1954,7 +2033,7 @@ const ProtobufCMessageDescriptor berth__traffic_event__descriptor =
   "Berth__TrafficEvent",
   "berth",
   sizeof(Berth__TrafficEvent),
-  13,
+  16,
   berth__traffic_event__field_descriptors,
   berth__traffic_event__field_indices_by_name,
   1,  berth__traffic_event__number_ranges,
@@ -2266,18 +2345,20 @@ const ProtobufCEnumDescriptor berth__error_code__descriptor =
   berth__error_code__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue berth__traffic_kind__enum_values_by_number[3] =
+static const ProtobufCEnumValue berth__traffic_kind__enum_values_by_number[4] =
 {
   { "TRAFFIC_KIND_UNSPECIFIED", "BERTH__TRAFFIC_KIND__TRAFFIC_KIND_UNSPECIFIED", 0 },
   { "TRAFFIC_KIND_EDGE", "BERTH__TRAFFIC_KIND__TRAFFIC_KIND_EDGE", 1 },
   { "TRAFFIC_KIND_SIDECAR", "BERTH__TRAFFIC_KIND__TRAFFIC_KIND_SIDECAR", 2 },
+  { "TRAFFIC_KIND_EGRESS", "BERTH__TRAFFIC_KIND__TRAFFIC_KIND_EGRESS", 3 },
 };
 static const ProtobufCIntRange berth__traffic_kind__value_ranges[] = {
-{0, 0},{0, 3}
+{0, 0},{0, 4}
 };
-static const ProtobufCEnumValueIndex berth__traffic_kind__enum_values_by_name[3] =
+static const ProtobufCEnumValueIndex berth__traffic_kind__enum_values_by_name[4] =
 {
   { "TRAFFIC_KIND_EDGE", 1 },
+  { "TRAFFIC_KIND_EGRESS", 3 },
   { "TRAFFIC_KIND_SIDECAR", 2 },
   { "TRAFFIC_KIND_UNSPECIFIED", 0 },
 };
@@ -2288,9 +2369,9 @@ const ProtobufCEnumDescriptor berth__traffic_kind__descriptor =
   "TrafficKind",
   "Berth__TrafficKind",
   "berth",
-  3,
+  4,
   berth__traffic_kind__enum_values_by_number,
-  3,
+  4,
   berth__traffic_kind__enum_values_by_name,
   1,
   berth__traffic_kind__value_ranges,

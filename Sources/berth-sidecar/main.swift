@@ -2,7 +2,9 @@ import ArgumentParser
 import BerthCommandLine
 import BerthSpec
 import BerthLink
+import BerthOTLP
 import BerthSidecar
+import Foundation
 
 @main
 struct BerthSidecarCommand: BerthExecutable {
@@ -37,8 +39,26 @@ struct BerthSidecarCommand: BerthExecutable {
     @Option(help: "How long the app gets to stop before SIGKILL.") var stopGracePeriod = DurationArgument(.seconds(10))
     @Argument(parsing: .postTerminator, help: "The app to start and own: -- PROGRAM ARGS...") var command: [String] = []
     @OptionGroup var security: SecurityOptions
+    @Option(help: "Serve the app an egress listener on HOST:PORT (port 0: any free port) and tell it where in $BERTH_URL: its calls to other classes (and, with --internet, out of the mesh) go through this sidecar.")
+    var egressListen: HostPort?
+    @Option(help: "Every router's frontend endpoint, separated by commas, where the egress listener learns the mesh.")
+    var egressRouter = "tcp://127.0.0.1:7700"
+    @Option(help: "The classes the app may call through its egress listener, separated by commas (repeatable); default: every class.")
+    var egress: [String] = []
+    @Flag(help: "Let the app's egress calls leave the mesh.") var internet = false
+    @Option(help: "Every class of the mesh, separated by commas: a proxy request to any other host goes to the internet.")
+    var meshClasses: String?
+    @Option(help: "Send every span (each traffic event, the egress listener's too) to this OpenTelemetry collector over OTLP/HTTP, e.g. http://127.0.0.1:4318.")
+    var otlpEndpoint: String?
     @OptionGroup var metrics: MetricsOptions
     @OptionGroup var common: CommonOptions
+
+    /// `--egress`, each value a comma-separated list; nil when not given (every class).
+    private var egressList: [String]? { egress.isEmpty ? nil : egress.flatMap(Self.list) }
+
+    private static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
 
     func validate() throws {
         guard (1...65_535).contains(port) else { throw ValidationError("--port \(port) is not a TCP port (1-65535)") }
@@ -92,7 +112,27 @@ struct BerthSidecarCommand: BerthExecutable {
             app.stopGracePeriod = stopGracePeriod.duration
             configuration.app = app
         }
-        let metricsServer = metrics.services(logger: logger)
-        try await runUntilSignalled(metricsServer + [SidecarService(configuration: configuration, logger: logger)], logger: logger)
+        // The egress listener is opened before the app starts, so that its BERTH_URL names the port the kernel chose.
+        let network = networkNamespace ? try AppNetwork.isolated() : AppNetwork.host
+        let listener = try egressListen.map { try EgressListener.open(host: $0.host, port: $0.port, network: network) }
+        if let listener { configuration.app?.environment[EgressConfiguration.urlVariable] = listener.url }
+        var services = metrics.services(logger: logger)
+        if let otlpEndpoint {
+            let exporter = OTLPExporter(
+                configuration: .init(endpoint: otlpEndpoint, serviceName: "berth-sidecar", instance: "\(className)/\(instance)"), logger: logger
+            )
+            configuration.spans = exporter
+            services.append(exporter)
+        }
+        services.append(SidecarService(configuration: configuration, network: network, logger: logger))
+        if let listener {
+            var egress = EgressConfiguration(policy: EgressPolicy(
+                caller: "\(className)/\(instance)", allowed: egressList, internet: internet,
+                meshClasses: meshClasses.map { Set(Self.list($0)) }
+            ))
+            egress.routers = RouterList.parse(egressRouter)
+            services.append(EgressService(egress, listener: listener, sidecar: configuration, logger: logger))
+        }
+        try await runUntilSignalled(services, logger: logger)
     }
 }

@@ -57,6 +57,12 @@ struct Tap: AsyncParsableCommand {
     )
     var topics: [String] = []
 
+    @Option(help: "Print the tree of one trace (its W3C trace id, 32 hex digits) with timings, once its events have stopped coming for --settle, then exit.")
+    var trace: String?
+
+    @Option(help: "With --trace: how long no further event of the trace must come before the tree is printed.")
+    var settle = DurationArgument(.seconds(1))
+
     @Option(help: "Exit after N matching events.")
     var count: Int?
 
@@ -67,6 +73,12 @@ struct Tap: AsyncParsableCommand {
 
     func validate() throws {
         if json && stats { throw ValidationError("--json and --stats cannot be used together.") }
+        if let trace {
+            if json || stats { throw ValidationError("--trace prints a tree; it cannot be used with --json or --stats.") }
+            guard TraceParent.isTraceID(trace) else {
+                throw ValidationError("--trace '\(trace)' is not a trace id: 32 lowercase hex digits, as in traceparent 00-<trace id>-<span id>-01.")
+            }
+        }
         if let count, count < 1 { throw ValidationError("--count must be at least 1.") }
         if let interval, interval.duration <= .zero { throw ValidationError("--interval must be longer than zero.") }
     }
@@ -88,19 +100,22 @@ struct Tap: AsyncParsableCommand {
         let run = TapRun(
             filters: filters.map(\.filter),
             count: count,
-            mode: json ? .json : stats ? .stats : .lines,
+            mode: trace.map { .trace($0, settle: settle.duration) } ?? (json ? .json : stats ? .stats : .lines),
             terminal: isatty(STDOUT_FILENO) == 1,
             colour: Terminal.wantsColour(fileDescriptor: STDOUT_FILENO),
             interval: interval?.duration,
             endpoint: eventsOut,
-            logger: logger
+            logger: logger,
+            collected: SharedTrace(traceID: trace ?? "")
         )
         do {
             try await firstToFinish(
                 { try await run.run(subscriber) },
+                { try await run.settled() },
                 { await waitForTerminationSignal() },
                 { await StandardOutput.waitUntilClosed() }
             )
+            try run.printTrace()
         } catch is OutputClosed {
             // The reader went away (`berth tap | head`): nothing left to do.
         }
@@ -118,7 +133,11 @@ struct FilterArgument: ExpressibleByArgument {
 
 /// One run of `berth tap`: reads the stream and writes what the options ask for.
 private struct TapRun: Sendable {
-    enum Mode { case lines, json, stats }
+    enum Mode: Equatable {
+        case lines, json, stats
+        /// One trace's tree, printed once no event of it came for `settle`.
+        case trace(String, settle: Duration)
+    }
 
     let filters: [TapFilter]
     let count: Int?
@@ -128,6 +147,8 @@ private struct TapRun: Sendable {
     let interval: Duration?
     let endpoint: String
     let logger: Logger
+    /// With --trace: the trace's events so far.
+    let collected: SharedTrace
 
     func run(_ subscriber: TapSubscriber) async throws {
         let lines = EventFormatter(colour: colour)
@@ -154,6 +175,14 @@ private struct TapRun: Sendable {
                         case .json: try StandardOutput.write(json.line(tapped) + "\n")
                         case .stats:
                             if case .traffic(let traffic) = tapped.event { aggregate.mutex.withLock { $0.record(traffic) } }
+                        case .trace:
+                            guard case .traffic(let traffic) = tapped.event,
+                                  collected.mutex.withLock({ state in
+                                      guard state.tree.add(traffic) else { return false }
+                                      state.last = .now
+                                      return true
+                                  })
+                            else { continue }
                         }
                         matched += 1
                         if let count, matched >= count { break reading }
@@ -173,6 +202,26 @@ private struct TapRun: Sendable {
         if mode == .stats { try showStats(aggregate.mutex.withLock { $0 }) }
     }
 
+    /// With --trace: returns once the trace has events and none came for its settle time.
+    func settled() async throws {
+        guard case .trace(_, let settle) = mode else { return try await Task.sleep(for: .seconds(1 << 40)) }
+        while true {
+            try await Task.sleep(for: min(settle / 4, .milliseconds(100)))
+            if collected.mutex.withLock({ $0.last.map { $0.duration(to: .now) >= settle } ?? false }) { return }
+        }
+    }
+
+    /// With --trace: the tree of what was collected.
+    func printTrace() throws(OutputClosed) {
+        guard case .trace = mode else { return }
+        let tree = collected.mutex.withLock { $0.tree }
+        if tree.events.isEmpty {
+            try StandardOutput.write("trace \(tree.traceID): no events\n")
+        } else {
+            try StandardOutput.write(tree.render(EventFormatter(colour: colour)))
+        }
+    }
+
     private func showStats(_ stats: TrafficStats) throws(OutputClosed) {
         let table = StatsTable.render(stats)
         if terminal {
@@ -181,6 +230,15 @@ private struct TapRun: Sendable {
         } else {
             try StandardOutput.write(table + "\n")
         }
+    }
+}
+
+/// The `--trace` events so far and when the last came, shared by the reader and the task that waits for them to settle.
+private final class SharedTrace: Sendable {
+    let mutex: Mutex<(tree: TraceTree, last: ContinuousClock.Instant?)>
+
+    init(traceID: String) {
+        mutex = Mutex((TraceTree(traceID: traceID), nil))
     }
 }
 

@@ -24,6 +24,8 @@ struct Up: AsyncParsableCommand {
     @Option(help: "With -d: seconds to wait for every instance to become healthy before giving up.") var timeout = 120
     @Option(help: "netns (each instance in its own network namespace, all on the configured port) or port (instance i on port + i). Default: netns when allowed.")
     var isolation: Isolation?
+    @Option(help: "Have the edge and every sidecar send their spans to this OpenTelemetry collector over OTLP/HTTP, e.g. http://127.0.0.1:4318 (a namespaced sidecar reaches only its own 127.0.0.1: use --isolation port for a local collector).")
+    var otlpEndpoint: String?
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
@@ -45,7 +47,8 @@ struct Up: AsyncParsableCommand {
         let logger = common.bootstrap(label: "berth")
         let level = common.logLevel?.level.rawValue ?? ProcessEnvironment.value("LOG_LEVEL") ?? "info"
         let plan = MeshPlan(compose: file, executables: .besideThisProgram(), isolation: isolation ?? .detect(),
-                            runtimeDirectory: folder, logLevel: level, ioScheduling: common.ioScheduling.rawValue, host: host)
+                            runtimeDirectory: folder, logLevel: level, ioScheduling: common.ioScheduling.rawValue,
+                            otlpEndpoint: otlpEndpoint, host: host)
         logger.info("starting mesh", metadata: [
             "berth.mesh": "\(file.name)", "berth.isolation": "\(plan.isolation.rawValue)",
             "berth.edge": "\(plan.edgeURL)", "berth.host": "\(host ?? "-")",
@@ -65,6 +68,7 @@ struct Up: AsyncParsableCommand {
         var arguments = [Executables.thisProgram, "up", "-f", compose.file]
         if let host { arguments += ["--host", host] }
         if let isolation { arguments += ["--isolation", isolation.rawValue] }
+        if let otlpEndpoint { arguments += ["--otlp-endpoint", otlpEndpoint] }
         if let level = common.logLevel?.level { arguments += ["--log-level", level.rawValue] }
         arguments += ["--io-scheduling", common.ioScheduling.rawValue]
         var spec = ProcessSpec(command: ["/bin/sh", "-c", "exec \"$0\" \"$@\" >>\"\(folder)/berth.log\" 2>&1"] + arguments)

@@ -144,11 +144,33 @@ import Testing
         #expect(file.containers[0].environment == [EnvironmentVariable(name: "GREETING", value: "hi")])
     }
 
+    @Test func egressAndInternetPerContainer() throws {
+        let file = try ComposeFile.parse(yaml: """
+            containers:
+              A: { command: [./a], port: 1, egress: [B], internet: true }
+              B: { command: [./b], port: 2, egress: [] }
+              C: { command: [./c], port: 3 }
+            """, path: "mesh.yaml")
+        #expect(file.containers.map(\.egress) == [["B"], [], nil])
+        #expect(file.containers.map(\.internet) == [true, false, false])
+    }
+
     @Test func nullValuesMeanTheDefault() throws {
         let file = try ComposeFile.parse(yaml: "router:\nedge:\ncontainers:\n  a:\n    command: [x]\n    port: 1\n    working_dir:\n", path: "m.yaml")
         #expect(file.router == RouterSpec())
         #expect(file.edge == EdgeSpec())
         #expect(file.containers[0].workingDir == nil)
+    }
+
+    @Test func theEgressDemoComposeFileParses() throws {
+        let repo = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let file = try ComposeFile.load(path: repo.appendingPathComponent("Compose/egress.yaml").path)
+        #expect(file.name == "egress")
+        let a = try #require(file.container(named: "ContainerA"))
+        #expect(a.egress == ["ContainerB"] && a.internet == false)
+        #expect(a.environment.map(\.value) == ["hello from A, through its sidecar"])
+        #expect(file.container(named: "ContainerB")?.egress == [])
     }
 
     @Test func theDemoComposeFileParses() throws {

@@ -156,6 +156,16 @@ let brokenFiles: [Broken] = [
            code: .duplicate, key: "router.backend", line: 2, message: "is also the router's 'frontend' endpoint"),
     Broken(testDescription: "mesh name invalid", yaml: "name: my mesh\n" + containerA,
            code: .invalidValue, key: "name", line: 1, message: "not a usable mesh name"),
+    Broken(testDescription: "egress to an unknown container", yaml: "containers:\n  a: { command: [./a], port: 1, egress: [a, b] }\n",
+           code: .undefinedReference, key: "containers.a.egress[1]", line: 2, message: "no container 'b' in 'containers' to allow calls to (defined: 'a')"),
+    Broken(testDescription: "egress not a list", yaml: "containers:\n  a: { command: [./a], port: 1, egress: a }\n",
+           code: .wrongType, key: "containers.a.egress", line: 2, message: "expected a list"),
+    Broken(testDescription: "egress names a container twice", yaml: "containers:\n  a: { command: [./a], port: 1, egress: [a, a] }\n",
+           code: .duplicate, key: "containers.a.egress[1]", line: 2, message: "container 'a'"),
+    Broken(testDescription: "egress name invalid", yaml: "containers:\n  a: { command: [./a], port: 1, egress: [\"b c\"] }\n",
+           code: .invalidValue, key: "containers.a.egress[0]", line: 2, message: "'b c' is not a container name"),
+    Broken(testDescription: "internet not a bool", yaml: "containers:\n  a: { command: [./a], port: 1, internet: sometimes }\n",
+           code: .wrongType, key: "containers.a.internet", line: 2, message: "expected true or false, got"),
 ]
 
 @Suite struct ValidationTests {
@@ -180,7 +190,7 @@ let brokenFiles: [Broken] = [
         #expect(error?.message == """
             unknown key 'replicas'; allowed keys are 'command', 'port', 'ports', 'instances', 'environment', \
             'working_dir', 'sleep_after', 'readiness', 'restart', 'restart_backoff', 'stop_signal', \
-            'stop_grace_period', 'start_timeout', 'capacity', 'hosts'
+            'stop_grace_period', 'start_timeout', 'capacity', 'hosts', 'egress', 'internet'
             """)
     }
 

@@ -42,7 +42,7 @@ struct EventStreamTests {
         try await withMesh { mesh in
             try await Self.startMesh(mesh)
             let seenAfterRestart = try await Self.withSubscription(mesh, topics: ["traffic."]) { items in
-                /// A request every 50 ms, its trace id `PREFIX-N`, until cancelled.
+                /// A request every 50 ms, its x-request-id `PREFIX-N`, until cancelled.
                 func keepSending(_ prefix: String) -> Task<Void, any Error> {
                     Task {
                         for index in 0... {
@@ -59,13 +59,13 @@ struct EventStreamTests {
                 }
                 for try await item in items {
                     guard case .event(let tapped) = item, case .traffic(let event) = tapped.event else { continue }
-                    if sendingAfter == nil && event.traceID.hasPrefix("before-") {
+                    if sendingAfter == nil && event.xRequestID.hasPrefix("before-") {
                         sending.cancel()
                         mesh.killRouter()
                         try mesh.startRouter()
                         sendingAfter = keepSending("after")
                     }
-                    if event.traceID.hasPrefix("after-") && event.kind == .sidecar { return true }
+                    if event.xRequestID.hasPrefix("after-") && event.kind == .sidecar { return true }
                 }
                 return false
             }
@@ -90,7 +90,7 @@ struct EventStreamTests {
                 var sending: Task<Void, any Error>?
                 for try await item in items {
                     guard case .event(let tapped) = item, case .traffic(let event) = tapped.event else { continue }
-                    if event.traceID.hasPrefix("warm-up"), sending == nil {
+                    if event.xRequestID.hasPrefix("warm-up"), sending == nil {
                         warmUp.cancel()
                         sending = Task {
                             try? await warmUp.value
@@ -102,14 +102,14 @@ struct EventStreamTests {
                             }
                         }
                     }
-                    if event.traceID.hasPrefix("request-") { seen.append(event) }
+                    if event.xRequestID.hasPrefix("request-") { seen.append(event) }
                     if seen.count == 2 * count { break }
                 }
                 try await sending?.value
                 return seen
             }
             for index in 1...count {
-                let matching = events.filter { $0.traceID == "request-\(index)" }
+                let matching = events.filter { $0.xRequestID == "request-\(index)" }
                 let edge = matching.filter { $0.kind == .edge }
                 let sidecar = matching.filter { $0.kind == .sidecar }
                 #expect(edge.count == 1 && sidecar.count == 1, "request-\(index): \(matching)")

@@ -129,6 +129,10 @@ struct MultiHostTests {
             #expect(status == 200, "\(body)")
             #expect(body.contains("\"from\": \"ContainerB\"") && body.contains("ContainerA"), "\(body)")
 
+            // Container to container across hosts: A (on h2 or h3) posts to B (on h3) through its own sidecar.
+            let (egressStatus, egressBody) = try await mesh.get("/a/send-to-b")
+            #expect(egressStatus == 200 && egressBody.contains("ContainerB"), "\(egressBody)")
+
             // A subscriber in another language reads the certificates berth up wrote (pyzmq's format) and the stream.
             let python = try ChildProcess(name: "python-curve", executable: URL(fileURLWithPath: "/usr/bin/python3"), arguments: ["-c", """
                 import sys, zmq, zmq.auth

@@ -43,15 +43,22 @@ struct PythonSubscriberTests {
         }
     }
 
-    @Test func aPythonSubscriberConnectedBeforeTheDemoStartsSeesEveryLifecycleEventAndExactIDs() async throws {
+    /// A folder of Python classes `protoc --python_out` generated from Proto/berth.proto, for `Apps/subscriber.py`;
+    /// the caller removes it.
+    static func generatePython() async throws -> URL {
         let generated = FileManager.default.temporaryDirectory.appendingPathComponent("berth-proto-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: generated, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: generated) }
         let protoc = try ChildProcess(name: "protoc", executable: URL(fileURLWithPath: "/usr/bin/protoc"), arguments: [
             "--python_out=\(generated.path)", "-I", Paths.packageRoot.appendingPathComponent("Proto").path,
             Paths.packageRoot.appendingPathComponent("Proto/berth.proto").path,
         ])
         #expect(await protoc.waitForExit(timeout: .seconds(30)) == 0, "protoc: \(protoc.output)")
+        return generated
+    }
+
+    @Test func aPythonSubscriberConnectedBeforeTheDemoStartsSeesEveryLifecycleEventAndExactIDs() async throws {
+        let generated = try await Self.generatePython()
+        defer { try? FileManager.default.removeItem(at: generated) }
 
         let file = try ComposeUpTests.MeshFile(containers: ComposeUpTests.demoContainers, edgeCommand: "demo-edge", routes: ["{ path: /a/, container: ContainerA }"])
         let eventsOut = "tcp://127.0.0.1:\(file.ports[3])"

@@ -108,7 +108,7 @@ struct JSONFormatterTests {
         let object = try parse(formatter.line(TappedEvent(topic: "traffic.ContainerA.a-0", event: .traffic(event))))
         #expect(Set(object.keys) == [
             "event", "topic", "time", "time_us", "request_id", "trace_id", "source", "destination", "method", "path",
-            "status", "bytes_in", "bytes_out", "latency_us", "kind", "error",
+            "status", "bytes_in", "bytes_out", "latency_us", "kind", "error", "span_id", "parent_span_id", "x_request_id",
         ])
         #expect(object["event"] as? String == "traffic")
         #expect(object["topic"] as? String == "traffic.ContainerA.a-0")

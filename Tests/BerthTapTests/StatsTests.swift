@@ -78,6 +78,9 @@ struct StatsTests {
             ContainerB/b-0     0         1        7 B       5 B       0  0.05 ms  0.05 ms
             edge/main          2         0       10 B     100 B       1  0.04 ms  0.06 ms
 
+            CALLER             CALLED          CALLS  ERRORS
+            ContainerA/a-0  →  ContainerB/b-0      1       0
+
             """)
     }
 

@@ -26,7 +26,10 @@ private let fullRequest = Request(
     timeoutMilliseconds: .max,
     traceID: "4bf92f3577b34da6a3ce929d0e0e4736",
     attempt: 1,
-    source: Endpoint(className: "edge", instanceID: "edge-0", port: 443)
+    source: Endpoint(className: "edge", instanceID: "edge-0", port: 443),
+    parentSpanID: "00f067aa0ba902b7",
+    traceFlags: 1,
+    xRequestID: "request-\(unicode)"
 )
 
 private let fullReady = Ready(
@@ -78,7 +81,10 @@ private let events: [Event] = [
             bytesOut: 12_345,
             latencyMicroseconds: 999,
             kind: .edge,
-            error: MeshError(code: .saturated, message: "queue full", component: "router")
+            error: MeshError(code: .saturated, message: "queue full", component: "router"),
+            spanID: "00f067aa0ba902b7",
+            parentSpanID: "a3ce929d0e0e4736",
+            xRequestID: "request-\(unicode)"
         )
     ),
     .traffic(

@@ -93,7 +93,12 @@ typedef enum _Berth__TrafficKind {
   /*
    * Published by a sidecar: the request it handed to its app and the app's response.
    */
-  BERTH__TRAFFIC_KIND__TRAFFIC_KIND_SIDECAR = 2
+  BERTH__TRAFFIC_KIND__TRAFFIC_KIND_SIDECAR = 2,
+  /*
+   * Published by a sidecar's egress listener: a request its app made through it ($BERTH_URL), to another class of
+   * the mesh or to the internet, and the answer the app got.
+   */
+  BERTH__TRAFFIC_KIND__TRAFFIC_KIND_EGRESS = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BERTH__TRAFFIC_KIND)
 } Berth__TrafficKind;
 typedef enum _Berth__LifecycleState {
@@ -320,10 +325,23 @@ struct  Berth__Request
    * Where the request came from, for traffic events.
    */
   Berth__Endpoint *source;
+  /*
+   * W3C Trace Context: `trace_id` (9) is the trace's id, 32 lowercase hex digits. This is the span id (16 hex digits)
+   * of the sender's exchange: the receiver's own span is its child.
+   */
+  char *parent_span_id;
+  /*
+   * The trace flags of `traceparent` (bit 0: sampled).
+   */
+  uint32_t trace_flags;
+  /*
+   * The client's `x-request-id`, kept for events; empty when it sent none.
+   */
+  char *x_request_id;
 };
 #define BERTH__REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__request__descriptor) \
-    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL }
+    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Berth__Error
@@ -442,10 +460,20 @@ struct  Berth__TrafficEvent
   uint64_t latency_us;
   Berth__TrafficKind kind;
   Berth__Error *error;
+  /*
+   * This exchange's span in the trace `trace_id` names (W3C Trace Context, 16 hex digits), and the span it is a child
+   * of (empty for a trace's root). A span's start is `time_us - latency_us`.
+   */
+  char *span_id;
+  char *parent_span_id;
+  /*
+   * The client's `x-request-id`, when it sent one.
+   */
+  char *x_request_id;
 };
 #define BERTH__TRAFFIC_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__traffic_event__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, BERTH__TRAFFIC_KIND__TRAFFIC_KIND_UNSPECIFIED, NULL }
+    , 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, BERTH__TRAFFIC_KIND__TRAFFIC_KIND_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Berth__LifecycleEvent

@@ -13,6 +13,9 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 /close              -> 200 as if the connection stayed open, then closes it (as servers do with idle ones)
 /early              -> 413 before reading the request body; reads it 300 ms later and keeps the connection
 /chunked/N          -> N bytes of the /bytes pattern in chunks of growing size, with chunk extensions and a trailer
+/call?target=T     -> calls $BERTH_URL + T (its sidecar's egress listener), passing on the traceparent it got (and
+                       x-berth-call-X as x-berth-X), and answers with the callee's status, x-berth-error and body
+/call?url=U         -> the same for the absolute URL U, with $BERTH_URL as its HTTP proxy
 /raw/NAME           -> a hand-written answer, then the connection closes: `garbage` (not HTTP), `unframed` (a body
                        that ends with the connection), `continue` (a 100 first), `conflict` (two Content-Lengths)
 
@@ -121,6 +124,8 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[0] == "close":
             self.send(200, b"closing\n", [("content-type", "text/plain")])
             self.close_connection = True
+        elif parts[0] == "call":
+            self.call(parse_qs(url.query))
         elif parts[0] == "log":
             print(parse_qs(url.query).get("line", [""])[0], flush=True)
             self.send(200, b"logged\n", [("content-type", "text/plain")])
@@ -136,6 +141,27 @@ class Handler(BaseHTTPRequestHandler):
             }
             self.send(200, json.dumps(answer, sort_keys=True).encode(),
                       [("content-type", "application/json"), ("x-repeated", "one"), ("x-repeated", "two")])
+
+    def call(self, query):
+        import urllib.error, urllib.request
+        base = os.environ.get("BERTH_URL", "")
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() in ("traceparent", "x-request-id") or k.lower().startswith("x-berth-call-")}
+        # x-berth-call-instance: NAME reaches the egress listener as x-berth-instance: NAME (the edge in front of
+        # this app takes x-berth-instance for itself).
+        headers = {k.lower().replace("x-berth-call-", "x-berth-"): v for k, v in headers.items()}
+        if "url" in query:
+            request = urllib.request.Request(query["url"][0], headers=headers)
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": base}))
+        else:
+            request = urllib.request.Request(base + query["target"][0], headers=headers)
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=10) as answer:
+                status, error, body = answer.status, answer.headers.get("x-berth-error"), answer.read()
+        except urllib.error.HTTPError as failed:
+            status, error, body = failed.code, failed.headers.get("x-berth-error"), failed.read()
+        self.send(status, body, [("content-type", "text/plain")] + ([("x-berth-error", error)] if error else []))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 

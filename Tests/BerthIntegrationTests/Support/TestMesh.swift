@@ -32,6 +32,8 @@ final class TestMesh: @unchecked Sendable {
     private(set) var edgeMetricsPort: Int?
     private(set) var edge: ChildProcess?
     private(set) var instances: [Instance] = []
+    /// Given to every sidecar this mesh starts (`--otlp-endpoint URL`, say).
+    var sidecarArguments: [String] = []
     /// Given to every echo app this mesh starts itself (`ECHO_LOG_REQUESTS=1`, say).
     var appEnvironment: [String: String] = [:]
     let client: HTTPClient
@@ -115,18 +117,19 @@ final class TestMesh: @unchecked Sendable {
     }
 
     /// Starts an echo app (unless `app` is false) and its sidecar; waits until the app listens. With `owned`, the
-    /// sidecar starts the app itself, on `port` when given, with `sidecarArguments` for the sidecar.
+    /// sidecar starts the app itself, on `port` when given, with `sidecarArguments` for the sidecar (besides the
+    /// mesh's own `sidecarArguments`, which every sidecar gets).
     @discardableResult
     func addInstance(
         className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false,
-        port: Int? = nil, sidecarArguments: [String] = []
+        port: Int? = nil, sidecarArguments extra: [String] = [], egress: [String]? = nil
     ) throws -> Int {
         let port = port ?? freePort()
         var instance = Instance(className: className, id: id, appPort: port)
         if metrics { instance.metricsPort = freePort() }
         if owned {
             instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity, metricsPort: instance.metricsPort,
-                                                arguments: sidecarArguments, app: ["python3", Paths.echoApp.path])
+                                                arguments: extra, app: ["python3", Paths.echoApp.path], egress: egress)
             instances.append(instance)
             return instances.count - 1
         }
@@ -141,13 +144,17 @@ final class TestMesh: @unchecked Sendable {
         return instances.count - 1
     }
 
+    /// `egress`: arguments for an egress listener on a free port (`--egress`, `--internet`...), which follows this
+    /// mesh's routers; nil: none.
     func startSidecar(
-        className: String, id: String, port: Int, capacity: Int = 64, metricsPort: Int? = nil, arguments: [String] = [], app: [String] = []
+        className: String, id: String, port: Int, capacity: Int = 64, metricsPort: Int? = nil, arguments: [String] = [], app: [String] = [],
+        egress: [String]? = nil
     ) throws -> ChildProcess {
-        try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
+        let egressArguments = egress.map { ["--egress-listen", "127.0.0.1:0", "--egress-router", frontends] + $0 } ?? []
+        return try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
             "--router", backends, "--events", eventsIns, "--class", className, "--instance", id, "--port", String(port),
             "--capacity", String(capacity), "--heartbeat", heartbeat, "--log-level", "debug",
-        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + arguments + (app.isEmpty ? [] : ["--"] + app))
+        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + egressArguments + sidecarArguments + arguments + (app.isEmpty ? [] : ["--"] + app))
     }
 
     func instance(_ id: String) -> Instance? { instances.first { $0.id == id } }
