@@ -174,10 +174,15 @@ public actor Supervisor: Service {
         // The sidecar's rule: an app that exits as a shell does for a command it cannot run, before it ever served,
         // could not start, and is not restarted.
         let previous = state.services.first { $0.name == name }?.app?.state
+        var cannotStart = false
         if event.state == .exited, ExitStatus.exited(event.exitCode).isStartFailure,
            previous == nil || previous == "starting" || previous == MeshState.App.failed {
             appState = MeshState.App.failed
-            if previous != MeshState.App.failed, let index = plan.services.firstIndex(where: { $0.name == name }) {
+            cannotStart = previous != MeshState.App.failed
+        }
+        // The state is written before the line is printed: whoever reads the line finds the state that goes with it.
+        defer {
+            if cannotStart, let index = plan.services.firstIndex(where: { $0.name == name }) {
                 printer.line("berth: \(name): \(event.message)", from: name, index: index)
             }
         }
