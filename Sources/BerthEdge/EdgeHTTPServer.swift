@@ -64,6 +64,8 @@ final class EdgeHTTPServer {
     enum MeshWork {
         case send(Exchange, body: [Frame])
         case cancel(UInt64)
+        /// The client's socket took some of a streamed answer: the sidecar may send `bytes` more.
+        case credit(id: UInt64, bytes: Int)
     }
 
     private var meshWork: [MeshWork] = []
@@ -255,6 +257,7 @@ final class EdgeHTTPServer {
         case nil: break
         }
         connection.open = nil
+        connection.stream = nil
         if connections.isEmpty, listener == nil, let drained {
             self.drained = nil
             drained()
@@ -440,6 +443,79 @@ final class EdgeHTTPServer {
         respond(connection, with: response)
     }
 
+    // MARK: Streamed answers
+
+    /// The head of an answer whose body streams (request `id` in the mesh): written now, with chunked coding for an
+    /// HTTP/1.1 client unless the app said the length. False when the connection is gone: the stream is not wanted.
+    func beginStream(token: Int, exchange number: UInt64, id: UInt64, with response: EdgeResponse) -> Bool {
+        guard let connection = connections[token], connection.exchange == number, case .mesh(let open)? = connection.open, open == id else {
+            return false
+        }
+        let request = connection.request
+        let length = response.header("content-length").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+        let stream = ResponseStream(id: id, length: length, minorVersion: request?.minorVersion ?? 1)
+        let (head, closes) = HTTPMapping.head(of: response, bodyBytes: stream.headLength, for: request, forceClose: listener == nil)
+        connection.stream = stream
+        // The request's body is no longer held: the app has it.
+        connection.dispatchedBodyBytes = 0
+        _ = countBody(connection)
+        connection.writer.append(Frame(head))
+        connection.closesAfterWrite = closes || stream.framing == .untilClose
+        connection.lingersAfterWrite = false
+        flush(connection)
+        return connections[token] != nil
+    }
+
+    /// A piece of a streamed answer: written as it came. False when the connection is gone.
+    func streamPiece(token: Int, exchange number: UInt64, body: [Frame], final: Bool, failed: String?) -> Bool {
+        guard let connection = connections[token], connection.exchange == number, var stream = connection.stream else { return false }
+        let step = stream.piece(body.byteCount, final: final, failed: failed)
+        connection.stream = stream
+        switch step {
+        case .reset(let reason):
+            reset(connection, reason)
+            return false
+        case .write(let before, let after, let ends):
+            if !before.isEmpty { connection.writer.append(Frame(before)) }
+            connection.writer.append(contentsOf: body)
+            if !after.isEmpty { connection.writer.append(Frame(after)) }
+            if ends {
+                connection.stream = nil
+                connection.open = nil
+                connection.request = nil
+            }
+            flush(connection)
+            return connections[token] != nil
+        }
+    }
+
+    /// A streamed answer was cut where it came from: the client's connection is reset, so that the body never looks
+    /// whole.
+    func streamLost(token: Int, exchange number: UInt64, reason: String) {
+        guard let connection = connections[token], connection.exchange == number, connection.stream != nil else { return }
+        reset(connection, reason)
+    }
+
+    /// Ends the connection with a reset (RST), what it had to write dropped: no clean end of a body.
+    private func reset(_ connection: ClientConnection, _ reason: String) {
+        serving.logger.debug("resetting a client connection: its streamed answer was cut", metadata: [
+            "berth.connection": "\(connection.token)", "berth.reason": "\(reason)",
+        ])
+        var hard = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(connection.fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
+        connection.open = nil
+        connection.stream = nil
+        close(connection)
+    }
+
+    /// After a write of a streamed answer: the credit its sidecar gets for what the client took.
+    private func grant(_ connection: ClientConnection) {
+        guard var stream = connection.stream else { return }
+        let more = stream.written(pendingBytes: connection.writer.pendingBytes)
+        connection.stream = stream
+        if let more { meshWork.append(.credit(id: stream.id, bytes: more)) }
+    }
+
     /// A request that cannot be read: 413 for a body over the limit, 431 for a head over it, 414 for a request line
     /// over it, 501 for what the edge does not do, 505 for HTTP/2.0 and the like, 400 for anything else; the connection closes, since what the client
     /// sends next can no longer be told apart from what it sent.
@@ -521,9 +597,14 @@ final class EdgeHTTPServer {
         connection.lastActive = .now
         switch connection.writer.write(to: connection.fd) {
         case .blocked:
+            grant(connection)
             setEvents(connection, Int16(POLLOUT) | (connection.open == nil ? 0 : Self.pollReadHangUp))
         case .failed:
             close(connection)
+        case .done where connection.stream != nil:
+            // A stream still open: more comes from the mesh; meanwhile the client's going away is watched for.
+            grant(connection)
+            setEvents(connection, (connection.pending.count < Self.maxPendingBytes ? Int16(POLLIN) : 0) | Self.pollReadHangUp)
         case .done:
             written(connection)
         }
@@ -589,6 +670,8 @@ final class ClientConnection {
     /// Numbers the requests of this connection, so that an answer meant for an earlier one is never written.
     var exchange: UInt64 = 0
     var open: EdgeHTTPServer.Open?
+    /// The answer being written streams: set from its head to its last piece.
+    var stream: ResponseStream?
     /// The head of the request being answered.
     var request: HTTPRequestHead?
     var continueSent = false

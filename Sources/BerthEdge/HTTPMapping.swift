@@ -36,8 +36,10 @@ enum HTTPMapping {
     /// `content-length` is set from the body when one is written (the body is whole, so any `transfer-encoding` a
     /// Worker named is dropped); `connection` follows HTTP/1.1 as nginx does. Headers a client could not parse are dropped (bad
     /// name) or cleaned (control bytes in the value become spaces), so no answer can split a response.
+    /// `bodyBytes` nil: the body streams with no length known, chunked to an HTTP/1.1 client, to the end of the
+    /// connection for an HTTP/1.0 one.
     static func head(
-        of response: EdgeResponse, bodyBytes: Int, for request: HTTPRequestHead?, forceClose: Bool = false
+        of response: EdgeResponse, bodyBytes: Int?, for request: HTTPRequestHead?, forceClose: Bool = false
     ) -> (bytes: [UInt8], closes: Bool) {
         let minor = request?.minorVersion ?? 1
         var keepAlive = (request?.keepAlive ?? false) && !forceClose
@@ -69,7 +71,15 @@ enum HTTPMapping {
             }
             bytes.appendHeader(header.name, legalValue(header.value))
         }
-        if writesBody { bytes.appendHeader("content-length", String(bodyBytes)) }
+        if writesBody {
+            if let bodyBytes {
+                bytes.appendHeader("content-length", String(bodyBytes))
+            } else if minor >= 1 {
+                bytes.appendHeader("transfer-encoding", "chunked")
+            } else {
+                keepAlive = false
+            }
+        }
         if let connection, connection.utf8.count >= 5 && connection.lowercased().contains("close") { keepAlive = false }
         if !keepAlive {
             bytes.appendHeader("connection", "close")

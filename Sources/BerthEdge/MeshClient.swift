@@ -71,12 +71,15 @@ struct Exchange: Sendable {
             if let asked = Int64(headers[timeoutIndex].value), asked > 0 { timeout = asked }
             headers.remove(at: timeoutIndex)
         }
-        self.request = Request(
+        var meshRequest = Request(
             id: id, target: target, port: UInt32(clamping: port ?? 0), method: request.method, path: request.path,
             query: request.query, headers: headers, timeoutMilliseconds: UInt32(clamping: timeout),
             traceID: traceID ?? ids.traceID(for: id),
             source: Endpoint(className: "edge", instanceID: configuration.name)
         )
+        // The edge's own connections take an answer that streams; a Worker's task takes it whole.
+        if case .connection = reply { meshRequest.streamWindow = UInt32(ResponseStream.window) }
+        self.request = meshRequest
         self.target = target
         bytesIn = request.body.count
         started = .now
@@ -85,14 +88,18 @@ struct Exchange: Sendable {
 
     /// `bytesOut`: the body the client got, the mesh's own failure text included.
     func event(answer: MeshAnswer, bytesOut: Int, latency: Duration) -> TrafficEvent {
+        event(response: answer.response, status: answer.status, bytesOut: bytesOut, latency: latency)
+    }
+
+    func event(response: Response, status: Int, bytesOut: Int, latency: Duration) -> TrafficEvent {
         TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(), requestID: request.id,
             traceID: request.traceID, source: request.source,
-            destination: answer.response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
-            method: request.method, path: request.path, status: UInt32(clamping: answer.status),
+            destination: response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
+            method: request.method, path: request.path, status: UInt32(clamping: status),
             bytesIn: UInt64(bytesIn), bytesOut: UInt64(bytesOut),
             latencyMicroseconds: latency.wholeMicroseconds,
-            kind: .edge, error: answer.response.error
+            kind: .edge, error: response.error
         )
     }
 }

@@ -63,7 +63,7 @@ package struct HTTPResponseHead: HTTPMessageHead, Equatable {
 package typealias HTTPResponseReader = HTTPMessageReader<HTTPResponseHead>
 
 extension HTTPMessageReader where Head == HTTPResponseHead {
-    package init(requestWasHead: Bool, maxBodyBytes: Int) {
-        self.init(context: HTTPResponseHead.Context(requestWasHead: requestWasHead), maxBodyBytes: maxBodyBytes)
+    package init(requestWasHead: Bool, maxBodyBytes: Int, streamAbove: Int? = nil) {
+        self.init(context: HTTPResponseHead.Context(requestWasHead: requestWasHead), maxBodyBytes: maxBodyBytes, streamAbove: streamAbove)
     }
 }

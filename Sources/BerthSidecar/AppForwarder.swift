@@ -18,33 +18,49 @@ struct AppForwarder: Sendable {
         var bytesIn: Int
     }
 
+    /// Bodies of known length over this stream when the edge takes a stream; so do those of unknown length once the
+    /// app pauses before their end.
+    static let streamAbove = 512 << 10
+
     /// Forwards `incoming` to the app over `client`; `completion` runs once, on the bus thread, maybe before this
-    /// returns.
-    func forward(_ incoming: IncomingRequest, over client: AppClient, completion: @escaping (Outcome) -> Void) {
+    /// returns. When the edge takes a stream (`Request.stream_window`) and the answer streams, `completion` gets its
+    /// head (`Response.body_streams`) and `pieces` its body. Returns the exchange, for credit and cancelling.
+    @discardableResult
+    func forward(
+        _ incoming: IncomingRequest, over client: AppClient, pieces: ((AppBodyPiece) -> Void)? = nil,
+        completion: @escaping (Outcome) -> Void
+    ) -> AppExchangeHandle? {
         let request = incoming.request
         let port = request.port == 0 ? UInt32(configuration.port) : request.port
         let bytesIn = incoming.body.byteCount
         guard configuration.ports.contains(port) else {
-            return completion(failure(request, .badRequest, "port \(port) is not a port of \(configuration.className) (it listens on \(configuration.ports.map(String.init).joined(separator: ", ")))", bytesIn))
+            completion(failure(request, .badRequest, "port \(port) is not a port of \(configuration.className) (it listens on \(configuration.ports.map(String.init).joined(separator: ", ")))", bytesIn))
+            return nil
         }
         let head: [UInt8]
         do {
             head = try RequestHead.encode(request, host: configuration.appHost, port: port, bodyBytes: bytesIn)
         } catch {
-            return completion(failure(request, .badRequest, error.message, bytesIn))
+            completion(failure(request, .badRequest, error.message, bytesIn))
+            return nil
         }
         let timeout: Duration = request.timeoutMilliseconds > 0 ? .milliseconds(request.timeoutMilliseconds) : .seconds(3_600)
-        let appRequest = AppRequest(
+        var appRequest = AppRequest(
             port: Int(port), head: head, isHead: request.method == "HEAD", body: incoming.body,
             deadline: .now + timeout, maxResponseBytes: configuration.maxBodyBytes,
             mayRetry: request.isIdempotent
         )
+        if pieces != nil {
+            appRequest.streamWindow = Int(request.streamWindow)
+            appRequest.streamAbove = min(Self.streamAbove, max(1, Int(request.streamWindow) / 2))
+        }
         let configuration = configuration
-        client.execute(appRequest) { result in
+        return client.execute(appRequest, pieces: pieces) { result in
             switch result {
             case .success(var answer):
                 answer.head.headers.removeAll { HopByHop.contains($0.name) }
-                let response = Response(id: request.id, status: UInt32(answer.head.status), headers: answer.head.headers, servedBy: configuration.endpoint)
+                var response = Response(id: request.id, status: UInt32(answer.head.status), headers: answer.head.headers, servedBy: configuration.endpoint)
+                response.bodyStreams = answer.streams
                 completion(Outcome(response: response, body: answer.body, bytesIn: bytesIn))
             case .failure(let error):
                 let (code, message) = Self.describe(error, port: port, timeout: request.timeoutMilliseconds)
@@ -98,6 +114,7 @@ struct AppForwarder: Sendable {
         case .tooLarge(let limit): (.appFailed, "the app's response body is over the \(limit)-byte limit")
         case .invalidAnswer(let reason): (.appFailed, "\(reason) (port \(port))")
         case .shutDown: (.appUnavailable, "the sidecar is shutting down")
+        case .cancelled: (.internal, "the edge gave the exchange up: its client went away")
         }
     }
 }

@@ -31,6 +31,15 @@ final class SidecarBus: BusLoopBody {
     let app: AppClient
     private var core: SidecarCore
 
+    /// A streamed exchange: the edge's routing id and the request's id.
+    struct StreamKey: Hashable {
+        var edge: [UInt8]
+        var id: UInt64
+    }
+
+    /// Exchanges whose answer streams, for the edges' credit and cancelling.
+    private var streams: [StreamKey: AppExchangeHandle] = [:]
+
     init(
         configuration: SidecarConfiguration, logger: Logger,
         handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, drained: @escaping @Sendable () -> Void,
@@ -102,8 +111,18 @@ final class SidecarBus: BusLoopBody {
             }
         case .heartbeat:
             send(.heartbeat(core.heartbeat(from: frames[0].bytes, now: .now)), to: frames[0])
+        case .credit(let credit):
+            // A credit for a stream that ended crossed its last piece: nothing to do.
+            guard let handle = streams[StreamKey(edge: frames[0].bytes, id: credit.id)] else { return }
+            app.grant(handle, bytes: credit.bytes)
+        case .streamCancel(let cancel):
+            guard let handle = streams[StreamKey(edge: frames[0].bytes, id: cancel.id)] else { return }
+            logger.debug("the edge cancelled a stream", metadata: ["berth.request.id": "\(cancel.id)", "berth.reason": "\(cancel.reason)"])
+            app.cancel(handle)
         case .disconnect:
             break
+        case .streamData:
+            logger.warning("rejected message: a streamed request body this sidecar did not ask for")
         case .ready, .response, .directoryRequest, .directory, .directoryUpdate:
             logger.warning("rejected message: edges send requests and heartbeats to sidecars")
         }
@@ -119,7 +138,7 @@ final class SidecarBus: BusLoopBody {
                 logger.info("router asked us to register again", metadata: ["berth.router": "\(link.endpoint)", "berth.reason": "\(disconnect.reason)"])
                 link.mustGreetAgain()
             }
-        case .ready, .request, .response, .directoryRequest, .directory, .directoryUpdate:
+        case .ready, .request, .response, .directoryRequest, .directory, .directoryUpdate, .streamData, .credit, .streamCancel:
             logger.warning("rejected message: routers send heartbeats and disconnects to sidecars")
         }
     }
@@ -137,11 +156,38 @@ final class SidecarBus: BusLoopBody {
         }
     }
 
-    /// Answers `incoming` on the link it came in on, with this sidecar's load.
-    func respond(to incoming: IncomingRequest, _ response: Response, body: [Frame]) {
+    /// Answers `incoming` on the link it came in on, with this sidecar's load; an answer that `streams` counts as in
+    /// flight until its stream ends (`closeStream`).
+    func respond(to incoming: IncomingRequest, _ response: Response, body: [Frame], streams: Bool = false) {
         var response = response
-        core.answered(&response, now: .now)
+        if streams {
+            response.inFlight = UInt32(clamping: core.inFlight)
+        } else {
+            core.answered(&response, now: .now)
+        }
         send(.response(response), to: incoming.edge, body: body)
+    }
+
+    // MARK: Streams
+
+    func openStream(_ key: StreamKey, _ handle: AppExchangeHandle) {
+        streams[key] = handle
+    }
+
+    /// The exchange ended before its answer streamed.
+    func forgetStream(_ key: StreamKey) {
+        streams[key] = nil
+    }
+
+    /// The stream ended (its last piece is sent): the exchange is no longer in flight.
+    func closeStream(_ key: StreamKey) {
+        streams[key] = nil
+        var done = Response(id: key.id, status: 200)
+        core.answered(&done, now: .now)
+    }
+
+    func streamData(_ key: StreamKey, _ data: StreamData, body: [Frame]) {
+        send(.streamData(data), to: Frame(key.edge), body: body)
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {

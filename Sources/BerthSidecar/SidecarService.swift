@@ -102,13 +102,10 @@ private final class Exchanges: Sendable {
         // The completions keep the request, not its body: the app client lets the body's frames go once written.
         let request = IncomingRequest(request: incoming.request, body: [], edge: incoming.edge)
         guard let supervisor else {
-            return forwarder.forward(incoming, over: sidecar.app) { outcome in self.answer(request, outcome, started: started, on: sidecar) }
+            return forward(incoming, request, started: started, on: sidecar, done: nil)
         }
         if supervisor.admitIfHealthy() {
-            return forwarder.forward(incoming, over: sidecar.app) { outcome in
-                supervisor.finish()
-                self.answer(request, outcome, started: started, on: sidecar)
-            }
+            return forward(incoming, request, started: started, on: sidecar, done: { supervisor.finish() })
         }
         // The app is not running: the supervisor starts it (one cold start for all who wait) or says why it can't.
         Task {
@@ -121,13 +118,74 @@ private final class Exchanges: Sendable {
                 return
             }
             let queued = bus.execute { sidecar in
-                self.forwarder.forward(incoming, over: sidecar.app) { outcome in
-                    supervisor.finish()
-                    self.answer(request, outcome, started: started, on: sidecar)
-                }
+                self.forward(incoming, request, started: started, on: sidecar, done: { supervisor.finish() })
             }
             if !queued { supervisor.finish() }
         }
+    }
+
+    /// On the bus thread: the exchange with the app; `done` once it is over, its stream included.
+    private func forward(
+        _ incoming: IncomingRequest, _ request: IncomingRequest, started: ContinuousClock.Instant, on sidecar: SidecarBus,
+        done: (() -> Void)?
+    ) {
+        guard request.request.streamWindow > 0 else {
+            forwarder.forward(incoming, over: sidecar.app) { outcome in
+                done?()
+                self.answer(request, outcome, started: started, on: sidecar)
+            }
+            return
+        }
+        let stream = StreamTally()
+        let key = SidecarBus.StreamKey(edge: request.edge.bytes, id: request.request.id)
+        let handle = forwarder.forward(incoming, over: sidecar.app, pieces: { piece in
+            switch piece {
+            case .data(let frames):
+                stream.bytesOut += frames.byteCount
+                sidecar.streamData(key, StreamData(id: key.id), body: frames)
+            case .end:
+                self.endStream(request, key, stream, error: nil, started: started, on: sidecar)
+                done?()
+            case .failed(let error):
+                let outcome = self.forwarder.failure(request.request, .appFailed, "the app's answer was cut short: \(error)", stream.bytesIn)
+                self.endStream(request, key, stream, error: outcome.response.error, started: started, on: sidecar)
+                done?()
+            }
+        }) { outcome in
+            stream.bytesIn = outcome.bytesIn
+            guard outcome.response.bodyStreams else {
+                sidecar.forgetStream(key)
+                done?()
+                return self.answer(request, outcome, started: started, on: sidecar)
+            }
+            stream.status = outcome.response.status
+            sidecar.respond(to: request, outcome.response, body: [], streams: true)
+        }
+        if let handle { sidecar.openStream(key, handle) }
+    }
+
+    /// On the bus thread: the last piece of a streamed answer to the edge, clean or failed, and its traffic event.
+    private func endStream(
+        _ incoming: IncomingRequest, _ key: SidecarBus.StreamKey, _ stream: StreamTally, error: MeshError?,
+        started: ContinuousClock.Instant, on sidecar: SidecarBus
+    ) {
+        let request = incoming.request
+        let latency = started.duration(to: .now)
+        sidecar.streamData(key, StreamData(id: key.id, final: true, error: error), body: [])
+        sidecar.closeStream(key)
+        metrics.record(Response(id: request.id, status: stream.status, error: error), latency: latency)
+        var event = TrafficEvent(
+            timeMicroseconds: WallClock.nowMicroseconds(),
+            requestID: request.id, traceID: request.traceID,
+            source: request.source,
+            destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
+            method: request.method, path: request.path, status: stream.status,
+            bytesIn: UInt64(stream.bytesIn), bytesOut: UInt64(stream.bytesOut),
+            latencyMicroseconds: latency.wholeMicroseconds,
+            kind: .sidecar, error: error
+        )
+        event.streamed = true
+        sidecar.publish(topic: topic, event: .traffic(event))
     }
 
     /// On the bus thread: the answer to the edge, the traffic event, the metrics.
@@ -154,6 +212,13 @@ private final class Exchanges: Sendable {
             kind: .sidecar, error: response.error
         )))
     }
+}
+
+/// What a streamed exchange carried so far, for its traffic event.
+private final class StreamTally {
+    var status: UInt32 = 0
+    var bytesIn = 0
+    var bytesOut = 0
 }
 
 /// The sidecar's request metrics, with the handles for each status made once.
