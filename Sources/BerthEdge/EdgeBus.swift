@@ -20,7 +20,7 @@ struct MeshAnswer: Sendable {
 final class EdgeBus: BusLoopBody {
     /// A request on its way: the exchange, and its body until it is sent for the last time.
     final class Outgoing {
-        let exchange: Exchange
+        var exchange: Exchange
         var body: [Frame]
 
         init(exchange: Exchange, body: [Frame]) {
@@ -141,6 +141,12 @@ final class EdgeBus: BusLoopBody {
             case .credit(let id, let bytes):
                 guard let link = core.streamLink(id) else { continue }
                 sendOnLink([Frame(Self.routingID(link)), Frame(Envelope.credit(Credit(id: id, bytes: UInt64(bytes))).encoded())], link: link)
+            case .piece(let id, let body, let final):
+                guard let (link, outgoing) = core.uploadTarget(id) else { continue }
+                outgoing.exchange.bytesIn += body.byteCount
+                var frames = [Frame(Self.routingID(link)), Frame(Envelope.streamData(StreamData(id: id, final: final)).encoded())]
+                frames.append(contentsOf: body)
+                sendOnLink(frames, link: link)
             }
         }
     }
@@ -393,8 +399,14 @@ final class EdgeBus: BusLoopBody {
             perform(core.leaving(onLink: link, now: now))
         case .streamData(let data):
             streamPiece(data, body: Array(frames.dropFirst(2)), onLink: link, now: now)
-        case .credit, .streamCancel:
-            logger.warning("rejected message: a credit or cancel for a stream this edge does not send")
+            takeServerWork()
+        case .credit(let credit):
+            guard let outgoing = core.uploadCredit(credit.id, onLink: link, now: now),
+                  case .connection(let token, let number) = outgoing.exchange.reply else { return }
+            server.grantUpload(token: token, exchange: number, bytes: credit.bytes)
+            takeServerWork()
+        case .streamCancel:
+            logger.warning("rejected message: sidecars do not cancel streams")
         case .ready, .request, .directoryRequest, .directory, .directoryUpdate:
             logger.warning("rejected message: sidecars send responses, heartbeats and disconnects to edges")
         }

@@ -16,6 +16,9 @@ import DequeModule
 /// - A streamed answer (`Response.body_streams`) keeps its request in flight on its instance until its last piece:
 ///   it has no deadline (the receiver's credit paces it), is never retried, and a lost link fails it
 ///   (`streamLost`: its client sees the body cut); a client that goes away cancels it (`cancelStream`).
+/// - A request whose body streams in (`Request.body_streams`) sends its body as its sidecar grants credit. Until the
+///   first grant nothing of it left the edge, so it is retried as any request; from then on it never is. Its deadline
+///   counts again from each grant, so a long upload is paced by credit, not cut by its deadline.
 /// - Outlier detection, as Envoy's: an instance with `ejectAfter` mesh-side failures in a row (the app refused or
 ///   broke the connection, did not answer in time, or the link was lost) is set aside for `baseEjection` times the
 ///   number of its ejections (at most `maxEjection`), while no more than `maxEjectedShare` of its class is set aside.
@@ -135,7 +138,9 @@ struct EdgeCore<Payload> {
     private final class Pending {
         var request: Request
         let payload: Payload
-        let deadline: ContinuousClock.Instant
+        var deadline: ContinuousClock.Instant
+        /// The time to answer it was given, for a deadline counted again while its body streams in.
+        let timeout: Duration
         /// The link of the member it is on; nil while it waits in its class's queue.
         var on: Int?
         /// Links of instances that refused it or lost it: not picked again.
@@ -144,11 +149,14 @@ struct EdgeCore<Payload> {
         var sentAt: ContinuousClock.Instant?
         /// Its answer's head came and its body streams: done at its last piece.
         var streaming = false
+        /// Its body streams in and some of it has left: it can no longer go to another instance.
+        var bodyStarted = false
 
-        init(request: Request, payload: Payload, deadline: ContinuousClock.Instant) {
+        init(request: Request, payload: Payload, deadline: ContinuousClock.Instant, now: ContinuousClock.Instant) {
             self.request = request
             self.payload = payload
             self.deadline = deadline
+            timeout = now.duration(to: deadline)
         }
     }
 
@@ -293,7 +301,7 @@ struct EdgeCore<Payload> {
 
     /// A new request: sent to an instance, queued, or failed at once.
     mutating func submit(_ request: Request, payload: Payload, deadline: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [Action] {
-        pending[request.id] = Pending(request: request, payload: payload, deadline: deadline)
+        pending[request.id] = Pending(request: request, payload: payload, deadline: deadline, now: now)
         return dispatch(request.id, now: now)
     }
 
@@ -305,6 +313,10 @@ struct EdgeCore<Payload> {
             pending[id] = nil
             members[link]?.streams -= 1
             return [.cancelStream(link: link, id: id)] + release(from: link)
+        }
+        if entry.bodyStarted, let link = entry.on {
+            // Its sidecar waits for the rest of the body: told to stop.
+            return [.cancelStream(link: link, id: id)] + fail(id, .internal, "the client went away", component: "edge")
         }
         if entry.on == nil { unqueue(id, entry.request.target.className) }
         return fail(id, .internal, "the client went away", component: "edge")
@@ -428,7 +440,7 @@ struct EdgeCore<Payload> {
             // The sidecar is full (other edges fill it too), as its load now says: the app never saw this one, which
             // goes to another instance or waits for room.
             actions += retry(response.id, avoiding: nil, countAsAttempt: false, now: now)
-        case .appUnreachable? where entry.request.attempt == 0 && hasAlternative(to: link, for: entry, now: now):
+        case .appUnreachable? where entry.request.attempt == 0 && !entry.bodyStarted && hasAlternative(to: link, for: entry, now: now):
             // The app refused the connection: it never saw the request, so any method may go elsewhere.
             actions += retry(response.id, avoiding: link, countAsAttempt: true, now: now)
         default:
@@ -460,6 +472,23 @@ struct EdgeCore<Payload> {
     func streamLink(_ id: UInt64) -> Int? {
         guard let entry = pending[id], entry.streaming else { return nil }
         return entry.on
+    }
+
+    /// The link the pieces of a request body that streams in go on, and whose request it is.
+    func uploadTarget(_ id: UInt64) -> (Int, Payload)? {
+        guard let entry = pending[id], entry.request.bodyStreams, let link = entry.on else { return nil }
+        return (link, entry.payload)
+    }
+
+    /// The sidecar on `link` granted credit for the body of `id`: whose request it is (nil: none this edge sends).
+    /// From now on the request is not retried, and its deadline counts again.
+    mutating func uploadCredit(_ id: UInt64, onLink link: Int, now: ContinuousClock.Instant) -> Payload? {
+        guard let entry = pending[id], entry.on == link, entry.request.bodyStreams, let member = members[link] else { return nil }
+        member.lastHeard = now
+        if member.waitingSince != nil { member.waitingSince = now }
+        entry.bodyStarted = true
+        entry.deadline = max(entry.deadline, now + entry.timeout)
+        return entry.payload
     }
 
     /// A heartbeat answered on `link`, with the sidecar's load.
@@ -507,7 +536,7 @@ struct EdgeCore<Payload> {
                 continue
             }
             // A request on a link never heard from never reached the app: any method may go elsewhere.
-            if entry.request.attempt == 0 && (entry.request.isIdempotent || !delivered) {
+            if entry.request.attempt == 0 && !entry.bodyStarted && (entry.request.isIdempotent || !delivered) {
                 actions += retry(id, avoiding: link, countAsAttempt: true, now: now)
             } else {
                 pending[id]!.on = nil

@@ -66,6 +66,8 @@ final class EdgeHTTPServer {
         case cancel(UInt64)
         /// The client's socket took some of a streamed answer: the sidecar may send `bytes` more.
         case credit(id: UInt64, bytes: Int)
+        /// A piece of a request body that streams in.
+        case piece(id: UInt64, body: [Frame], final: Bool)
     }
 
     private var meshWork: [MeshWork] = []
@@ -201,7 +203,7 @@ final class EdgeHTTPServer {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let token = nextToken
             nextToken += 1
-            let connection = ClientConnection(token: token, fd: fd, maxBodyBytes: serving.maxBodyBytes)
+            let connection = ClientConnection(token: token, fd: fd, reader: newReader())
             connection.headDeadline = .now + serving.headerTimeout
             connections[token] = connection
             descriptors.watch(fd, events: connection.events, token: token)
@@ -258,6 +260,7 @@ final class EdgeHTTPServer {
         }
         connection.open = nil
         connection.stream = nil
+        connection.upload = nil
         if connections.isEmpty, listener == nil, let drained {
             self.drained = nil
             drained()
@@ -276,6 +279,7 @@ final class EdgeHTTPServer {
     private func readable(_ connection: ClientConnection, hungUp: Bool) {
         connection.lastActive = .now
         if connection.lingerUntil != nil { return discardInput(connection) }
+        if connection.upload != nil { return readUpload(connection, hungUp: hungUp) }
         if connection.open != nil || !connection.writer.isEmpty { return readAhead(connection, hungUp: hungUp) }
         readRequest(connection)
     }
@@ -301,6 +305,7 @@ final class EdgeHTTPServer {
                 } else {
                     connection.headDeadline = nil
                 }
+                if startsUpload(connection, paused: false) { return dispatchUpload(connection) }
                 guard countBody(connection) else { return refuseForMemory(connection) }
                 if connection.reader.isComplete {
                     dispatch(connection)
@@ -326,9 +331,136 @@ final class EdgeHTTPServer {
             }
             if count == 0 { return clientWentAway(connection) }
             if errno == EINTR { continue }
-            if errno != EAGAIN { clientWentAway(connection) }
+            if errno != EAGAIN { return clientWentAway(connection) }
+            if startsUpload(connection, paused: true) { dispatchUpload(connection) }
             return
         }
+    }
+
+    // MARK: Request bodies that stream
+
+    /// Bodies of known length over this stream into the mesh (declarative routes only: a Worker reads its body whole).
+    static let streamAbove = 512 << 10
+
+    private func newReader() -> HTTPRequestReader {
+        HTTPRequestReader(maxBodyBytes: serving.maxBodyBytes, streamAbove: serving.routes != nil ? Self.streamAbove : nil)
+    }
+
+    /// Whether the request being read goes into the mesh now, its body streaming after it: a body of known length over
+    /// `streamAbove`, or one of unknown length (chunked) that is over it or not whole when the client `paused`.
+    private func startsUpload(_ connection: ClientConnection, paused: Bool) -> Bool {
+        let reader = connection.reader
+        guard serving.routes != nil, connection.upload == nil, connection.open == nil, reader.head != nil, !reader.isComplete else { return false }
+        if reader.bodyStreamsFromStart { return true }
+        return reader.directBodyRoom() == nil && (paused || reader.bodyBytesHeld > Self.streamAbove)
+    }
+
+    /// Sends the request into the mesh with its body to follow; what was read of the body waits for the first grant.
+    private func dispatchUpload(_ connection: ClientConnection) {
+        guard let head = connection.reader.head, let routes = serving.routes else { return }
+        if let twice = Failures.singleHeaders.first(where: { name in head.headers.count { $0.name.caseInsensitiveEquals(name) } > 1 }) {
+            return refuse(connection, HTTPMessageError("the request has more than one \(twice) header"))
+        }
+        sendContinueIfAsked(connection)
+        connection.request = head
+        connection.exchange &+= 1
+        let request = HTTPMapping.edgeRequest(head, body: [])
+        switch routes.decide(request) {
+        case .answer(let response):
+            // Answered at once (no route): the body is not read, so the connection closes after the answer.
+            respond(connection, with: response, closing: true)
+        case .forward(let forwarded, let target):
+            let id = ids.next()
+            connection.open = .mesh(id: id)
+            connection.upload = RequestUpload(id: id, held: connection.reader.takeAvailableBody())
+            var exchange = Exchange(
+                forwarded, id: id, to: target, port: nil, configuration: configuration, ids: ids,
+                reply: .connection(token: connection.token, exchange: connection.exchange)
+            )
+            exchange.streamsBody()
+            meshWork.append(.send(exchange, body: []))
+            // Nothing more is read until the sidecar grants credit.
+            setEvents(connection, connection.writer.isEmpty ? 0 : Int16(POLLOUT))
+        }
+    }
+
+    /// The sidecar of request `exchange` of connection `token` granted `bytes` more of its body.
+    func grantUpload(token: Int, exchange number: UInt64, bytes: UInt64) {
+        guard let connection = connections[token], connection.exchange == number, connection.upload != nil else { return }
+        connection.upload!.sender.granted(bytes)
+        if !connection.upload!.held.isEmpty {
+            let held = connection.upload!.held
+            connection.upload!.held = []
+            sendPiece(connection, held, final: false)
+        }
+        readUpload(connection, hungUp: false)
+    }
+
+    private func sendPiece(_ connection: ClientConnection, _ body: [Frame], final: Bool) {
+        guard let upload = connection.upload else { return }
+        connection.upload!.sender.sent(body.byteCount)
+        meshWork.append(.piece(id: upload.id, body: body, final: final))
+    }
+
+    /// Reads the body that streams in, as far as its credit goes: no further, so a sidecar whose app reads slowly
+    /// stops this client's reads (TCP then stops the client).
+    private func readUpload(_ connection: ClientConnection, hungUp: Bool) {
+        guard connection.upload != nil, !connection.reading else { return }
+        connection.reading = true
+        defer { connection.reading = false }
+        connection.lastActive = .now
+        while connection.upload!.sender.available > 0 && !connection.reader.isComplete {
+            let limit = min(scratch.count, connection.upload!.sender.available)
+            let taken: Int
+            do {
+                if !connection.pending.isEmpty {
+                    let count = min(connection.pending.count, limit)
+                    taken = try connection.pending.withUnsafeBytes { try connection.reader.consume(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+                    connection.pending.removeFirst(taken)
+                } else {
+                    let count = read(connection.fd, scratch.baseAddress, limit)
+                    if count == 0 { return clientWentAway(connection) }
+                    if count < 0 {
+                        if errno == EINTR { continue }
+                        if errno == EAGAIN { break }
+                        return clientWentAway(connection)
+                    }
+                    let bytes = UnsafeRawBufferPointer(rebasing: scratch[..<count])
+                    taken = try connection.reader.consume(bytes)
+                    // What follows the body is the client's next request.
+                    if taken < count { connection.pending.append(contentsOf: bytes[taken...]) }
+                }
+            } catch {
+                return abandonUpload(connection, error as? HTTPMessageError ?? HTTPMessageError("\(error)"))
+            }
+            if connection.reader.isComplete { break }
+            let body = connection.reader.takeAvailableBody()
+            if !body.isEmpty { sendPiece(connection, body, final: false) }
+        }
+        if connection.reader.isComplete {
+            sendPiece(connection, connection.reader.takeAvailableBody(), final: true)
+            connection.upload = nil
+            connection.reader = newReader()
+            connection.continueSent = false
+            setEvents(connection, Int16(POLLIN) | Self.pollReadHangUp | (connection.writer.isEmpty ? 0 : Int16(POLLOUT)))
+            return
+        }
+        // Out of credit: not even the client's going away is polled for (it would wake the loop until credit came),
+        // only an error or a hang-up, which poll(2) reports whatever is asked.
+        let wantsInput = connection.upload!.sender.available > 0
+        setEvents(connection, (wantsInput ? Int16(POLLIN) | Self.pollReadHangUp : 0) | (connection.writer.isEmpty ? 0 : Int16(POLLOUT)))
+        if hungUp && !wantsInput { clientWentAway(connection) }
+    }
+
+    /// A body that cannot be read on (malformed chunked coding): the exchange is cancelled in the mesh, and the client
+    /// gets 400 if its answer has not begun, or a reset if it has.
+    private func abandonUpload(_ connection: ClientConnection, _ error: HTTPMessageError) {
+        guard let upload = connection.upload else { return }
+        connection.upload = nil
+        meshWork.append(.cancel(upload.id))
+        if connection.stream != nil { return reset(connection, error.description) }
+        connection.open = nil
+        refuse(connection, error)
     }
 
     /// While a request is open, the next ones (pipelined) are held, up to a limit; a connection that ends now ends
@@ -388,7 +520,7 @@ final class EdgeHTTPServer {
         }
         connection.dispatchedBodyBytes = connection.reader.bodyBytesHeld
         let body = connection.reader.takeBody()
-        connection.reader = HTTPRequestReader(maxBodyBytes: serving.maxBodyBytes)
+        connection.reader = newReader()
         connection.continueSent = false
         connection.request = head
         connection.exchange &+= 1
@@ -440,7 +572,11 @@ final class EdgeHTTPServer {
     func answer(token: Int, exchange number: UInt64, with response: EdgeResponse) {
         guard let connection = connections[token], connection.exchange == number, connection.open != nil else { return }
         connection.open = nil
-        respond(connection, with: response)
+        // An answer before the whole body streamed in (an error, an app that answers early): the rest is not read,
+        // so the connection closes after it.
+        let cut = connection.upload != nil
+        connection.upload = nil
+        respond(connection, with: response, closing: cut)
     }
 
     // MARK: Streamed answers
@@ -658,6 +794,14 @@ final class EdgeHTTPServer {
     }
 }
 
+/// A request body that streams from the client into the mesh as its sidecar grants credit.
+struct RequestUpload {
+    let id: UInt64
+    var sender = CreditSender(initial: 0)
+    /// What was read before the first grant, sent with it.
+    var held: [Frame] = []
+}
+
 /// One client connection of the edge's server.
 final class ClientConnection {
     let token: Int
@@ -672,6 +816,8 @@ final class ClientConnection {
     var open: EdgeHTTPServer.Open?
     /// The answer being written streams: set from its head to its last piece.
     var stream: ResponseStream?
+    /// The request's body streams into the mesh: set from its dispatch to its last piece.
+    var upload: RequestUpload?
     /// The head of the request being answered.
     var request: HTTPRequestHead?
     var continueSent = false
@@ -691,10 +837,10 @@ final class ClientConnection {
     /// What of the server's `BodyMemory` this connection accounts for.
     var countedBodyBytes = 0
 
-    init(token: Int, fd: Int32, maxBodyBytes: Int) {
+    init(token: Int, fd: Int32, reader: HTTPRequestReader) {
         self.token = token
         self.fd = fd
-        reader = HTTPRequestReader(maxBodyBytes: maxBodyBytes)
+        self.reader = reader
     }
 
     /// A request may be read now: none is open, no answer waits to be written, the connection is not ending.

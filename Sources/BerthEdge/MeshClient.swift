@@ -43,9 +43,10 @@ struct Exchange: Sendable {
         case callback(@Sendable (MeshAnswer) -> Void)
     }
 
-    let request: Request
+    private(set) var request: Request
     let target: Target
-    let bytesIn: Int
+    /// Request body bytes: the whole body's, or what streamed in so far.
+    var bytesIn: Int
     let started: ContinuousClock.Instant
     let reply: Reply
 
@@ -86,13 +87,19 @@ struct Exchange: Sendable {
         self.reply = reply
     }
 
+    /// The body streams in after the request, as the sidecar grants credit.
+    mutating func streamsBody() {
+        request.bodyStreams = true
+        bytesIn = 0
+    }
+
     /// `bytesOut`: the body the client got, the mesh's own failure text included.
     func event(answer: MeshAnswer, bytesOut: Int, latency: Duration) -> TrafficEvent {
         event(response: answer.response, status: answer.status, bytesOut: bytesOut, latency: latency)
     }
 
     func event(response: Response, status: Int, bytesOut: Int, latency: Duration) -> TrafficEvent {
-        TrafficEvent(
+        var event = TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(), requestID: request.id,
             traceID: request.traceID, source: request.source,
             destination: response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
@@ -101,6 +108,8 @@ struct Exchange: Sendable {
             latencyMicroseconds: latency.wholeMicroseconds,
             kind: .edge, error: response.error
         )
+        event.streamed = request.bodyStreams || response.bodyStreams
+        return event
     }
 }
 

@@ -24,6 +24,9 @@ struct AppRequest: Sendable {
     /// An answer streams when its length is over this, or its length is unknown and it is not whole once the app
     /// paused (chunked, server-sent events, close-delimited).
     var streamAbove = 1 << 20
+    /// The body streams in after the head (`append`), as the app's connection takes it; chunked when `chunked`.
+    var bodyStreams = false
+    var chunked = false
 }
 
 /// A piece of an answer that streams.
@@ -33,6 +36,8 @@ enum AppBodyPiece {
     case end
     /// The body was cut short: the app broke the connection, or sent what is not HTTP.
     case failed(AppClientError)
+    /// The app's connection took request body bytes: its sender may send this many more (a streamed request).
+    case requestCredit(Int)
 }
 
 /// An exchange the caller may grant credit to or cancel.
@@ -84,6 +89,8 @@ final class AppClient {
     /// The earliest deadline of any exchange or connection attempt: `expire` looks no closer before it.
     private var nextDeadline: ContinuousClock.Instant?
     private var shutDown = false
+    /// The most request body of one exchange held at once, arrived and not yet taken by the app.
+    static let uploadWindow = 1 << 20
     /// One read buffer for every connection: only the bus thread reads.
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
 
@@ -124,6 +131,33 @@ final class AppClient {
         connection.readPaused = false
         updateEvents(connection)
         readMore(connection)
+    }
+
+    /// A piece of a request body that streams; `final`: the body is whole. False: the sender broke the credit rules.
+    func append(_ handle: AppExchangeHandle, body: [Frame], final: Bool) -> Bool {
+        let exchange = handle.exchange
+        guard exchange.request.bodyStreams, !exchange.uploadDone, let connection = exchange.connection, connection.exchange === exchange else {
+            return true
+        }
+        do {
+            try exchange.upload.receive(body.byteCount)
+        } catch {
+            close(connection, failing: .invalidAnswer("the edge sent more request body than it was granted"), mayRetry: false)
+            return false
+        }
+        let count = body.byteCount
+        if exchange.request.chunked && count > 0 { connection.writer.append(Frame(String(count, radix: 16) + "\r\n")) }
+        connection.writer.append(contentsOf: body)
+        if exchange.request.chunked && count > 0 { connection.writer.append(Frame("\r\n")) }
+        if final {
+            exchange.uploadDone = true
+            if exchange.request.chunked { connection.writer.append(Frame("0\r\n\r\n")) }
+            // The answer's deadline counts from the end of the body.
+            exchange.extendDeadline(by: exchange.timeout)
+            noteDeadline(exchange.request.deadline)
+        }
+        writeMore(connection)
+        return true
     }
 
     /// The exchange is not wanted any more (its client went away): its connection closes, so that the app sees it
@@ -195,8 +229,9 @@ final class AppClient {
                     if exchange.request.deadline <= now { exchange.finish(.failure(.deadlineExceeded)) } else { noteDeadline(exchange.request.deadline) }
                 }
             case .busy:
-                // A streaming answer has no deadline: its receiver's credit paces it, and its client may end it.
-                guard let exchange = connection.exchange, !exchange.streaming else { continue }
+                // A streaming answer, or a request body still streaming in, has no deadline: credit paces it, and
+                // its client may end it.
+                guard let exchange = connection.exchange, !exchange.streaming, !exchange.request.bodyStreams || exchange.uploadDone else { continue }
                 if exchange.request.deadline <= now {
                     // The connection's state is unknown once its exchange gives up: closed, not reused.
                     close(connection, failing: .deadlineExceeded, mayRetry: false)
@@ -331,6 +366,10 @@ final class AppClient {
         connection.writer.append(contentsOf: exchange.request.body)
         connection.outputBroken = false
         writeMore(connection)
+        // A body that streams in is asked for now that a connection takes it: the app never refuses what it was sent.
+        if exchange.request.bodyStreams, !exchange.uploadDone, connection.exchange === exchange, let first = exchange.upload.grant() {
+            exchange.event(.requestCredit(first))
+        }
     }
 
     /// Writes what it can of the request: the head and the body frames, in one sendmsg when the socket takes them.
@@ -340,8 +379,10 @@ final class AppClient {
         case .done:
             exchange.bodyWritten()
             setWantsWrite(connection, false)
+            grantUpload(exchange, pending: 0)
         case .blocked:
             setWantsWrite(connection, true)
+            grantUpload(exchange, pending: connection.writer.pendingBytes)
         case .failed:
             // The app stopped reading: an answer it already sent may still be there to read.
             connection.writer = FrameWriter()
@@ -349,6 +390,13 @@ final class AppClient {
             setWantsWrite(connection, false)
             readMore(connection)
         }
+    }
+
+    /// After a write of a request body that streams in: the credit its sender gets for what the app took.
+    private func grantUpload(_ exchange: Exchange, pending: Int) {
+        guard exchange.request.bodyStreams, !exchange.uploadDone else { return }
+        let unwritten = min(exchange.upload.held, pending)
+        if let more = exchange.upload.consume(exchange.upload.held - unwritten) { exchange.event(.requestCredit(more)) }
     }
 
     private func setWantsWrite(_ connection: AppConnection, _ wants: Bool) {
@@ -567,6 +615,11 @@ private final class Exchange {
     var sender = CreditSender(initial: 0)
     /// The connection that carries it, once it has one.
     weak var connection: AppConnection?
+    /// A request body that streams in: what its sender was granted, and whether it is whole.
+    var upload = CreditReceiver(window: AppClient.uploadWindow, initialGrant: 0)
+    var uploadDone = false
+    /// The exchange's time to answer, counted again from the end of a body that streams in.
+    let timeout: Duration
     /// The stream ended (or the caller gave it up): no more pieces.
     private var ended = false
 
@@ -575,6 +628,7 @@ private final class Exchange {
 
     init(_ request: AppRequest, pieces: ((AppBodyPiece) -> Void)?, completion: @escaping (Result<AppAnswer, AppClientError>) -> Void) {
         self.request = request
+        timeout = ContinuousClock.now.duration(to: request.deadline)
         self.pieces = pieces
         self.completion = completion
     }
@@ -592,11 +646,21 @@ private final class Exchange {
         completion(result)
     }
 
+    func extendDeadline(by duration: Duration) {
+        request.deadline = .now + duration
+    }
+
+    /// Credit for a request body that streams in: said while the exchange lasts.
+    func event(_ piece: AppBodyPiece) {
+        guard !ended, let pieces else { return }
+        pieces(piece)
+    }
+
     /// A piece of a streaming answer; after `.end` or `.failed`, nothing more.
     func piece(_ piece: AppBodyPiece) {
         guard streaming, !ended, let pieces else { return }
         switch piece {
-        case .data: break
+        case .data, .requestCredit: break
         case .end, .failed:
             ended = true
             self.pieces = nil

@@ -38,8 +38,13 @@ struct AppForwarder: Sendable {
             return nil
         }
         let head: [UInt8]
+        // A body that streams in goes with the length the client said, or chunked.
+        let streamedLength = request.bodyStreams ? request.headers.first { $0.name.caseInsensitiveEquals("content-length") }.flatMap { Int($0.value) } : nil
+        let chunked = request.bodyStreams && streamedLength == nil
         do {
-            head = try RequestHead.encode(request, host: configuration.appHost, port: port, bodyBytes: bytesIn)
+            head = try RequestHead.encode(
+                request, host: configuration.appHost, port: port, bodyBytes: streamedLength ?? bytesIn, chunked: chunked
+            )
         } catch {
             completion(failure(request, .badRequest, error.message, bytesIn))
             return nil
@@ -48,8 +53,10 @@ struct AppForwarder: Sendable {
         var appRequest = AppRequest(
             port: Int(port), head: head, isHead: request.method == "HEAD", body: incoming.body,
             deadline: .now + timeout, maxResponseBytes: configuration.maxBodyBytes,
-            mayRetry: request.isIdempotent
+            mayRetry: request.isIdempotent && !request.bodyStreams
         )
+        appRequest.bodyStreams = request.bodyStreams
+        appRequest.chunked = chunked
         if pieces != nil {
             appRequest.streamWindow = Int(request.streamWindow)
             appRequest.streamAbove = min(Self.streamAbove, max(1, Int(request.streamWindow) / 2))
@@ -143,9 +150,9 @@ enum RequestHead {
     }
 
     /// `request` as HTTP/1.1: hop-by-hop headers left out, `host:port` as Host when the request had none, and the
-    /// length of its body. Anything that would let one request read as two (a CR or LF in a header, a space in the
+    /// length of its body (or chunked coding, for a body that streams in with no length known). Anything that would let one request read as two (a CR or LF in a header, a space in the
     /// target) is refused, whoever put it on the bus.
-    static func encode(_ request: Request, host: String, port: UInt32, bodyBytes: Int) throws(Invalid) -> [UInt8] {
+    static func encode(_ request: Request, host: String, port: UInt32, bodyBytes: Int, chunked: Bool = false) throws(Invalid) -> [UInt8] {
         guard HTTPSyntax.isToken(request.method) else {
             throw Invalid(message: "the request's method is not an HTTP token")
         }
@@ -180,7 +187,11 @@ enum RequestHead {
             head.appendHeader(header.name, header.value)
         }
         if !hasHost { head.appendHeader("host", "\(host):\(port)") }
-        if bodyBytes > 0 || hadLength { head.appendHeader("content-length", String(bodyBytes)) }
+        if chunked {
+            head.appendHeader("transfer-encoding", "chunked")
+        } else if bodyBytes > 0 || hadLength {
+            head.appendHeader("content-length", String(bodyBytes))
+        }
         head.append(contentsOf: "\r\n".utf8)
         return head
     }

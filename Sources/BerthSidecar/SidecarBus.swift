@@ -37,8 +37,15 @@ final class SidecarBus: BusLoopBody {
         var id: UInt64
     }
 
-    /// Exchanges whose answer streams, for the edges' credit and cancelling.
-    private var streams: [StreamKey: AppExchangeHandle] = [:]
+    /// An exchange whose answer or request body streams.
+    private struct OpenStream {
+        let handle: AppExchangeHandle
+        /// Request body bytes that streamed in.
+        var bytesIn = 0
+    }
+
+    /// Exchanges whose answer or request body streams, for the edges' pieces, credit and cancelling.
+    private var streams: [StreamKey: OpenStream] = [:]
 
     init(
         configuration: SidecarConfiguration, logger: Logger,
@@ -113,16 +120,25 @@ final class SidecarBus: BusLoopBody {
             send(.heartbeat(core.heartbeat(from: frames[0].bytes, now: .now)), to: frames[0])
         case .credit(let credit):
             // A credit for a stream that ended crossed its last piece: nothing to do.
-            guard let handle = streams[StreamKey(edge: frames[0].bytes, id: credit.id)] else { return }
-            app.grant(handle, bytes: credit.bytes)
+            guard let stream = streams[StreamKey(edge: frames[0].bytes, id: credit.id)] else { return }
+            app.grant(stream.handle, bytes: credit.bytes)
         case .streamCancel(let cancel):
-            guard let handle = streams[StreamKey(edge: frames[0].bytes, id: cancel.id)] else { return }
+            guard let stream = streams[StreamKey(edge: frames[0].bytes, id: cancel.id)] else { return }
             logger.debug("the edge cancelled a stream", metadata: ["berth.request.id": "\(cancel.id)", "berth.reason": "\(cancel.reason)"])
-            app.cancel(handle)
+            app.cancel(stream.handle)
         case .disconnect:
             break
-        case .streamData:
-            logger.warning("rejected message: a streamed request body this sidecar did not ask for")
+        case .streamData(let data):
+            // A piece for an exchange that ended (the app answered early, or failed) is dropped.
+            let key = StreamKey(edge: frames[0].bytes, id: data.id)
+            guard streams[key] != nil else { return }
+            let body = Array(frames.dropFirst(2))
+            streams[key]!.bytesIn += body.byteCount
+            if data.error != nil {
+                app.cancel(streams[key]!.handle)
+            } else if !app.append(streams[key]!.handle, body: body, final: data.final) {
+                logger.warning("rejected a request body piece: more than the edge was granted", metadata: ["berth.request.id": "\(data.id)"])
+            }
         case .ready, .response, .directoryRequest, .directory, .directoryUpdate:
             logger.warning("rejected message: edges send requests and heartbeats to sidecars")
         }
@@ -171,7 +187,17 @@ final class SidecarBus: BusLoopBody {
     // MARK: Streams
 
     func openStream(_ key: StreamKey, _ handle: AppExchangeHandle) {
-        streams[key] = handle
+        streams[key] = OpenStream(handle: handle)
+    }
+
+    /// Request body bytes that streamed in for `key`, while its exchange lasts.
+    func streamedIn(_ key: StreamKey) -> Int? {
+        streams[key]?.bytesIn
+    }
+
+    /// The app's connection took request body bytes: the edge may send `bytes` more.
+    func credit(_ key: StreamKey, bytes: Int) {
+        send(.credit(Credit(id: key.id, bytes: UInt64(bytes))), to: Frame(key.edge))
     }
 
     /// The exchange ended before its answer streamed.

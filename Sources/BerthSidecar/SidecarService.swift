@@ -129,7 +129,7 @@ private final class Exchanges: Sendable {
         _ incoming: IncomingRequest, _ request: IncomingRequest, started: ContinuousClock.Instant, on sidecar: SidecarBus,
         done: (() -> Void)?
     ) {
-        guard request.request.streamWindow > 0 else {
+        guard request.request.streamWindow > 0 || request.request.bodyStreams else {
             forwarder.forward(incoming, over: sidecar.app) { outcome in
                 done?()
                 self.answer(request, outcome, started: started, on: sidecar)
@@ -143,6 +143,8 @@ private final class Exchanges: Sendable {
             case .data(let frames):
                 stream.bytesOut += frames.byteCount
                 sidecar.streamData(key, StreamData(id: key.id), body: frames)
+            case .requestCredit(let bytes):
+                sidecar.credit(key, bytes: bytes)
             case .end:
                 self.endStream(request, key, stream, error: nil, started: started, on: sidecar)
                 done?()
@@ -152,10 +154,12 @@ private final class Exchanges: Sendable {
                 done?()
             }
         }) { outcome in
-            stream.bytesIn = outcome.bytesIn
+            stream.bytesIn = sidecar.streamedIn(key) ?? outcome.bytesIn
             guard outcome.response.bodyStreams else {
                 sidecar.forgetStream(key)
                 done?()
+                var outcome = outcome
+                outcome.bytesIn = stream.bytesIn
                 return self.answer(request, outcome, started: started, on: sidecar)
             }
             stream.status = outcome.response.status
@@ -174,6 +178,7 @@ private final class Exchanges: Sendable {
         sidecar.streamData(key, StreamData(id: key.id, final: true, error: error), body: [])
         sidecar.closeStream(key)
         metrics.record(Response(id: request.id, status: stream.status, error: error), latency: latency)
+        stream.bytesIn = sidecar.streamedIn(key) ?? stream.bytesIn
         var event = TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(),
             requestID: request.id, traceID: request.traceID,
