@@ -12,6 +12,8 @@ GET  /closed         -> how many /forever answers ended because the client's sid
 GET  /progress       -> bytes the current /download has written
 POST /upload         -> reads the body (Content-Length or chunked) and answers with its length and sha256
 GET  /               -> 200 ok (readiness)
+
+`stream_app.py --pattern N` writes the pattern's first N bytes to stdout; `--sha256 N` prints their sha256.
 """
 import hashlib, json, os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -153,6 +155,10 @@ class Handler(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--sha256":
         print(pattern_sha256(int(sys.argv[2])))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--pattern":
+        for piece in pattern_bytes(int(sys.argv[2])):
+            sys.stdout.buffer.write(piece)
         sys.exit(0)
     port = int(os.environ.get("PORT") or sys.argv[1])
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

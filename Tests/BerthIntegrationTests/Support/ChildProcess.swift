@@ -102,4 +102,6 @@ enum Paths {
     static func executable(_ name: String) -> URL { products.appendingPathComponent(name) }
 
     static let echoApp = packageRoot.appendingPathComponent("Tests/BerthIntegrationTests/Apps/echo_app.py")
+    /// The app that streams its answers and reads streamed bodies (`stream_app.py`).
+    static let streamApp = packageRoot.appendingPathComponent("Tests/BerthIntegrationTests/Apps/stream_app.py")
 }

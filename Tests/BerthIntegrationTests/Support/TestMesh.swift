@@ -117,7 +117,9 @@ final class TestMesh: @unchecked Sendable {
     /// Starts an echo app (unless `app` is false) and its sidecar; waits until the app listens. With `owned`, the
     /// sidecar starts the app itself.
     @discardableResult
-    func addInstance(className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false) throws -> Int {
+    func addInstance(
+        className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false, script: URL = Paths.echoApp
+    ) throws -> Int {
         let port = freePort()
         var instance = Instance(className: className, id: id, appPort: port)
         if metrics { instance.metricsPort = freePort() }
@@ -129,7 +131,7 @@ final class TestMesh: @unchecked Sendable {
         }
         if app {
             instance.app = try ChildProcess(name: "app-\(id)", executable: URL(fileURLWithPath: "/usr/bin/env"),
-                                            arguments: ["python3", Paths.echoApp.path, String(port)],
+                                            arguments: ["python3", script.path, String(port)],
                                             environment: appEnvironment.merging(["BERTH_INSTANCE": id]) { $1 })
             try awaitPort(port)
         }
