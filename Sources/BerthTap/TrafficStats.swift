@@ -54,6 +54,8 @@ public struct ContainerStats: Sendable, Hashable {
 ///   Its destination is left alone: that container's sidecar reports the exchange, and requests that never
 ///   reached a container (503, 504) belong to the edge's errors, not to a container's.
 /// - An event of unspecified kind is counted in `skipped` only.
+/// - A progress event of a long stream (`inProgress`) counts the bytes it says that were not counted yet, and no
+///   request; the stream's final event counts the request and the rest of its bytes.
 ///
 /// An error is a status ≥ 500 or a set `error`.
 public struct TrafficStats: Sendable {
@@ -62,11 +64,35 @@ public struct TrafficStats: Sendable {
     public private(set) var events: UInt64 = 0
     /// Events of unspecified kind, which say neither side.
     public private(set) var skipped: UInt64 = 0
+    /// Bytes in and out already counted of streams still going, by their kind and request id.
+    private var progressed: [ProgressKey: (bytesIn: UInt64, bytesOut: UInt64)] = [:]
+
+    private struct ProgressKey: Hashable {
+        var kind: TrafficKind
+        var requestID: UInt64
+    }
 
     public init() {}
 
     public mutating func record(_ event: TrafficEvent) {
         events += 1
+        // A stream's bytes are counted once: each of its events adds what the one before did not say.
+        let key = ProgressKey(kind: event.kind, requestID: event.requestID)
+        let counted = event.streamed ? progressed[key] : nil
+        if event.streamed {
+            progressed[key] = event.inProgress ? (event.bytesIn, event.bytesOut) : nil
+        }
+        var event = event
+        event.bytesIn -= min(event.bytesIn, counted?.bytesIn ?? 0)
+        event.bytesOut -= min(event.bytesOut, counted?.bytesOut ?? 0)
+        if event.inProgress {
+            switch event.kind {
+            case .sidecar: update(event.destination) { row in row.bytesIn += event.bytesIn; row.bytesOut += event.bytesOut }
+            case .edge: update(event.source) { row in row.bytesOut += event.bytesIn; row.bytesIn += event.bytesOut }
+            case .unspecified: skipped += 1
+            }
+            return
+        }
         let failed = event.status >= 500 || event.error != nil
         switch event.kind {
         case .sidecar:
