@@ -179,18 +179,9 @@ private final class Exchanges: Sendable {
         sidecar.closeStream(key)
         metrics.record(Response(id: request.id, status: stream.status, error: error), latency: latency)
         stream.bytesIn = sidecar.streamedIn(key) ?? stream.bytesIn
-        var event = TrafficEvent(
-            timeMicroseconds: WallClock.nowMicroseconds(),
-            requestID: request.id, traceID: request.traceID,
-            source: request.source,
-            destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
-            method: request.method, path: request.path, status: stream.status,
-            bytesIn: UInt64(stream.bytesIn), bytesOut: UInt64(stream.bytesOut),
-            latencyMicroseconds: latency.wholeMicroseconds,
-            kind: .sidecar, error: error
-        )
-        event.streamed = true
-        sidecar.publish(topic: topic, event: .traffic(event))
+        sidecar.publish(topic: topic, event: .traffic(self.event(
+            request, status: stream.status, bytesIn: stream.bytesIn, bytesOut: stream.bytesOut, latency: latency, error: error, streamed: true
+        )))
     }
 
     /// On the bus thread: the answer to the edge, the traffic event, the metrics.
@@ -206,16 +197,27 @@ private final class Exchanges: Sendable {
         let bytesOut = UInt64(outcome.body.byteCount)
         sidecar.respond(to: incoming, response, body: outcome.body)
         // Made only when someone subscribes: `publish` takes it as an autoclosure.
-        sidecar.publish(topic: topic, event: .traffic(TrafficEvent(
+        sidecar.publish(topic: topic, event: .traffic(self.event(
+            request, status: response.status, bytesIn: outcome.bytesIn, bytesOut: Int(bytesOut), latency: latency, error: response.error
+        )))
+    }
+
+    /// The traffic event of an exchange; `streamed` when either body streamed.
+    private func event(
+        _ request: Request, status: UInt32, bytesIn: Int, bytesOut: Int, latency: Duration, error: MeshError?, streamed: Bool = false
+    ) -> TrafficEvent {
+        var event = TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(),
             requestID: request.id, traceID: request.traceID,
             source: request.source,
             destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
-            method: request.method, path: request.path, status: response.status,
-            bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
+            method: request.method, path: request.path, status: status,
+            bytesIn: UInt64(bytesIn), bytesOut: UInt64(bytesOut),
             latencyMicroseconds: latency.wholeMicroseconds,
-            kind: .sidecar, error: response.error
-        )))
+            kind: .sidecar, error: error
+        )
+        event.streamed = streamed || request.bodyStreams
+        return event
     }
 }
 

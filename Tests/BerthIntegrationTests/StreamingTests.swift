@@ -1,4 +1,6 @@
 import AsyncHTTPClient
+import BerthTap
+import BerthWire
 import Foundation
 import NIOHTTP1
 import Testing
@@ -156,6 +158,56 @@ struct StreamingTests {
             // The connection is closed as `client` goes.
             let closed = try await mesh.waitUntil("/s/closed", accept: { _, body in body == "1" })
             #expect(closed, "the app's /forever never saw its connection close")
+        }
+    }
+
+    /// What a subscriber saw of one long stream.
+    struct SeenEvents: Sendable {
+        var progress: TrafficEvent?
+        var final: TrafficEvent?
+    }
+
+    /// Holds `/s/forever` open for 12 s at a time, again and again, until cancelled.
+    static func keepStreaming(_ mesh: TestMesh) -> Task<Void, any Error> {
+        Task {
+            while !Task.isCancelled {
+                let client = try RawConnection(port: mesh.edgePort)
+                client.send("GET /s/forever HTTP/1.1\r\nHost: x\r\nx-request-id: long-stream\r\n\r\n")
+                let started = ContinuousClock.now
+                while started.duration(to: .now) < .seconds(12) && !Task.isCancelled {
+                    _ = client.readAvailable()
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+    }
+
+    /// A long stream gets a progress event (at least every 10 s) with its bytes so far, then one event at its end,
+    /// both marked as streamed.
+    @Test func aLongStreamGetsProgressEventsThenOneAtItsEnd() async throws {
+        try await withMesh { mesh in
+            try await Self.start(mesh)
+            let seen: SeenEvents = try await EventStreamTests.withSubscription(mesh, topics: ["traffic."], timeout: .seconds(40)) { items in
+                // Subscriptions reach the publishers through the router: streams start again until events come.
+                let streaming = Self.keepStreaming(mesh)
+                defer { streaming.cancel() }
+                var seen = SeenEvents()
+                for try await item in items {
+                    guard case .event(let tapped) = item, case .traffic(let event) = tapped.event else { continue }
+                    guard event.traceID == "long-stream", event.kind == .edge else { continue }
+                    if event.inProgress {
+                        if seen.progress == nil { seen.progress = event }
+                    } else if seen.progress != nil {
+                        seen.final = event
+                        return seen
+                    }
+                }
+                return seen
+            }
+            let during = try #require(seen.progress)
+            #expect(during.streamed && during.bytesOut > 0 && during.latencyMicroseconds >= 10_000_000, "\(during)")
+            let end = try #require(seen.final)
+            #expect(end.streamed && !end.inProgress && end.bytesOut >= during.bytesOut, "\(end)")
         }
     }
 
