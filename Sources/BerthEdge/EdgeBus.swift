@@ -82,6 +82,8 @@ final class EdgeBus: BusLoopBody {
         let response: Response
         var bytesOut = 0
         var lastEvent: ContinuousClock.Instant
+        /// A WebSocket's two directions, followed frame by frame: its messages, and where its frames end.
+        var webSocket: (upstream: WebSocketFrameScanner, downstream: WebSocketFrameScanner)?
     }
 
     private var streams: [UInt64: OpenStream] = [:]
@@ -144,6 +146,7 @@ final class EdgeBus: BusLoopBody {
             case .piece(let id, let body, let final):
                 guard let (link, outgoing) = core.uploadTarget(id) else { continue }
                 outgoing.exchange.bytesIn += body.byteCount
+                if streams[id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[id]!.webSocket!.upstream.scan($0) } } }
                 var frames = [Frame(Self.routingID(link)), Frame(Envelope.streamData(StreamData(id: id, final: final)).encoded())]
                 frames.append(contentsOf: body)
                 sendOnLink(frames, link: link)
@@ -213,7 +216,11 @@ final class EdgeBus: BusLoopBody {
                 endStream(id, error: MeshError(code: .internal, message: "the client went away", component: "edge"))
             case .streamLost(let outgoing, let request, let error):
                 if case .connection(let token, let number) = outgoing.exchange.reply {
-                    server.streamLost(token: token, exchange: number, reason: error.message)
+                    // A WebSocket between two frames is closed as RFC 6455 says a failing endpoint does: 1011.
+                    let atBoundary = streams[request.id]?.webSocket?.downstream.atFrameBoundary ?? false
+                    server.streamLost(
+                        token: token, exchange: number, reason: error.message, closeFrame: atBoundary ? WebSocketFrameScanner.internalErrorClose : nil
+                    )
                 }
                 endStream(request.id, error: error)
             case .fail(let outgoing, let request, let error):
@@ -276,7 +283,10 @@ final class EdgeBus: BusLoopBody {
             // Only the edge's own connections ask for streams (`Request.stream_window`).
             return perform(core.cancel(id))
         }
-        streams[id] = OpenStream(outgoing: outgoing, response: response, lastEvent: .now)
+        streams[id] = OpenStream(
+            outgoing: outgoing, response: response, lastEvent: .now,
+            webSocket: response.status == 101 && outgoing.exchange.request.upgrade ? (WebSocketFrameScanner(), WebSocketFrameScanner()) : nil
+        )
         var answer = MeshAnswer(response: response, body: []).edgeResponse
         answer.servedBy = response.servedBy
         if !server.beginStream(token: token, exchange: number, id: id, with: answer) { perform(core.cancel(id)) }
@@ -287,6 +297,7 @@ final class EdgeBus: BusLoopBody {
         let (payload, actions) = core.streamPiece(data.id, final: data.final, onLink: link, now: now)
         guard let outgoing = payload, case .connection(let token, let number) = outgoing.exchange.reply else { return perform(actions) }
         streams[data.id]?.bytesOut += body.byteCount
+        if streams[data.id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[data.id]!.webSocket!.downstream.scan($0) } } }
         let written = server.streamPiece(token: token, exchange: number, body: body, final: data.final, failed: data.error?.message)
         if data.final {
             endStream(data.id, error: data.error)
@@ -306,13 +317,16 @@ final class EdgeBus: BusLoopBody {
         response.error = error
         let status = Int(stream.response.status)
         classMetrics[exchange.target.className, default: ClassMetrics(className: exchange.target.className)].record(status: status, latency: latency)
-        publish(topic: trafficTopic, event: streamEvent(exchange, response, stream.bytesOut, latency: latency, inProgress: false))
+        publish(topic: trafficTopic, event: streamEvent(stream, response, latency: latency, inProgress: false))
     }
 
-    private func streamEvent(_ exchange: Exchange, _ response: Response, _ bytesOut: Int, latency: Duration, inProgress: Bool) -> Event {
-        var event = exchange.event(response: response, status: Int(response.status), bytesOut: bytesOut, latency: latency)
+    private func streamEvent(_ stream: OpenStream, _ response: Response, latency: Duration, inProgress: Bool) -> Event {
+        let exchange = stream.outgoing.exchange
+        var event = exchange.event(response: response, status: Int(response.status), bytesOut: stream.bytesOut, latency: latency)
         event.streamed = true
         event.inProgress = inProgress
+        event.messagesIn = stream.webSocket?.upstream.messages ?? 0
+        event.messagesOut = stream.webSocket?.downstream.messages ?? 0
         return .traffic(event)
     }
 
@@ -320,9 +334,8 @@ final class EdgeBus: BusLoopBody {
     private func publishProgress(now: ContinuousClock.Instant) {
         for (id, stream) in streams where stream.lastEvent.duration(to: now) >= Self.progressInterval {
             streams[id]!.lastEvent = now
-            let exchange = stream.outgoing.exchange
             publish(topic: trafficTopic, event: streamEvent(
-                exchange, stream.response, stream.bytesOut, latency: exchange.started.duration(to: now), inProgress: true
+                stream, stream.response, latency: stream.outgoing.exchange.started.duration(to: now), inProgress: true
             ))
         }
     }

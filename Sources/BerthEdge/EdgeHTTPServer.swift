@@ -384,6 +384,58 @@ final class EdgeHTTPServer {
         }
     }
 
+    /// A WebSocket's Upgrade: sent into the mesh, after which the client's bytes stream to the app as they come.
+    private func dispatchTunnel(_ connection: ClientConnection, _ forwarded: EdgeRequest, to target: Target) {
+        let id = ids.next()
+        connection.open = .mesh(id: id)
+        // What the client sent after its head is already the new protocol's.
+        let early = connection.pending.isEmpty ? [] : [Frame(connection.pending)]
+        connection.pending.removeAll()
+        connection.upload = RequestUpload(id: id, held: early, tunnel: true)
+        var exchange = Exchange(
+            forwarded, id: id, to: target, port: nil, configuration: configuration, ids: ids,
+            reply: .connection(token: connection.token, exchange: connection.exchange)
+        )
+        exchange.upgrades()
+        meshWork.append(.send(exchange, body: []))
+        setEvents(connection, streamEvents(connection))
+    }
+
+    /// What a connection with a stream or an upload open polls for: output while it writes; input while its upload
+    /// has credit (or, with none, while pipelined requests may still be held), and the client's going away.
+    private func streamEvents(_ connection: ClientConnection) -> Int16 {
+        var events = connection.writer.isEmpty ? Int16(0) : Int16(POLLOUT)
+        if let upload = connection.upload {
+            if !upload.ended && upload.sender.available > 0 { events |= Int16(POLLIN) | Self.pollReadHangUp }
+        } else {
+            events |= (connection.pending.count < Self.maxPendingBytes ? Int16(POLLIN) : 0) | Self.pollReadHangUp
+        }
+        return events
+    }
+
+    /// Reads a WebSocket's client side as far as its credit goes, and passes its bytes on as they are.
+    private func readTunnel(_ connection: ClientConnection, hungUp: Bool) {
+        while let upload = connection.upload, !upload.ended, upload.sender.available > 0 {
+            let count = read(connection.fd, scratch.baseAddress, min(scratch.count, upload.sender.available))
+            if count > 0 {
+                sendPiece(connection, [Frame(copying: UnsafeRawBufferPointer(rebasing: scratch[..<count]))], final: false)
+                continue
+            }
+            if count == 0 {
+                // The client closed its side: the app's side closes too, and the app's end ends the exchange.
+                sendPiece(connection, [], final: true)
+                connection.upload!.ended = true
+                break
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN { break }
+            return clientWentAway(connection)
+        }
+        let events = streamEvents(connection)
+        setEvents(connection, events)
+        if hungUp && events & Int16(POLLIN) == 0 && connection.upload?.ended != true { clientWentAway(connection) }
+    }
+
     /// The sidecar of request `exchange` of connection `token` granted `bytes` more of its body.
     func grantUpload(token: Int, exchange number: UInt64, bytes: UInt64) {
         guard let connection = connections[token], connection.exchange == number, connection.upload != nil else { return }
@@ -405,7 +457,8 @@ final class EdgeHTTPServer {
     /// Reads the body that streams in, as far as its credit goes: no further, so a sidecar whose app reads slowly
     /// stops this client's reads (TCP then stops the client).
     private func readUpload(_ connection: ClientConnection, hungUp: Bool) {
-        guard connection.upload != nil, !connection.reading else { return }
+        guard let upload = connection.upload, !connection.reading else { return }
+        if upload.tunnel { return readTunnel(connection, hungUp: hungUp) }
         connection.reading = true
         defer { connection.reading = false }
         connection.lastActive = .now
@@ -530,6 +583,8 @@ final class EdgeHTTPServer {
             switch routes.decide(request) {
             case .answer(let response):
                 respond(connection, with: response)
+            case .forward(let forwarded, let target) where HTTPMapping.isWebSocketUpgrade(head):
+                dispatchTunnel(connection, forwarded, to: target)
             case .forward(let forwarded, let target):
                 let id = ids.next()
                 connection.open = .mesh(id: id)
@@ -589,7 +644,7 @@ final class EdgeHTTPServer {
         }
         let request = connection.request
         let length = response.header("content-length").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
-        let stream = ResponseStream(id: id, length: length, minorVersion: request?.minorVersion ?? 1)
+        let stream = ResponseStream(id: id, length: length, minorVersion: request?.minorVersion ?? 1, switched: response.status == 101)
         let (head, closes) = HTTPMapping.head(of: response, bodyBytes: stream.headLength, for: request, forceClose: listener == nil)
         connection.stream = stream
         // The request's body is no longer held: the app has it.
@@ -626,10 +681,16 @@ final class EdgeHTTPServer {
     }
 
     /// A streamed answer was cut where it came from: the client's connection is reset, so that the body never looks
-    /// whole.
-    func streamLost(token: Int, exchange number: UInt64, reason: String) {
+    /// whole; a WebSocket between two frames gets a close frame (`closeFrame`, 1011) first, then the end.
+    func streamLost(token: Int, exchange number: UInt64, reason: String, closeFrame: [UInt8]? = nil) {
         guard let connection = connections[token], connection.exchange == number, connection.stream != nil else { return }
-        reset(connection, reason)
+        guard let closeFrame else { return reset(connection, reason) }
+        connection.stream = nil
+        connection.upload = nil
+        connection.open = nil
+        connection.writer.append(Frame(closeFrame))
+        connection.closesAfterWrite = true
+        flush(connection)
     }
 
     /// Ends the connection with a reset (RST), what it had to write dropped: no clean end of a body.
@@ -740,7 +801,7 @@ final class EdgeHTTPServer {
         case .done where connection.stream != nil:
             // A stream still open: more comes from the mesh; meanwhile the client's going away is watched for.
             grant(connection)
-            setEvents(connection, (connection.pending.count < Self.maxPendingBytes ? Int16(POLLIN) : 0) | Self.pollReadHangUp)
+            setEvents(connection, streamEvents(connection))
         case .done:
             written(connection)
         }
@@ -800,6 +861,10 @@ struct RequestUpload {
     var sender = CreditSender(initial: 0)
     /// What was read before the first grant, sent with it.
     var held: [Frame] = []
+    /// A WebSocket's client side: its bytes go as they are, until it closes.
+    var tunnel = false
+    /// The client closed its side of the tunnel: nothing more to read.
+    var ended = false
 }
 
 /// One client connection of the edge's server.

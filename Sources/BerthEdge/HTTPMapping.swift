@@ -27,6 +27,17 @@ enum HTTPMapping {
         return rest[start] == "/" ? rest[start...] : Substring("/" + rest[start...])
     }
 
+    /// A request to switch to WebSocket (RFC 6455 §4.1): `Upgrade: websocket` and `Connection: upgrade`.
+    static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+        guard head.method == "GET", head.minorVersion == 1 else { return false }
+        let upgrade = head.headers.contains { $0.name.caseInsensitiveEquals("upgrade") && $0.value.lowercased().contains("websocket") }
+        let connection = head.headers.contains { header in
+            header.name.caseInsensitiveEquals("connection")
+                && header.value.lowercased().split(separator: ",").contains { $0.filter { $0 != " " && $0 != "\t" } == "upgrade" }
+        }
+        return upgrade && connection
+    }
+
     static func bodyAllowed(status: Int) -> Bool {
         !(100..<200).contains(status) && status != 204 && status != 304
     }
@@ -81,6 +92,12 @@ enum HTTPMapping {
             }
         }
         if let connection, connection.utf8.count >= 5 && connection.lowercased().contains("close") { keepAlive = false }
+        if response.status == 101 {
+            // The connection is the new protocol's from here on (RFC 9110 §15.2.2).
+            bytes.appendHeader("connection", "upgrade")
+            bytes.append(contentsOf: "\r\n".utf8)
+            return (bytes, true)
+        }
         if !keepAlive {
             bytes.appendHeader("connection", "close")
         } else if minor == 0 {

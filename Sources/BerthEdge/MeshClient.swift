@@ -93,6 +93,12 @@ struct Exchange: Sendable {
         bytesIn = 0
     }
 
+    /// A WebSocket: both ways stream the new protocol's bytes.
+    mutating func upgrades() {
+        streamsBody()
+        request.upgrade = true
+    }
+
     /// `bytesOut`: the body the client got, the mesh's own failure text included.
     func event(answer: MeshAnswer, bytesOut: Int, latency: Duration) -> TrafficEvent {
         event(response: answer.response, status: answer.status, bytesOut: bytesOut, latency: latency)

@@ -43,10 +43,13 @@ struct ResponseStream {
     /// Body bytes that arrived.
     private(set) var bytes = 0
 
-    /// `length`: the app's Content-Length, if it said one; `minorVersion`: the client's HTTP/1.x.
-    init(id: UInt64, length: Int?, minorVersion: Int, window: Int = Self.window) {
+    /// `length`: the app's Content-Length, if it said one; `minorVersion`: the client's HTTP/1.x; `switched`: the
+    /// answer is a 101, and its body the new protocol's bytes (a WebSocket), which end with the connection.
+    init(id: UInt64, length: Int?, minorVersion: Int, switched: Bool = false, window: Int = Self.window) {
         self.id = id
-        if let length {
+        if switched {
+            framing = .untilClose
+        } else if let length {
             framing = .length(length)
         } else {
             framing = minorVersion >= 1 ? .chunked : .untilClose

@@ -27,6 +27,9 @@ struct AppRequest: Sendable {
     /// The body streams in after the head (`append`), as the app's connection takes it; chunked when `chunked`.
     var bodyStreams = false
     var chunked = false
+    /// An Upgrade (WebSocket): a 101 answer streams the new protocol's bytes, and the end of the request's body is the
+    /// client closing its side, passed on as the end of ours (shutdown).
+    var upgrade = false
 }
 
 /// A piece of an answer that streams.
@@ -152,11 +155,13 @@ final class AppClient {
         if final {
             exchange.uploadDone = true
             if exchange.request.chunked { connection.writer.append(Frame("0\r\n\r\n")) }
+            connection.shutdownAfterWrite = exchange.request.upgrade
             // The answer's deadline counts from the end of the body.
             exchange.extendDeadline(by: exchange.timeout)
             noteDeadline(exchange.request.deadline)
         }
         writeMore(connection)
+        if final && connection.shutdownAfterWrite && connection.writer.isEmpty { Glibc.shutdown(connection.fd, Int32(SHUT_WR)) }
         return true
     }
 
@@ -360,7 +365,7 @@ final class AppClient {
         connection.readPaused = false
         connection.reader = HTTPResponseReader(
             requestWasHead: exchange.request.isHead, maxBodyBytes: exchange.request.maxResponseBytes,
-            streamAbove: exchange.request.streamWindow > 0 ? exchange.request.streamAbove : nil
+            streamAbove: exchange.request.streamWindow > 0 ? exchange.request.streamAbove : nil, upgrade: exchange.request.upgrade
         )
         connection.writer.append(Frame(exchange.request.head))
         connection.writer.append(contentsOf: exchange.request.body)
@@ -380,6 +385,8 @@ final class AppClient {
             exchange.bodyWritten()
             setWantsWrite(connection, false)
             grantUpload(exchange, pending: 0)
+            // The client closed its side of an upgraded connection: so does this one, once all it sent is written.
+            if connection.shutdownAfterWrite { Glibc.shutdown(connection.fd, Int32(SHUT_WR)) }
         case .blocked:
             setWantsWrite(connection, true)
             grantUpload(exchange, pending: connection.writer.pendingBytes)
@@ -700,6 +707,8 @@ private final class AppConnection {
     var wantsWrite = true
     /// A streaming answer has no credit left: its input is not polled.
     var readPaused = false
+    /// Shut the output down once the writer is empty (an upgraded connection whose client closed its side).
+    var shutdownAfterWrite = false
     var afterConnect: AfterConnect?
     let connectDeadline: ContinuousClock.Instant
     /// Exchanges started on this connection so far.

@@ -40,7 +40,7 @@ struct AppForwarder: Sendable {
         let head: [UInt8]
         // A body that streams in goes with the length the client said, or chunked.
         let streamedLength = request.bodyStreams ? request.headers.first { $0.name.caseInsensitiveEquals("content-length") }.flatMap { Int($0.value) } : nil
-        let chunked = request.bodyStreams && streamedLength == nil
+        let chunked = request.bodyStreams && streamedLength == nil && !request.upgrade
         do {
             head = try RequestHead.encode(
                 request, host: configuration.appHost, port: port, bodyBytes: streamedLength ?? bytesIn, chunked: chunked
@@ -57,6 +57,7 @@ struct AppForwarder: Sendable {
         )
         appRequest.bodyStreams = request.bodyStreams
         appRequest.chunked = chunked
+        appRequest.upgrade = request.upgrade
         if pieces != nil {
             appRequest.streamWindow = Int(request.streamWindow)
             appRequest.streamAbove = min(Self.streamAbove, max(1, Int(request.streamWindow) / 2))
@@ -65,7 +66,9 @@ struct AppForwarder: Sendable {
         return client.execute(appRequest, pieces: pieces) { result in
             switch result {
             case .success(var answer):
-                answer.head.headers.removeAll { HopByHop.contains($0.name) }
+                // A 101 keeps its Upgrade: the client must hear which protocol it switched to.
+                let switched = answer.head.status == 101
+                answer.head.headers.removeAll { HopByHop.contains($0.name) && !(switched && $0.name.caseInsensitiveEquals("upgrade")) }
                 var response = Response(id: request.id, status: UInt32(answer.head.status), headers: answer.head.headers, servedBy: configuration.endpoint)
                 response.bodyStreams = answer.streams
                 completion(Outcome(response: response, body: answer.body, bytesIn: bytesIn))
@@ -172,7 +175,9 @@ enum RequestHead {
         head.append(contentsOf: " HTTP/1.1\r\n".utf8)
         var hasHost = false
         var hadLength = false
-        for header in request.headers where !HopByHop.contains(header.name) {
+        // An Upgrade keeps the two headers that ask for it (RFC 9110 §7.8).
+        let kept = { (name: String) in request.upgrade && (name.caseInsensitiveEquals("upgrade") || name.caseInsensitiveEquals("connection")) }
+        for header in request.headers where !HopByHop.contains(header.name) || kept(header.name) {
             if header.name.caseInsensitiveEquals("content-length") {
                 hadLength = true
                 continue

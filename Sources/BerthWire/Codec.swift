@@ -386,6 +386,7 @@ private struct Arena: ~Copyable {
         c.pointee.source = encodeUnlessDefault(request.source)
         c.pointee.body_streams = request.bodyStreams ? 1 : 0
         c.pointee.stream_window = request.streamWindow
+        c.pointee.upgrade = request.upgrade ? 1 : 0
         return c
     }
 
@@ -418,6 +419,8 @@ private struct Arena: ~Copyable {
         if let error = event.error { c.pointee.error = encode(error) }
         c.pointee.in_progress = event.inProgress ? 1 : 0
         c.pointee.streamed = event.streamed ? 1 : 0
+        c.pointee.messages_in = event.messagesIn
+        c.pointee.messages_out = event.messagesOut
         return c
     }
 
@@ -599,6 +602,7 @@ extension Request {
         )
         bodyStreams = c.pointee.body_streams != 0
         streamWindow = c.pointee.stream_window
+        upgrade = c.pointee.upgrade != 0
     }
 }
 
@@ -642,6 +646,8 @@ extension TrafficEvent {
         )
         inProgress = c.pointee.in_progress != 0
         streamed = c.pointee.streamed != 0
+        messagesIn = c.pointee.messages_in
+        messagesOut = c.pointee.messages_out
     }
 }
 

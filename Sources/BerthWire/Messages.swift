@@ -158,6 +158,8 @@ public struct Request: Sendable, Hashable {
     public var bodyStreams: Bool = false
     /// Bytes of a streamed answer the sidecar may send before a `Credit`; 0: the answer comes in one message.
     public var streamWindow: UInt32 = 0
+    /// An Upgrade (WebSocket): both bodies stream the new protocol's bytes until either side closes.
+    public var upgrade = false
 
     public init(
         id: UInt64,
@@ -347,6 +349,9 @@ public struct TrafficEvent: Sendable, Hashable {
     public var inProgress = false
     /// The body went as a stream.
     public var streamed = false
+    /// A WebSocket's messages from the client, and to it.
+    public var messagesIn: UInt64 = 0
+    public var messagesOut: UInt64 = 0
 
     public init(
         timeMicroseconds: UInt64,

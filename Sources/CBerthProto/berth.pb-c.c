@@ -1360,7 +1360,7 @@ const ProtobufCMessageDescriptor berth__directory_update__descriptor =
   (ProtobufCMessageInit) berth__directory_update__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__request__field_descriptors[13] =
+static const ProtobufCFieldDescriptor berth__request__field_descriptors[14] =
 {
   {
     "id",
@@ -1518,6 +1518,18 @@ static const ProtobufCFieldDescriptor berth__request__field_descriptors[13] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "upgrade",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, upgrade),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__request__field_indices_by_name[] = {
   9,   /* field[9] = attempt */
@@ -1533,12 +1545,13 @@ static const unsigned berth__request__field_indices_by_name[] = {
   1,   /* field[1] = target */
   7,   /* field[7] = timeout_ms */
   8,   /* field[8] = trace_id */
+  13,   /* field[13] = upgrade */
 };
 static const ProtobufCIntRange berth__request__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 20, 11 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor berth__request__descriptor =
 {
@@ -1548,7 +1561,7 @@ const ProtobufCMessageDescriptor berth__request__descriptor =
   "Berth__Request",
   "berth",
   sizeof(Berth__Request),
-  13,
+  14,
   berth__request__field_descriptors,
   berth__request__field_indices_by_name,
   2,  berth__request__number_ranges,
@@ -2135,7 +2148,7 @@ const ProtobufCMessageDescriptor berth__endpoint__descriptor =
   (ProtobufCMessageInit) berth__endpoint__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[15] =
+static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[17] =
 {
   {
     "time_us",
@@ -2317,6 +2330,30 @@ static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[15
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "messages_in",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, messages_in),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "messages_out",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, messages_out),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__traffic_event__field_indices_by_name[] = {
   8,   /* field[8] = bytes_in */
@@ -2326,6 +2363,8 @@ static const unsigned berth__traffic_event__field_indices_by_name[] = {
   13,   /* field[13] = in_progress */
   11,   /* field[11] = kind */
   10,   /* field[10] = latency_us */
+  15,   /* field[15] = messages_in */
+  16,   /* field[16] = messages_out */
   5,   /* field[5] = method */
   6,   /* field[6] = path */
   1,   /* field[1] = request_id */
@@ -2339,7 +2378,7 @@ static const ProtobufCIntRange berth__traffic_event__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 20, 13 },
-  { 0, 15 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor berth__traffic_event__descriptor =
 {
@@ -2349,7 +2388,7 @@ const ProtobufCMessageDescriptor berth__traffic_event__descriptor =
   "Berth__TrafficEvent",
   "berth",
   sizeof(Berth__TrafficEvent),
-  15,
+  17,
   berth__traffic_event__field_descriptors,
   berth__traffic_event__field_indices_by_name,
   2,  berth__traffic_event__number_ranges,

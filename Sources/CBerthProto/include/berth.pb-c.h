@@ -325,10 +325,15 @@ struct  Berth__Request
    * Bytes of a streamed answer's body the sidecar may send before it hears a Credit; 0: answer in one message.
    */
   uint32_t stream_window;
+  /*
+   * An Upgrade (WebSocket): the app's 101 answer streams what the app sends, and the request's body streams what the
+   * client sends, both as bytes of the new protocol, until either side closes (`final`).
+   */
+  protobuf_c_boolean upgrade;
 };
 #define BERTH__REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__request__descriptor) \
-    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL, 0, 0 }
+    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL, 0, 0, 0 }
 
 
 struct  Berth__Error
@@ -515,10 +520,15 @@ struct  Berth__TrafficEvent
    * The body went as a stream (in either direction).
    */
   protobuf_c_boolean streamed;
+  /*
+   * A WebSocket: its messages from the client to the app, and from the app to the client.
+   */
+  uint64_t messages_in;
+  uint64_t messages_out;
 };
 #define BERTH__TRAFFIC_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__traffic_event__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, BERTH__TRAFFIC_KIND__TRAFFIC_KIND_UNSPECIFIED, NULL, 0, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, BERTH__TRAFFIC_KIND__TRAFFIC_KIND_UNSPECIFIED, NULL, 0, 0, 0, 0 }
 
 
 struct  Berth__LifecycleEvent
