@@ -298,6 +298,14 @@ final class EdgeBus: BusLoopBody {
         guard let outgoing = payload, case .connection(let token, let number) = outgoing.exchange.reply else { return perform(actions) }
         streams[data.id]?.bytesOut += body.byteCount
         if streams[data.id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[data.id]!.webSocket!.downstream.scan($0) } } }
+        if data.final, let downstream = streams[data.id]?.webSocket?.downstream, downstream.atFrameBoundary, !downstream.sawClose {
+            // The app's side of a WebSocket ended without a close frame (the app died, or was put to sleep): its
+            // client hears 1011 rather than a bare end.
+            let reason = data.error?.message ?? "the app closed its connection without closing the WebSocket"
+            server.streamLost(token: token, exchange: number, reason: reason, closeFrame: WebSocketFrameScanner.internalErrorClose)
+            endStream(data.id, error: data.error ?? MeshError(code: .appFailed, message: reason, component: "app"))
+            return perform(actions)
+        }
         let written = server.streamPiece(token: token, exchange: number, body: body, final: data.final, failed: data.error?.message)
         if data.final {
             endStream(data.id, error: data.error)

@@ -13,6 +13,8 @@ package struct WebSocketFrameScanner: Sendable, Equatable {
     private var state = State.header([])
     /// Whole data messages (text or binary, fragmented or not) that went by.
     package private(set) var messages: UInt64 = 0
+    /// A close frame went by: the side that sent it ended the WebSocket as the protocol asks.
+    package private(set) var sawClose = false
 
     package init() {}
 
@@ -40,6 +42,7 @@ package struct WebSocketFrameScanner: Sendable, Equatable {
                 // FIN set on a data frame or the last continuation: a message is whole. Control frames (0x8...) are not
                 // messages.
                 if header[0] & 0x80 != 0 && header[0] & 0x0F < 0x8 { messages += 1 }
+                if header[0] & 0x0F == 0x8 { sawClose = true }
                 state = payload == 0 ? .header([]) : .payload(remaining: payload)
             }
         }

@@ -21,6 +21,8 @@ final class SidecarBus: BusLoopBody {
     private let handle: @Sendable (IncomingRequest, SidecarBus) -> Void
     /// Called once, when a drain is over.
     private let drained: @Sendable () -> Void
+    /// Called for every piece of a request body that streams in: the app's idle timer starts again.
+    private let activity: @Sendable () -> Void
     /// Where edges send requests: bound by this sidecar, named in READY.
     private let requests: Socket
     let endpoint: String
@@ -49,12 +51,13 @@ final class SidecarBus: BusLoopBody {
 
     init(
         configuration: SidecarConfiguration, logger: Logger,
-        handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, drained: @escaping @Sendable () -> Void,
-        descriptors: DescriptorPoller
+        handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, activity: @escaping @Sendable () -> Void = {},
+        drained: @escaping @Sendable () -> Void, descriptors: DescriptorPoller
     ) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
         self.handle = handle
+        self.activity = activity
         self.drained = drained
         var options = SocketOptions()
         options.routerMandatory = true
@@ -134,6 +137,7 @@ final class SidecarBus: BusLoopBody {
             guard streams[key] != nil else { return }
             let body = Array(frames.dropFirst(2))
             streams[key]!.bytesIn += body.byteCount
+            activity()
             if data.error != nil {
                 app.cancel(streams[key]!.handle)
             } else if !app.append(streams[key]!.handle, body: body, final: data.final) {

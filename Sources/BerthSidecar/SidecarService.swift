@@ -33,6 +33,7 @@ public struct SidecarService: Service {
             try SidecarBus(
                 configuration: configuration, logger: logger,
                 handle: { incoming, sidecar in exchanges.withLock { $0 }?.handle(incoming, on: sidecar) },
+                activity: { exchanges.withLock { $0 }?.supervisor?.touch() },
                 drained: { drainedContinuation.finish() },
                 descriptors: descriptors
             )
@@ -138,32 +139,43 @@ private final class Exchanges: Sendable {
         }
         let stream = StreamTally()
         let key = SidecarBus.StreamKey(edge: request.edge.bytes, id: request.request.id)
+        // Called once: at the end of the exchange, or, for a WebSocket, once it is open, since from then on only its
+        // messages count as activity (`AppSupervisor.touch`), and an idle one lets the app sleep.
+        var finished = false
+        let done = {
+            guard !finished else { return }
+            finished = true
+            done?()
+        }
+        let supervisor = supervisor
         let handle = forwarder.forward(incoming, over: sidecar.app, pieces: { piece in
             switch piece {
             case .data(let frames):
                 stream.bytesOut += frames.byteCount
+                supervisor?.touch()
                 sidecar.streamData(key, StreamData(id: key.id), body: frames)
             case .requestCredit(let bytes):
                 sidecar.credit(key, bytes: bytes)
             case .end:
                 self.endStream(request, key, stream, error: nil, started: started, on: sidecar)
-                done?()
+                done()
             case .failed(let error):
                 let outcome = self.forwarder.failure(request.request, .appFailed, "the app's answer was cut short: \(error)", stream.bytesIn)
                 self.endStream(request, key, stream, error: outcome.response.error, started: started, on: sidecar)
-                done?()
+                done()
             }
         }) { outcome in
             stream.bytesIn = sidecar.streamedIn(key) ?? outcome.bytesIn
             guard outcome.response.bodyStreams else {
                 sidecar.forgetStream(key)
-                done?()
+                done()
                 var outcome = outcome
                 outcome.bytesIn = stream.bytesIn
                 return self.answer(request, outcome, started: started, on: sidecar)
             }
             stream.status = outcome.response.status
             sidecar.respond(to: request, outcome.response, body: [], streams: true)
+            if outcome.response.status == 101 { done() }
         }
         if let handle { sidecar.openStream(key, handle) }
     }

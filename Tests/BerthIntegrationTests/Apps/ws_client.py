@@ -5,6 +5,7 @@ ws_client.py URL echo          text, binary, a 16 MiB message and a ping, then t
 ws_client.py URL server-close  the app closes with 4000 "bye"
 ws_client.py URL wait-close    sends one message, prints "open" when echoed, then waits for the close (the test kills
                                the instance meanwhile) and prints its code
+ws_client.py URL idle-after-chat  a message every second for 4 s (each echoed), then waits idle for the close
 """
 import asyncio, hashlib, json, sys
 
@@ -39,6 +40,15 @@ async def main(url, scenario):
             await ws.send("first")
             await ws.recv()
             print("open", flush=True)
+            try:
+                await asyncio.wait_for(ws.recv(), 30)
+            except ConnectionClosed as closed:
+                seen["close"] = [closed.rcvd.code if closed.rcvd else None, closed.rcvd.reason if closed.rcvd else None]
+        elif scenario == "idle-after-chat":
+            for i in range(4):
+                await ws.send("chat %d" % i)
+                seen["echoed"] = seen.get("echoed", 0) + (await ws.recv() == "chat %d" % i)
+                await asyncio.sleep(1)
             try:
                 await asyncio.wait_for(ws.recv(), 30)
             except ConnectionClosed as closed:

@@ -4,7 +4,7 @@
 A text message `close CODE REASON` makes it close the connection with that code. Any plain HTTP request (not an
 Upgrade) gets 200 ok, for readiness.
 """
-import asyncio, http, sys
+import asyncio, http, os, sys
 
 from websockets.asyncio.server import serve
 
@@ -30,4 +30,4 @@ async def main(port):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(os.environ.get("PORT") or sys.argv[1])))

@@ -118,14 +118,15 @@ final class TestMesh: @unchecked Sendable {
     /// sidecar starts the app itself.
     @discardableResult
     func addInstance(
-        className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false, script: URL = Paths.echoApp
+        className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false, script: URL = Paths.echoApp,
+        sidecarArguments: [String] = []
     ) throws -> Int {
         let port = freePort()
         var instance = Instance(className: className, id: id, appPort: port)
         if metrics { instance.metricsPort = freePort() }
         if owned {
             instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity, metricsPort: instance.metricsPort,
-                                                app: ["python3", Paths.echoApp.path])
+                                                app: ["python3", script.path], sidecarArguments: sidecarArguments)
             instances.append(instance)
             return instances.count - 1
         }
@@ -140,11 +141,13 @@ final class TestMesh: @unchecked Sendable {
         return instances.count - 1
     }
 
-    func startSidecar(className: String, id: String, port: Int, capacity: Int = 64, metricsPort: Int? = nil, app: [String] = []) throws -> ChildProcess {
+    func startSidecar(
+        className: String, id: String, port: Int, capacity: Int = 64, metricsPort: Int? = nil, app: [String] = [], sidecarArguments: [String] = []
+    ) throws -> ChildProcess {
         try ChildProcess(name: "sidecar-\(id)", executable: Paths.executable("berth-sidecar"), arguments: [
             "--router", backends, "--events", eventsIns, "--class", className, "--instance", id, "--port", String(port),
             "--capacity", String(capacity), "--heartbeat", heartbeat, "--log-level", "debug",
-        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + (app.isEmpty ? [] : ["--"] + app))
+        ] + (metricsPort.map { ["--metrics", "127.0.0.1:\($0)"] } ?? []) + sidecarArguments + (app.isEmpty ? [] : ["--"] + app))
     }
 
     func instance(_ id: String) -> Instance? { instances.first { $0.id == id } }
