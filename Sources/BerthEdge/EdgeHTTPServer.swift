@@ -22,6 +22,8 @@ final class EdgeHTTPServer {
         /// Set when the worker is plain declarative routes: those need no task.
         let routes: RoutesWorker?
         let maxBodyBytes: Int
+        /// The limit of a request body that streams; nil: none.
+        let maxStreamedBodyBytes: Int?
         /// Request bodies held at once, over all connections; a body that would pass it gets 503.
         let maxBufferedBytes: Int
         let idleTimeout: Duration
@@ -29,10 +31,14 @@ final class EdgeHTTPServer {
         let headerTimeout: Duration
         let logger: Logger
 
-        init(worker: any Worker, maxBodyBytes: Int, maxBufferedBytes: Int, idleTimeout: Duration, headerTimeout: Duration, logger: Logger) {
+        init(
+            worker: any Worker, maxBodyBytes: Int, maxStreamedBodyBytes: Int? = nil, maxBufferedBytes: Int, idleTimeout: Duration,
+            headerTimeout: Duration, logger: Logger
+        ) {
             self.worker = worker
             self.routes = worker as? RoutesWorker
             self.maxBodyBytes = maxBodyBytes
+            self.maxStreamedBodyBytes = maxStreamedBodyBytes
             self.maxBufferedBytes = maxBufferedBytes
             self.idleTimeout = idleTimeout
             self.headerTimeout = headerTimeout
@@ -340,10 +346,13 @@ final class EdgeHTTPServer {
     // MARK: Request bodies that stream
 
     /// Bodies of known length over this stream into the mesh (declarative routes only: a Worker reads its body whole).
-    static let streamAbove = 512 << 10
+    static let streamAbove = Streaming.threshold
 
     private func newReader() -> HTTPRequestReader {
-        HTTPRequestReader(maxBodyBytes: serving.maxBodyBytes, streamAbove: serving.routes != nil ? Self.streamAbove : nil)
+        HTTPRequestReader(
+            maxBodyBytes: serving.maxBodyBytes, streamAbove: serving.routes != nil ? Self.streamAbove : nil,
+            maxStreamedBytes: serving.maxStreamedBodyBytes
+        )
     }
 
     /// Whether the request being read goes into the mesh now, its body streaming after it: a body of known length over
@@ -720,7 +729,7 @@ final class EdgeHTTPServer {
         let response: EdgeResponse
         switch error.kind {
         case .bodyTooLarge:
-            response = .failure(MeshError(code: .tooLarge, message: "the request body is over the \(serving.maxBodyBytes)-byte limit", component: "edge"))
+            response = .failure(MeshError(code: .tooLarge, message: error.description, component: "edge"))
         case .headTooLarge:
             response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 431)
         case .targetTooLong:

@@ -8,7 +8,7 @@ import BerthWire
 /// client that reads slowly stops the grants, then the sidecar's reads, then the app's writes.
 struct ResponseStream {
     /// Bytes of body the sidecar may send before the edge grants more (`Request.stream_window`).
-    static let window = 1 << 20
+    static let window = Streaming.window
 
     /// How the body is framed for the client.
     enum Framing: Equatable {

@@ -45,6 +45,7 @@ struct HTTPBodyReader {
     /// Set when the body may stream (`streamAbove`): one of unknown length is not held to `maxBytes`, since its
     /// reader takes its pieces as they come (`takeAvailable`) once it is over the threshold.
     private let streamable: Bool
+    private let maxStreamedBytes: Int?
     /// A body of known length over the threshold: it streams from its first byte.
     let streamsFromStart: Bool
     /// Its pieces are taken as they come (`takeAvailable`): it holds only what was not taken yet.
@@ -53,13 +54,19 @@ struct HTTPBodyReader {
     /// - Parameter streamAbove: bodies of known length over this stream (`takeAvailable`) rather than fill one frame,
     ///   and bodies of unknown length are not held to `maxBytes`; nil: every body is read whole.
     /// - Throws: when a body of known length is over `maxBytes`, and does not stream.
-    init(_ framing: HTTPFraming, maxBytes: Int, subject: String, streamAbove: Int? = nil) throws(HTTPMessageError) {
+    /// - Parameter maxStreamedBytes: the limit of a body that streams; nil: none.
+    init(
+        _ framing: HTTPFraming, maxBytes: Int, subject: String, streamAbove: Int? = nil, maxStreamedBytes: Int? = nil
+    ) throws(HTTPMessageError) {
         self.subject = subject
         self.maxBytes = maxBytes
+        self.maxStreamedBytes = maxStreamedBytes
         streamable = streamAbove != nil
         if case .length(let length) = framing, let streamAbove, length > streamAbove {
             streamsFromStart = true
             streaming = true
+            state = .complete
+            try admit(length)
             state = .fixedStreaming(remaining: length)
             return
         }
@@ -121,6 +128,7 @@ struct HTTPBodyReader {
                 filledDirectly(count)
             case .fixedStreaming(let remaining):
                 let count = min(remaining, rest.count)
+                // Its length was admitted whole.
                 gather(UnsafeRawBufferPointer(rebasing: rest[..<count]))
                 taken += count
                 if remaining == count {
@@ -242,8 +250,9 @@ struct HTTPBodyReader {
     }
 
     private func admit(_ more: Int) throws(HTTPMessageError) {
-        guard streamable || count + more <= maxBytes else {
-            throw HTTPMessageError("the body of \(subject) is over the \(maxBytes)-byte limit", kind: .bodyTooLarge)
+        guard let limit = streamable ? maxStreamedBytes : maxBytes else { return }
+        guard count + more <= limit else {
+            throw HTTPMessageError("the body of \(subject) is over the \(limit)-byte limit", kind: .bodyTooLarge)
         }
     }
 

@@ -23,11 +23,14 @@ package struct HTTPMessageReader<Head: HTTPMessageHead> {
     private var body: HTTPBodyReader?
     /// Bodies of known length over this stream; nil: every body is read whole (see `HTTPBodyReader`).
     private let streamAbove: Int?
+    /// The limit of a body that streams; nil: none.
+    private let maxStreamedBytes: Int?
 
-    package init(context: Head.Context, maxBodyBytes: Int, streamAbove: Int? = nil) {
+    package init(context: Head.Context, maxBodyBytes: Int, streamAbove: Int? = nil, maxStreamedBytes: Int? = nil) {
         self.context = context
         self.maxBodyBytes = maxBodyBytes
         self.streamAbove = streamAbove
+        self.maxStreamedBytes = maxStreamedBytes
     }
 
     /// The body has a known length over `streamAbove`: it streams from its first byte.
@@ -68,7 +71,9 @@ package struct HTTPMessageReader<Head: HTTPMessageHead> {
             taken += count
             guard let headBytes, let (head, framing) = try Head.parse(headBytes, context: context) else { continue }
             self.head = head
-            body = try HTTPBodyReader(framing, maxBytes: maxBodyBytes, subject: Head.subject, streamAbove: streamAbove)
+            body = try HTTPBodyReader(
+                framing, maxBytes: maxBodyBytes, subject: Head.subject, streamAbove: streamAbove, maxStreamedBytes: maxStreamedBytes
+            )
         }
         return taken
     }

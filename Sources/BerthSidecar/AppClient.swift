@@ -23,7 +23,7 @@ struct AppRequest: Sendable {
     var streamWindow = 0
     /// An answer streams when its length is over this, or its length is unknown and it is not whole once the app
     /// paused (chunked, server-sent events, close-delimited).
-    var streamAbove = 1 << 20
+    var streamAbove = Streaming.threshold
     /// The body streams in after the head (`append`), as the app's connection takes it; chunked when `chunked`.
     var bodyStreams = false
     var chunked = false
@@ -93,7 +93,7 @@ final class AppClient {
     private var nextDeadline: ContinuousClock.Instant?
     private var shutDown = false
     /// The most request body of one exchange held at once, arrived and not yet taken by the app.
-    static let uploadWindow = 1 << 20
+    static let uploadWindow = Streaming.window
     /// One read buffer for every connection: only the bus thread reads.
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
 

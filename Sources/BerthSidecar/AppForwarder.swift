@@ -20,7 +20,7 @@ struct AppForwarder: Sendable {
 
     /// Bodies of known length over this stream when the edge takes a stream; so do those of unknown length once the
     /// app pauses before their end.
-    static let streamAbove = 512 << 10
+    static let streamAbove = Streaming.threshold
 
     /// Forwards `incoming` to the app over `client`; `completion` runs once, on the bus thread, maybe before this
     /// returns. When the edge takes a stream (`Request.stream_window`) and the answer streams, `completion` gets its

@@ -2,6 +2,15 @@
 /// the sender sends no more than it was granted. Two plain values, one per side, with no socket and no clock; the
 /// drivers ask them what to do (Tests/BerthWireTests/StreamCreditTests.swift).
 
+/// When a body streams, and how much of it may be on its way at once: one place for the edge and the sidecar.
+public enum Streaming {
+    /// Bodies of known length over this stream; bodies of unknown length stream once they are over it, or not whole
+    /// when their sender pauses. At or under it, a body goes whole in one message, the fast path.
+    public static let threshold = 1 << 20
+    /// The window of one streamed body: what a receiver grants at once, so the most any process holds of it.
+    public static let window = 2 << 20
+}
+
 /// The sending side: how much it may still send.
 public struct CreditSender: Sendable, Hashable {
     /// Bytes granted and not yet sent.
