@@ -17,10 +17,10 @@ struct StreamingTests {
     static let residentLimit = 40 << 20
 
     /// A router, one instance of the stream app behind its sidecar, and an edge routing `/s/` to it.
-    static func start(_ mesh: TestMesh) async throws {
+    static func start(_ mesh: TestMesh, edgeArguments: [String] = []) async throws {
         try mesh.startRouter()
         try mesh.addInstance(className: "Streams", id: "s-0", script: Paths.streamApp)
-        try mesh.startEdge(routes: ["/s/=Streams"])
+        try mesh.startEdge(routes: ["/s/=Streams"], arguments: edgeArguments)
         guard try await mesh.waitUntil("/s/", accept: { response, _ in response.status == .ok }) else { throw MeshNotUp(logs: mesh.logs) }
     }
 
@@ -97,6 +97,25 @@ struct StreamingTests {
             let lines = output.split(separator: "\n")
             let expected = lines.last.map { String($0.prefix(64)) } ?? "?"
             #expect(output.contains("\"length\": \(3 << 20)") && output.contains("\"sha256\": \"\(expected)\""), "\(output)")
+        }
+    }
+
+    /// `--max-body`, when given, caps a body that streams: one announced over it is refused before any of it is read,
+    /// and one that grows over it (chunked) is cut.
+    @Test func maxBodyCapsStreamedBodiesWhenGiven() async throws {
+        try await withMesh { mesh in
+            try await Self.start(mesh, edgeArguments: ["--max-body", "2000000"])
+            let announced = try RawConnection(port: mesh.edgePort)
+            announced.send("POST /s/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n")
+            let refused = try announced.answer()
+            #expect(refused.status == 413, "\(refused.head)")
+            #expect(refused.text.contains("over the 2000000-byte limit"), "\(refused.text)")
+            let (status, output, _) = try await Self.runWatchingMemory(
+                "python3 \(Paths.streamApp.path) --pattern 3000000 | curl -sS -T - -X POST -w '%{http_code}' http://127.0.0.1:\(mesh.edgePort)/s/upload",
+                of: []
+            )
+            #expect(status == 0 || status == 55 || status == 56, "\(output)")
+            #expect(!output.contains("\"length\": 3000000"), "the app got a body over the limit: \(output)")
         }
     }
 
