@@ -62,7 +62,8 @@ EOF
 }
 {
     nginx_conf files
-    echo "    sendfile on; server { listen 127.0.0.1:$file_port; location / { root $work/www; default_type application/octet-stream; } } }"
+    # Any path is the file: Berth's route takes its prefix (/file) off the path the app sees.
+    echo "    sendfile on; server { listen 127.0.0.1:$file_port; location / { root $work/www; try_files /file =404; default_type application/octet-stream; } } }"
 } >"$work/files.conf"
 hop_conf() { # NAME LISTEN: a streaming reverse proxy to the file server (/file) and the stream app (the rest)
     nginx_conf "$1"
