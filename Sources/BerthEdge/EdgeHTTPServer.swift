@@ -469,10 +469,18 @@ final class EdgeHTTPServer {
         guard let upload = connection.upload, !connection.reading else { return }
         if upload.tunnel { return readTunnel(connection, hungUp: hungUp) }
         connection.reading = true
-        defer { connection.reading = false }
+        let finished = readUploadBody(connection, hungUp: hungUp)
+        connection.reading = false
+        // A body dropped to its end after an early answer: the next request may be read once that answer is out.
+        if finished && upload.discarding && connection.writer.isEmpty && !connection.pending.isEmpty { readRequest(connection) }
+    }
+
+    /// Reads as much of the body as its credit allows (all of it, when it is dropped); true once it is whole.
+    private func readUploadBody(_ connection: ClientConnection, hungUp: Bool) -> Bool {
         connection.lastActive = .now
-        while connection.upload!.sender.available > 0 && !connection.reader.isComplete {
-            let limit = min(scratch.count, connection.upload!.sender.available)
+        let discarding = connection.upload!.discarding
+        while (discarding || connection.upload!.sender.available > 0) && !connection.reader.isComplete {
+            let limit = discarding ? scratch.count : min(scratch.count, connection.upload!.sender.available)
             let taken: Int
             do {
                 if !connection.pending.isEmpty {
@@ -481,11 +489,15 @@ final class EdgeHTTPServer {
                     connection.pending.removeFirst(taken)
                 } else {
                     let count = read(connection.fd, scratch.baseAddress, limit)
-                    if count == 0 { return clientWentAway(connection) }
+                    if count == 0 {
+                        clientWentAway(connection)
+                        return false
+                    }
                     if count < 0 {
                         if errno == EINTR { continue }
                         if errno == EAGAIN { break }
-                        return clientWentAway(connection)
+                        clientWentAway(connection)
+                        return false
                     }
                     let bytes = UnsafeRawBufferPointer(rebasing: scratch[..<count])
                     taken = try connection.reader.consume(bytes)
@@ -493,25 +505,28 @@ final class EdgeHTTPServer {
                     if taken < count { connection.pending.append(contentsOf: bytes[taken...]) }
                 }
             } catch {
-                return abandonUpload(connection, error as? HTTPMessageError ?? HTTPMessageError("\(error)"))
+                abandonUpload(connection, error as? HTTPMessageError ?? HTTPMessageError("\(error)"))
+                return false
             }
             if connection.reader.isComplete { break }
             let body = connection.reader.takeAvailableBody()
-            if !body.isEmpty { sendPiece(connection, body, final: false) }
+            if !body.isEmpty && !discarding { sendPiece(connection, body, final: false) }
         }
         if connection.reader.isComplete {
-            sendPiece(connection, connection.reader.takeAvailableBody(), final: true)
+            let last = connection.reader.takeAvailableBody()
+            if !discarding { sendPiece(connection, last, final: true) }
             connection.upload = nil
             connection.reader = newReader()
             connection.continueSent = false
             setEvents(connection, Int16(POLLIN) | Self.pollReadHangUp | (connection.writer.isEmpty ? 0 : Int16(POLLOUT)))
-            return
+            return true
         }
         // Out of credit: not even the client's going away is polled for (it would wake the loop until credit came),
         // only an error or a hang-up, which poll(2) reports whatever is asked.
-        let wantsInput = connection.upload!.sender.available > 0
+        let wantsInput = discarding || connection.upload!.sender.available > 0
         setEvents(connection, (wantsInput ? Int16(POLLIN) | Self.pollReadHangUp : 0) | (connection.writer.isEmpty ? 0 : Int16(POLLOUT)))
         if hungUp && !wantsInput { clientWentAway(connection) }
+        return false
     }
 
     /// A body that cannot be read on (malformed chunked coding): the exchange is cancelled in the mesh, and the client
@@ -519,6 +534,8 @@ final class EdgeHTTPServer {
     private func abandonUpload(_ connection: ClientConnection, _ error: HTTPMessageError) {
         guard let upload = connection.upload else { return }
         connection.upload = nil
+        // Its answer went already: nothing more can be said on this connection.
+        if upload.discarding { return close(connection) }
         meshWork.append(.cancel(upload.id))
         if connection.stream != nil { return reset(connection, error.description) }
         connection.open = nil
@@ -636,11 +653,14 @@ final class EdgeHTTPServer {
     func answer(token: Int, exchange number: UInt64, with response: EdgeResponse) {
         guard let connection = connections[token], connection.exchange == number, connection.open != nil else { return }
         connection.open = nil
-        // An answer before the whole body streamed in (an error, an app that answers early): the rest is not read,
-        // so the connection closes after it.
-        let cut = connection.upload != nil
-        connection.upload = nil
-        respond(connection, with: response, closing: cut)
+        // An answer before the whole body streamed in (an error, an app that answers early): the rest of the body is
+        // read and dropped after it. A WebSocket that was refused (no 101) has no end to wait for: it closes.
+        if connection.upload?.tunnel == true {
+            connection.upload = nil
+            return respond(connection, with: response, closing: true)
+        }
+        connection.upload?.discarding = true
+        respond(connection, with: response)
     }
 
     // MARK: Streamed answers
@@ -827,6 +847,8 @@ final class EdgeHTTPServer {
             return
         }
         setEvents(connection, Int16(POLLIN) | Self.pollReadHangUp)
+        // The rest of a body the app did not wait for is dropped first.
+        if connection.upload != nil { return readUpload(connection, hungUp: false) }
         // A request already held (pipelined) goes on now. The socket itself is not read here: bytes in it wake the
         // loop (the poll is level-triggered), and a client that waits for each answer before its next request has
         // sent nothing yet, so the read would find nothing, one system call per request.
@@ -874,6 +896,9 @@ struct RequestUpload {
     var tunnel = false
     /// The client closed its side of the tunnel: nothing more to read.
     var ended = false
+    /// The app answered before the whole body came: the rest is read and dropped, as nginx does, so that the client
+    /// gets its answer and the connection goes on.
+    var discarding = false
 }
 
 /// One client connection of the edge's server.
@@ -918,7 +943,7 @@ final class ClientConnection {
     }
 
     /// A request may be read now: none is open, no answer waits to be written, the connection is not ending.
-    var takesRequests: Bool { !isClosed && open == nil && writer.isEmpty && lingerUntil == nil }
+    var takesRequests: Bool { !isClosed && open == nil && upload == nil && writer.isEmpty && lingerUntil == nil }
 
     /// Nothing open, nothing to write, no request begun.
     var isIdle: Bool { open == nil && writer.isEmpty && pending.isEmpty && !reader.hasStarted }

@@ -539,7 +539,9 @@ final class AppClient {
         guard let exchange = connection.exchange, var reader = connection.reader, let head = reader.head else { return }
         // An answer that came before the whole request went out (a 413, say) leaves the rest unsent: the
         // connection cannot carry another request.
-        let keepAlive = head.keepAlive && connection.writer.isEmpty && !connection.outputBroken
+        // So does one whose body still streams in.
+        let bodyWhole = !exchange.request.bodyStreams || exchange.uploadDone
+        let keepAlive = head.keepAlive && connection.writer.isEmpty && !connection.outputBroken && bodyWhole
         let answer = AppAnswer(head: head, body: exchange.streaming ? [] : reader.takeBody())
         connection.exchange = nil
         exchange.connection = nil

@@ -165,7 +165,8 @@ private final class Exchanges: Sendable {
                 done()
             }
         }) { outcome in
-            stream.bytesIn = sidecar.streamedIn(key) ?? outcome.bytesIn
+            // A body that streamed in is counted as it came; a whole one came with the request.
+            stream.bytesIn = request.request.bodyStreams ? sidecar.streamedIn(key) ?? 0 : outcome.bytesIn
             guard outcome.response.bodyStreams else {
                 sidecar.forgetStream(key)
                 done()
@@ -190,7 +191,7 @@ private final class Exchanges: Sendable {
         sidecar.streamData(key, StreamData(id: key.id, final: true, error: error), body: [])
         sidecar.closeStream(key)
         metrics.record(Response(id: request.id, status: stream.status, error: error), latency: latency)
-        stream.bytesIn = sidecar.streamedIn(key) ?? stream.bytesIn
+        if request.bodyStreams { stream.bytesIn = sidecar.streamedIn(key) ?? stream.bytesIn }
         sidecar.publish(topic: topic, event: .traffic(self.event(
             request, status: stream.status, bytesIn: stream.bytesIn, bytesOut: stream.bytesOut, latency: latency, error: error, streamed: true
         )))
