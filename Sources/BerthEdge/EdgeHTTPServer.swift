@@ -415,7 +415,7 @@ final class EdgeHTTPServer {
     private func streamEvents(_ connection: ClientConnection) -> Int16 {
         var events = connection.writer.isEmpty ? Int16(0) : Int16(POLLOUT)
         if let upload = connection.upload {
-            if !upload.ended && upload.sender.available > 0 { events |= Int16(POLLIN) | Self.pollReadHangUp }
+            if !upload.ended && !upload.sender.isBlocked { events |= Int16(POLLIN) | Self.pollReadHangUp }
         } else {
             events |= (connection.pending.count < Self.maxPendingBytes ? Int16(POLLIN) : 0) | Self.pollReadHangUp
         }
@@ -424,7 +424,7 @@ final class EdgeHTTPServer {
 
     /// Reads a WebSocket's client side as far as its credit goes, and passes its bytes on as they are.
     private func readTunnel(_ connection: ClientConnection, hungUp: Bool) {
-        while let upload = connection.upload, !upload.ended, upload.sender.available > 0 {
+        while let upload = connection.upload, !upload.ended, !upload.sender.isBlocked {
             let count = read(connection.fd, scratch.baseAddress, min(scratch.count, upload.sender.available))
             if count > 0 {
                 sendPiece(connection, [Frame(copying: UnsafeRawBufferPointer(rebasing: scratch[..<count]))], final: false)
@@ -479,7 +479,7 @@ final class EdgeHTTPServer {
     private func readUploadBody(_ connection: ClientConnection, hungUp: Bool) -> Bool {
         connection.lastActive = .now
         let discarding = connection.upload!.discarding
-        while (discarding || connection.upload!.sender.available > 0) && !connection.reader.isComplete {
+        while (discarding || !connection.upload!.sender.isBlocked) && !connection.reader.isComplete {
             let limit = discarding ? scratch.count : min(scratch.count, connection.upload!.sender.available)
             let taken: Int
             do {
@@ -523,7 +523,7 @@ final class EdgeHTTPServer {
         }
         // Out of credit: not even the client's going away is polled for (it would wake the loop until credit came),
         // only an error or a hang-up, which poll(2) reports whatever is asked.
-        let wantsInput = discarding || connection.upload!.sender.available > 0
+        let wantsInput = discarding || !connection.upload!.sender.isBlocked
         setEvents(connection, (wantsInput ? Int16(POLLIN) | Self.pollReadHangUp : 0) | (connection.writer.isEmpty ? 0 : Int16(POLLOUT)))
         if hungUp && !wantsInput { clientWentAway(connection) }
         return false

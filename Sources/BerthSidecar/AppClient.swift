@@ -453,8 +453,8 @@ final class AppClient {
             let count: Int
             var full = false
             // A streaming answer reads no more than its credit: body bytes are never more than the bytes read.
+            if exchange.streaming && exchange.sender.isBlocked { return .paused }
             let limit = exchange.streaming ? min(scratch.count, exchange.sender.available) : scratch.count
-            if exchange.streaming && limit <= 0 { return .paused }
             if let room = reader.directBodyRoom() {
                 count = Glibc.read(connection.fd, room.baseAddress, room.count)
                 if count > 0 { reader.filledDirectly(count) }

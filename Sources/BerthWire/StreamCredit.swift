@@ -13,34 +13,60 @@ public enum Streaming {
 
 /// The sending side: how much it may still send.
 public struct CreditSender: Sendable, Hashable {
-    /// Bytes granted and not yet sent.
+    /// Credit granted and not yet spent.
     public private(set) var available: Int
 
     public init(initial: Int) {
         available = max(0, initial)
     }
 
-    /// Nothing may be sent until more is granted: the sender stops reading its own source.
-    public var isBlocked: Bool { available <= 0 }
+    /// Nothing may be sent until more is granted: the sender stops reading its own source. Less than the cost of
+    /// the smallest piece is none.
+    public var isBlocked: Bool { available < Streaming.minimumPieceCost }
 
     /// The receiver granted `bytes` more.
     public mutating func granted(_ bytes: UInt64) {
         available = Int(clamping: UInt64(clamping: available) &+ min(bytes, UInt64(Int.max / 2)))
     }
 
-    /// `bytes` went out; they must fit in what was granted.
+    /// A piece of `bytes` went out; its cost must fit in what was granted.
     public mutating func sent(_ bytes: Int) {
-        available -= bytes
+        available -= Streaming.cost(ofPiece: bytes)
     }
 }
 
-/// The receiving side: what it granted, what arrived, what it handed on, and when to grant more.
+extension Streaming {
+    /// The least credit a piece with bytes costs, so that a window holds a bounded number of messages (the bus's
+    /// high-water mark is 10,000): a stream of 20-byte events to a client that stopped reading fills its window
+    /// after 8,192 pieces, not 100,000.
+    public static let minimumPieceCost = 256
+
+    /// What a piece of `bytes` costs in credit: its bytes, and at least `minimumPieceCost`; an empty last piece costs
+    /// nothing.
+    public static func cost(ofPiece bytes: Int) -> Int {
+        bytes == 0 ? 0 : max(bytes, minimumPieceCost)
+    }
+}
+
+/// The receiving side: what it granted, what arrived, what it handed on, and when to grant more. Credit counts
+/// each piece's cost (`Streaming.cost(ofPiece:)`); a piece's cost comes back once all its bytes are handed on.
 public struct CreditReceiver: Sendable, Hashable {
-    /// The most the receiver holds for this stream at once: bytes granted and not yet handed on.
+    /// The most the receiver holds for this stream at once: credit granted and not yet handed on.
     public let window: Int
     public private(set) var granted: Int
+    /// Credit the pieces that arrived cost, and the part of it handed on.
     public private(set) var received = 0
     public private(set) var consumed = 0
+    /// Bytes that arrived and were not handed on yet.
+    public private(set) var held = 0
+    /// The pieces not wholly handed on, in order: bytes left of each, and its cost.
+    private var pieces: [Piece] = []
+    private var first = 0
+
+    private struct Piece: Sendable, Hashable {
+        var bytes: Int
+        let cost: Int
+    }
 
     /// Why a sender's bytes are refused.
     public struct Overrun: Error, Sendable, Hashable {
@@ -53,18 +79,37 @@ public struct CreditReceiver: Sendable, Hashable {
         granted = max(0, initialGrant)
     }
 
-    /// Bytes that arrived: more than was granted breaks the protocol, and the stream fails.
+    /// A piece of `bytes` arrived: more than was granted breaks the protocol, and the stream fails.
     public mutating func receive(_ bytes: Int) throws(Overrun) {
-        guard received + bytes <= granted else {
-            throw Overrun(message: "the sender sent \(received + bytes - granted) bytes more than the \(granted) it was granted")
+        let cost = Streaming.cost(ofPiece: bytes)
+        guard received + cost <= granted else {
+            throw Overrun(message: "the sender sent \(received + cost - granted) bytes more than the \(granted) it was granted")
         }
-        received += bytes
+        received += cost
+        guard bytes > 0 else { return }
+        held += bytes
+        pieces.append(Piece(bytes: bytes, cost: cost))
     }
 
-    /// Bytes the receiver handed on (written to its socket). Returns a grant to send, if one is due: once no more than
-    /// half the window is outstanding, the window is filled again, so grants come in steps of half a window or more.
+    /// Bytes the receiver handed on (written to its socket), in the order they came. Returns a grant to send, if one
+    /// is due: once no more than half the window is outstanding, the window is filled again, so grants come in steps
+    /// of half a window or more.
     public mutating func consume(_ bytes: Int) -> Int? {
-        consumed = min(received, consumed + bytes)
+        var left = min(bytes, held)
+        held -= left
+        while left > 0 && first < pieces.count {
+            let step = min(left, pieces[first].bytes)
+            pieces[first].bytes -= step
+            left -= step
+            if pieces[first].bytes == 0 {
+                consumed += pieces[first].cost
+                first += 1
+            }
+        }
+        if first > 64 && first * 2 > pieces.count {
+            pieces.removeFirst(first)
+            first = 0
+        }
         return due()
     }
 
@@ -79,7 +124,4 @@ public struct CreditReceiver: Sendable, Hashable {
     private mutating func due() -> Int? {
         granted - consumed <= window / 2 ? grant() : nil
     }
-
-    /// Bytes that arrived and were not handed on yet.
-    public var held: Int { received - consumed }
 }

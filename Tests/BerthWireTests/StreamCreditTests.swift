@@ -2,17 +2,27 @@ import BerthWire
 import Testing
 
 /// The credit rules of a streamed body: a sender never sends more than it was granted; a receiver grants in steps of
-/// half a window or more, never holds more than its window, and refuses a sender that overruns.
+/// half a window or more, never holds more than its window, refuses a sender that overruns, and charges every piece
+/// at least `Streaming.minimumPieceCost`, so a window holds a bounded number of messages.
 @Suite struct StreamCreditTests {
     @Test func aSenderIsBlockedOnceItSentItsGrant() {
-        var sender = CreditSender(initial: 100)
+        var sender = CreditSender(initial: 1_000)
         #expect(!sender.isBlocked)
-        sender.sent(60)
-        #expect(sender.available == 40)
-        sender.sent(40)
+        sender.sent(600)
+        #expect(sender.available == 400)
+        sender.sent(400)
         #expect(sender.isBlocked)
-        sender.granted(10)
-        #expect(sender.available == 10 && !sender.isBlocked)
+        sender.granted(300)
+        #expect(sender.available == 300 && !sender.isBlocked)
+    }
+
+    @Test func lessThanTheSmallestPieceIsNoCredit() {
+        var sender = CreditSender(initial: Streaming.minimumPieceCost - 1)
+        #expect(sender.isBlocked)
+        sender.granted(1)
+        #expect(!sender.isBlocked)
+        sender.sent(1)
+        #expect(sender.available == 0, "a 1-byte piece costs the minimum")
     }
 
     @Test func aHugeGrantDoesNotOverflow() {
@@ -33,13 +43,30 @@ import Testing
         #expect(throws: CreditReceiver.Overrun.self) { try receiver.receive(1) }
     }
 
+    @Test func tinyPiecesCostTheMinimumSoAWindowHoldsFewMessages() throws {
+        let window = Streaming.minimumPieceCost * 10
+        var receiver = CreditReceiver(window: window, initialGrant: window)
+        for _ in 0..<10 { try receiver.receive(1) }
+        #expect(throws: CreditReceiver.Overrun.self) { try receiver.receive(1) }
+        #expect(receiver.held == 10)
+        try receiver.receive(0) // an empty last piece costs nothing
+    }
+
     @Test func grantsComeOnceHalfTheWindowIsHandedOn() throws {
+        var receiver = CreditReceiver(window: 3_000, initialGrant: 3_000)
+        for _ in 0..<10 { try receiver.receive(300) }
+        #expect(receiver.consume(1_200) == nil, "1,800 outstanding: more than half the window")
+        #expect(receiver.consume(300) == 1_500, "1,500 outstanding: filled up to the window again")
+        #expect(receiver.held == 1_500)
+        #expect(receiver.granted - receiver.consumed == 3_000)
+    }
+
+    @Test func aPiecesCreditComesBackOnceItIsWhollyHandedOn() throws {
         var receiver = CreditReceiver(window: 1_000, initialGrant: 1_000)
         try receiver.receive(1_000)
-        #expect(receiver.consume(400) == nil, "600 outstanding: more than half the window")
-        #expect(receiver.consume(100) == 500, "500 outstanding: filled up to the window again")
-        #expect(receiver.held == 500)
-        #expect(receiver.granted - receiver.consumed == 1_000)
+        #expect(receiver.consume(999) == nil)
+        #expect(receiver.consumed == 0)
+        #expect(receiver.consume(1) == 1_000)
     }
 
     @Test func nothingIsGrantedForBytesNotHandedOn() throws {
@@ -52,8 +79,8 @@ import Testing
 
     @Test func consumingMoreThanArrivedCountsOnlyWhatArrived() throws {
         var receiver = CreditReceiver(window: 1_000, initialGrant: 1_000)
-        try receiver.receive(100)
+        try receiver.receive(300)
         _ = receiver.consume(5_000)
-        #expect(receiver.consumed == 100)
+        #expect(receiver.consumed == 300 && receiver.held == 0)
     }
 }
