@@ -164,15 +164,20 @@ final class SidecarBus: BusLoopBody {
     }
 
     /// Sends `envelope` to the edge whose routing id `edge` holds; the frame is spent.
-    private func send(_ envelope: Envelope, to edge: Frame, body: [Frame] = []) {
+    /// Returns whether the message was queued.
+    @discardableResult
+    private func send(_ envelope: Envelope, to edge: Frame, body: [Frame] = []) -> Bool {
         var frames = [edge]
         frames.append(contentsOf: envelope.frames(body: body))
         do {
             if try !requests.send(frames) {
                 logger.warning("edge is not taking answers (its queue is full); dropped one")
+                return false
             }
+            return true
         } catch {
             logger.debug("edge went away before its answer", metadata: ["berth.error": "\(error)"])
+            return false
         }
     }
 
@@ -216,8 +221,13 @@ final class SidecarBus: BusLoopBody {
         core.answered(&done, now: .now)
     }
 
+    /// Sends a piece of a streamed answer. A piece the link cannot take (its queue is full, or the edge is gone)
+    /// would leave a hole in the body: the exchange is cancelled instead, so that the app's connection closes and
+    /// the stream ends as failed, never with bytes missing.
     func streamData(_ key: StreamKey, _ data: StreamData, body: [Frame]) {
-        send(.streamData(data), to: Frame(key.edge), body: body)
+        guard !send(.streamData(data), to: Frame(key.edge), body: body), !data.final, let stream = streams[key] else { return }
+        logger.warning("a piece of a streamed answer could not be sent; the exchange is cancelled", metadata: ["berth.request.id": "\(key.id)"])
+        app.cancel(stream.handle)
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {

@@ -37,9 +37,9 @@ public struct CreditSender: Sendable, Hashable {
 
 extension Streaming {
     /// The least credit a piece with bytes costs, so that a window holds a bounded number of messages (the bus's
-    /// high-water mark is 10,000): a stream of 20-byte events to a client that stopped reading fills its window
-    /// after 8,192 pieces, not 100,000.
-    public static let minimumPieceCost = 256
+    /// high-water mark is 10,000): a stream of 20-byte events to a client that stopped reading fills its 2 MiB window
+    /// after 2,048 pieces, not 100,000.
+    public static let minimumPieceCost = 1 << 10
 
     /// What a piece of `bytes` costs in credit: its bytes, and at least `minimumPieceCost`; an empty last piece costs
     /// nothing.

@@ -6,14 +6,14 @@ import Testing
 /// at least `Streaming.minimumPieceCost`, so a window holds a bounded number of messages.
 @Suite struct StreamCreditTests {
     @Test func aSenderIsBlockedOnceItSentItsGrant() {
-        var sender = CreditSender(initial: 1_000)
+        var sender = CreditSender(initial: 4_000)
         #expect(!sender.isBlocked)
-        sender.sent(600)
-        #expect(sender.available == 400)
-        sender.sent(400)
+        sender.sent(2_400)
+        #expect(sender.available == 1_600)
+        sender.sent(1_600)
         #expect(sender.isBlocked)
-        sender.granted(300)
-        #expect(sender.available == 300 && !sender.isBlocked)
+        sender.granted(1_200)
+        #expect(sender.available == 1_200 && !sender.isBlocked)
     }
 
     @Test func lessThanTheSmallestPieceIsNoCredit() {
@@ -38,8 +38,8 @@ import Testing
     }
 
     @Test func aSenderThatOverrunsItsGrantIsRefused() throws {
-        var receiver = CreditReceiver(window: 1_000, initialGrant: 1_000)
-        try receiver.receive(1_000)
+        var receiver = CreditReceiver(window: 4_000, initialGrant: 4_000)
+        try receiver.receive(4_000)
         #expect(throws: CreditReceiver.Overrun.self) { try receiver.receive(1) }
     }
 
@@ -53,34 +53,34 @@ import Testing
     }
 
     @Test func grantsComeOnceHalfTheWindowIsHandedOn() throws {
-        var receiver = CreditReceiver(window: 3_000, initialGrant: 3_000)
-        for _ in 0..<10 { try receiver.receive(300) }
-        #expect(receiver.consume(1_200) == nil, "1,800 outstanding: more than half the window")
-        #expect(receiver.consume(300) == 1_500, "1,500 outstanding: filled up to the window again")
-        #expect(receiver.held == 1_500)
-        #expect(receiver.granted - receiver.consumed == 3_000)
+        var receiver = CreditReceiver(window: 30_000, initialGrant: 30_000)
+        for _ in 0..<10 { try receiver.receive(3_000) }
+        #expect(receiver.consume(12_000) == nil, "18,000 outstanding: more than half the window")
+        #expect(receiver.consume(3_000) == 15_000, "15,000 outstanding: filled up to the window again")
+        #expect(receiver.held == 15_000)
+        #expect(receiver.granted - receiver.consumed == 30_000)
     }
 
     @Test func aPiecesCreditComesBackOnceItIsWhollyHandedOn() throws {
-        var receiver = CreditReceiver(window: 1_000, initialGrant: 1_000)
-        try receiver.receive(1_000)
-        #expect(receiver.consume(999) == nil)
+        var receiver = CreditReceiver(window: 4_000, initialGrant: 4_000)
+        try receiver.receive(4_000)
+        #expect(receiver.consume(3_999) == nil)
         #expect(receiver.consumed == 0)
-        #expect(receiver.consume(1) == 1_000)
+        #expect(receiver.consume(1) == 4_000)
     }
 
     @Test func nothingIsGrantedForBytesNotHandedOn() throws {
-        var receiver = CreditReceiver(window: 1_000, initialGrant: 1_000)
-        try receiver.receive(1_000)
+        var receiver = CreditReceiver(window: 4_000, initialGrant: 4_000)
+        try receiver.receive(4_000)
         // A slow reader: nothing leaves, so nothing more may come.
         for _ in 0..<10 { #expect(receiver.consume(0) == nil) }
-        #expect(receiver.held == 1_000)
+        #expect(receiver.held == 4_000)
     }
 
     @Test func consumingMoreThanArrivedCountsOnlyWhatArrived() throws {
-        var receiver = CreditReceiver(window: 1_000, initialGrant: 1_000)
-        try receiver.receive(300)
+        var receiver = CreditReceiver(window: 4_000, initialGrant: 4_000)
+        try receiver.receive(3_000)
         _ = receiver.consume(5_000)
-        #expect(receiver.consumed == 300 && receiver.held == 0)
+        #expect(receiver.consumed == 3_000 && receiver.held == 0)
     }
 }
