@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Chromium runs the dashboard's browser test.
 BERTH_EXTRA_PACKAGES="chromium" source scripts/setup.sh
+# The WebSocket tests' client and echo app use Python's `websockets` from PyPI (13 or later: Debian's is older).
+python3 -c 'import websockets.asyncio.client' 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages 'websockets>=13' ||
+    echo "test.sh: cannot install Python's websockets from PyPI; the WebSocket tests will fail" >&2
 
 # The toolchain leaves TemporaryDirectory.* folders in $TMPDIR on every run (swift-driver, SwiftPM), and the tests
 # keep their processes' logs there: all of it goes into a folder of this run's own, removed when the tests pass,

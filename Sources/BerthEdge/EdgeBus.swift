@@ -20,7 +20,7 @@ struct MeshAnswer: Sendable {
 final class EdgeBus: BusLoopBody {
     /// A request on its way: the exchange, and its body until it is sent for the last time.
     final class Outgoing {
-        let exchange: Exchange
+        var exchange: Exchange
         var body: [Frame]
 
         init(exchange: Exchange, body: [Frame]) {
@@ -78,6 +78,21 @@ final class EdgeBus: BusLoopBody {
     private let inFlightGauge = Gauge(label: "berth_edge_in_flight")
     private var recordedInFlight = -1
 
+    /// An answer that streams to its client, from its head to its last piece.
+    private struct OpenStream {
+        let outgoing: Outgoing
+        let response: Response
+        var bytesOut = 0
+        var lastEvent: ContinuousClock.Instant
+        /// A WebSocket's two directions, followed frame by frame: its messages, and where its frames end.
+        var webSocket: (upstream: WebSocketFrameScanner, downstream: WebSocketFrameScanner)?
+    }
+
+    private var streams: [UInt64: OpenStream] = [:]
+    /// A long stream gets a traffic event this often while it lasts, so that the event stream's counts stay live.
+    static let progressInterval: Duration = .seconds(10)
+    private var nextProgress: ContinuousClock.Instant = .now
+
     init(
         configuration: EdgeConfiguration, serving: EdgeHTTPServer.Serving, listener: ListeningSocket, ids: RequestIDs,
         loop: BusLoop<EdgeBus>, descriptors: DescriptorPoller, logger: Logger
@@ -128,6 +143,16 @@ final class EdgeBus: BusLoopBody {
             switch work {
             case .send(let exchange, let body): send(exchange, body: body)
             case .cancel(let id): cancel(id)
+            case .credit(let id, let bytes):
+                guard let link = core.streamLink(id) else { continue }
+                sendOnLink([Frame(Self.routingID(link)), Frame(Envelope.credit(Credit(id: id, bytes: UInt64(bytes))).encoded())], link: link)
+            case .piece(let id, let body, let final):
+                guard let (link, outgoing) = core.uploadTarget(id) else { continue }
+                outgoing.exchange.bytesIn += body.byteCount
+                if streams[id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[id]!.webSocket!.upstream.scan($0) } } }
+                var frames = [Frame(Self.routingID(link)), Frame(Envelope.streamData(StreamData(id: id, final: final)).encoded())]
+                frames.append(contentsOf: body)
+                sendOnLink(frames, link: link)
             }
         }
     }
@@ -191,7 +216,23 @@ final class EdgeBus: BusLoopBody {
             case .deliver(let outgoing, _):
                 guard let answer = received else { continue }
                 received = nil
-                finish(outgoing.exchange, answer)
+                if answer.response.bodyStreams {
+                    beginStream(outgoing, answer.response)
+                } else {
+                    finish(outgoing.exchange, answer)
+                }
+            case .cancelStream(let link, let id):
+                sendOnLink([Frame(Self.routingID(link)), Frame(Envelope.streamCancel(StreamCancel(id: id, reason: "the client went away")).encoded())], link: link)
+                endStream(id, error: MeshError(code: .internal, message: "the client went away", component: "edge"))
+            case .streamLost(let outgoing, let request, let error):
+                if case .connection(let token, let number) = outgoing.exchange.reply {
+                    // A WebSocket between two frames is closed as RFC 6455 says a failing endpoint does: 1011.
+                    let atBoundary = streams[request.id]?.webSocket?.downstream.atFrameBoundary ?? false
+                    server.streamLost(
+                        token: token, exchange: number, reason: error.message, closeFrame: atBoundary ? WebSocketFrameScanner.internalErrorClose : nil
+                    )
+                }
+                endStream(request.id, error: error)
             case .fail(let outgoing, let request, let error):
                 finish(outgoing.exchange, MeshAnswer(response: Response(id: request.id, status: 0, error: error), body: []))
             case .ejected(let ready, let duration, let reason):
@@ -240,6 +281,80 @@ final class EdgeBus: BusLoopBody {
         frame.withUnsafeBytes { bytes in
             guard bytes.count == 5, bytes[0] == UInt8(ascii: "L") else { return nil }
             return Int(bytes[1]) | Int(bytes[2]) << 8 | Int(bytes[3]) << 16 | Int(bytes[4]) << 24
+        }
+    }
+
+    // MARK: Streamed answers
+
+    /// The head of an answer that streams: written to its client, whose connection then takes the pieces.
+    private func beginStream(_ outgoing: Outgoing, _ response: Response) {
+        let id = outgoing.exchange.request.id
+        guard case .connection(let token, let number) = outgoing.exchange.reply else {
+            // Only the edge's own connections ask for streams (`Request.stream_window`).
+            return perform(core.cancel(id))
+        }
+        streams[id] = OpenStream(
+            outgoing: outgoing, response: response, lastEvent: .now,
+            webSocket: response.status == 101 && outgoing.exchange.request.upgrade ? (WebSocketFrameScanner(), WebSocketFrameScanner()) : nil
+        )
+        var answer = MeshAnswer(response: response, body: []).edgeResponse
+        answer.servedBy = response.servedBy
+        if !server.beginStream(token: token, exchange: number, id: id, with: answer) { perform(core.cancel(id)) }
+    }
+
+    /// A piece of a streamed answer from `link`.
+    private func streamPiece(_ data: StreamData, body: [Frame], onLink link: Int, now: ContinuousClock.Instant) {
+        let (payload, actions) = core.streamPiece(data.id, final: data.final, onLink: link, now: now)
+        guard let outgoing = payload, case .connection(let token, let number) = outgoing.exchange.reply else { return perform(actions) }
+        streams[data.id]?.bytesOut += body.byteCount
+        if streams[data.id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[data.id]!.webSocket!.downstream.scan($0) } } }
+        if data.final, let downstream = streams[data.id]?.webSocket?.downstream, downstream.atFrameBoundary, !downstream.sawClose {
+            // The app's side of a WebSocket ended without a close frame (the app died, or was put to sleep): its
+            // client hears 1011 rather than a bare end.
+            let reason = data.error?.message ?? "the app closed its connection without closing the WebSocket"
+            server.streamLost(token: token, exchange: number, reason: reason, closeFrame: WebSocketFrameScanner.internalErrorClose)
+            endStream(data.id, error: data.error ?? MeshError(code: .appFailed, message: reason, component: "app"))
+            return perform(actions)
+        }
+        let written = server.streamPiece(token: token, exchange: number, body: body, final: data.final, failed: data.error?.message)
+        if data.final {
+            endStream(data.id, error: data.error)
+        } else if !written {
+            // The client went away, or the piece broke the stream's rules: the sidecar stops.
+            perform(core.cancel(data.id))
+        }
+        perform(actions)
+    }
+
+    /// A stream is over, whole or cut: its metrics and its one traffic event.
+    private func endStream(_ id: UInt64, error: MeshError?) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
+        let exchange = stream.outgoing.exchange
+        let latency = exchange.started.duration(to: .now)
+        var response = stream.response
+        response.error = error
+        let status = Int(stream.response.status)
+        classMetrics[exchange.target.className, default: ClassMetrics(className: exchange.target.className)].record(status: status, latency: latency)
+        publish(topic: trafficTopic, event: streamEvent(stream, response, latency: latency, inProgress: false))
+    }
+
+    private func streamEvent(_ stream: OpenStream, _ response: Response, latency: Duration, inProgress: Bool) -> Event {
+        let exchange = stream.outgoing.exchange
+        var event = exchange.event(response: response, status: Int(response.status), bytesOut: stream.bytesOut, latency: latency)
+        event.streamed = true
+        event.inProgress = inProgress
+        event.messagesIn = stream.webSocket?.upstream.messages ?? 0
+        event.messagesOut = stream.webSocket?.downstream.messages ?? 0
+        return .traffic(event)
+    }
+
+    /// Streams open for `progressInterval` since their last event get one, with their bytes so far.
+    private func publishProgress(now: ContinuousClock.Instant) {
+        for (id, stream) in streams where stream.lastEvent.duration(to: now) >= Self.progressInterval {
+            streams[id]!.lastEvent = now
+            publish(topic: trafficTopic, event: streamEvent(
+                stream, stream.response, latency: stream.outgoing.exchange.started.duration(to: now), inProgress: true
+            ))
         }
     }
 
@@ -299,7 +414,7 @@ final class EdgeBus: BusLoopBody {
             link.mustGreetAgain()
         case .response(let response):
             logger.error("the router refused a request: \(response.error?.message ?? "")")
-        case .ready, .request, .directoryRequest:
+        case .ready, .request, .directoryRequest, .streamData, .credit, .streamCancel:
             logger.warning("rejected message: routers send directories, updates and heartbeats to edges")
         }
     }
@@ -321,6 +436,16 @@ final class EdgeBus: BusLoopBody {
             perform(core.heartbeat(inFlight: heartbeat.inFlight, onLink: link, now: now))
         case .disconnect:
             perform(core.leaving(onLink: link, now: now))
+        case .streamData(let data):
+            streamPiece(data, body: Array(frames.dropFirst(2)), onLink: link, now: now)
+            takeServerWork()
+        case .credit(let credit):
+            guard let outgoing = core.uploadCredit(credit.id, onLink: link, now: now),
+                  case .connection(let token, let number) = outgoing.exchange.reply else { return }
+            server.grantUpload(token: token, exchange: number, bytes: credit.bytes)
+            takeServerWork()
+        case .streamCancel:
+            logger.warning("rejected message: sidecars do not cancel streams")
         case .ready, .request, .directoryRequest, .directory, .directoryUpdate:
             logger.warning("rejected message: sidecars send responses, heartbeats and disconnects to edges")
         }
@@ -366,6 +491,10 @@ final class EdgeBus: BusLoopBody {
         if reconnected { sockets = [events.socket, requests, monitor] + routers.map(\.socket) }
         let (actions, coreNext) = core.tick(now: now)
         perform(actions)
+        if !streams.isEmpty && now >= nextProgress {
+            nextProgress = now + .seconds(1)
+            publishProgress(now: now)
+        }
         if core.pendingCount != recordedInFlight {
             recordedInFlight = core.pendingCount
             inFlightGauge.record(recordedInFlight)

@@ -13,8 +13,11 @@ public struct EdgeConfiguration: Sendable {
     public var name = "edge"
     /// Deadline for a request that does not set `x-berth-timeout-ms`.
     public var timeout: Duration = .seconds(30)
-    /// Largest request body accepted; more is answered with 413.
+    /// Largest request body read whole (a Worker's); more is answered with 413.
     public var maxBodyBytes = 32 << 20
+    /// Largest request body that streams (declarative routes, over `Streaming.threshold` or of unknown length);
+    /// nil: no limit.
+    public var maxStreamedBodyBytes: Int?
     public var heartbeatInterval: Duration = .seconds(1)
     /// A client connection with no request in the mesh and no progress for this long is closed: an idle kept-alive
     /// one, or a client that sends its request too slowly to ever finish it.

@@ -13,6 +13,12 @@ import DequeModule
 /// - The link to a sidecar dies with requests on it: idempotent ones (and any the sidecar never got) are tried once
 ///   more on another instance; the rest get 502 instance-lost at once.
 /// - The deadline passes: 504.
+/// - A streamed answer (`Response.body_streams`) keeps its request in flight on its instance until its last piece:
+///   it has no deadline (the receiver's credit paces it), is never retried, and a lost link fails it
+///   (`streamLost`: its client sees the body cut); a client that goes away cancels it (`cancelStream`).
+/// - A request whose body streams in (`Request.body_streams`) sends its body as its sidecar grants credit. Until the
+///   first grant nothing of it left the edge, so it is retried as any request; from then on it never is. Its deadline
+///   counts again from each grant, so a long upload is paced by credit, not cut by its deadline.
 /// - Outlier detection, as Envoy's: an instance with `ejectAfter` mesh-side failures in a row (the app refused or
 ///   broke the connection, did not answer in time, or the link was lost) is set aside for `baseEjection` times the
 ///   number of its ejections (at most `maxEjection`), while no more than `maxEjectedShare` of its class is set aside.
@@ -37,6 +43,10 @@ struct EdgeCore<Payload> {
         case askDirectory(router: Int)
         /// Outlier detection set `instance` aside for `duration`, or picks it again (`duration` nil).
         case ejected(Ready, duration: Duration?, reason: String)
+        /// Tell the sidecar on `link` that the streamed exchange `id` is over: its client went away.
+        case cancelStream(link: Int, id: UInt64)
+        /// A streamed answer was cut: its link was lost, or the edge stops.
+        case streamLost(Payload, Request, MeshError)
     }
 
     struct Settings {
@@ -69,6 +79,8 @@ struct EdgeCore<Payload> {
         let link: Int
         /// Requests this edge has on it.
         var inFlight = 0
+        /// Of those, the ones whose answer streams: they answered, so they tell nothing of a stall.
+        var streams = 0
         /// What the sidecar last said it works on (all edges' requests).
         var reported = 0
         /// The directory lists it; once not, it takes nothing new and goes when its requests are answered.
@@ -117,7 +129,7 @@ struct EdgeCore<Payload> {
 
         /// Requests in flight, and no answer to any for `limit`.
         func stalled(at now: ContinuousClock.Instant, after limit: Duration) -> Bool {
-            guard inFlight >= 2, let since = busySince else { return false }
+            guard inFlight - streams >= 2, let since = busySince else { return false }
             return max(since, lastAnswer ?? since).duration(to: now) > limit
         }
         var name: String { "\(ready.className)/\(ready.instanceID)" }
@@ -127,18 +139,25 @@ struct EdgeCore<Payload> {
     private final class Pending {
         var request: Request
         let payload: Payload
-        let deadline: ContinuousClock.Instant
+        var deadline: ContinuousClock.Instant
+        /// The time to answer it was given, for a deadline counted again while its body streams in.
+        let timeout: Duration
         /// The link of the member it is on; nil while it waits in its class's queue.
         var on: Int?
         /// Links of instances that refused it or lost it: not picked again.
         var avoid: [Int] = []
         /// When it was last sent.
         var sentAt: ContinuousClock.Instant?
+        /// Its answer's head came and its body streams: done at its last piece.
+        var streaming = false
+        /// Its body streams in and some of it has left: it can no longer go to another instance.
+        var bodyStarted = false
 
-        init(request: Request, payload: Payload, deadline: ContinuousClock.Instant) {
+        init(request: Request, payload: Payload, deadline: ContinuousClock.Instant, now: ContinuousClock.Instant) {
             self.request = request
             self.payload = payload
             self.deadline = deadline
+            timeout = now.duration(to: deadline)
         }
     }
 
@@ -283,13 +302,23 @@ struct EdgeCore<Payload> {
 
     /// A new request: sent to an instance, queued, or failed at once.
     mutating func submit(_ request: Request, payload: Payload, deadline: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [Action] {
-        pending[request.id] = Pending(request: request, payload: payload, deadline: deadline)
+        pending[request.id] = Pending(request: request, payload: payload, deadline: deadline, now: now)
         return dispatch(request.id, now: now)
     }
 
-    /// The client went away: the request ends as such (its answer, if it comes, is dropped).
+    /// The client went away: the request ends as such (its answer, if it comes, is dropped); a streamed answer's
+    /// sidecar is told to stop.
     mutating func cancel(_ id: UInt64) -> [Action] {
         guard let entry = pending[id] else { return [] }
+        if entry.streaming, let link = entry.on {
+            pending[id] = nil
+            members[link]?.streams -= 1
+            return [.cancelStream(link: link, id: id)] + release(from: link)
+        }
+        if entry.bodyStarted, let link = entry.on {
+            // Its sidecar waits for the rest of the body: told to stop.
+            return [.cancelStream(link: link, id: id)] + fail(id, .internal, "the client went away", component: "edge")
+        }
         if entry.on == nil { unqueue(id, entry.request.target.className) }
         return fail(id, .internal, "the client went away", component: "edge")
     }
@@ -396,7 +425,8 @@ struct EdgeCore<Payload> {
             member.latency = member.answers == 0 ? took : (member.latency * 9 + took) / 10
             member.answers += 1
         }
-        var actions = release(from: link)
+        let streams = response.bodyStreams && response.error == nil
+        var actions = streams ? [] : release(from: link)
         let className = entry.request.target.className
         if let error = response.error {
             switch error.code {
@@ -411,14 +441,55 @@ struct EdgeCore<Payload> {
             // The sidecar is full (other edges fill it too), as its load now says: the app never saw this one, which
             // goes to another instance or waits for room.
             actions += retry(response.id, avoiding: nil, countAsAttempt: false, now: now)
-        case .appUnreachable? where entry.request.attempt == 0 && hasAlternative(to: link, for: entry, now: now):
+        case .appUnreachable? where entry.request.attempt == 0 && !entry.bodyStarted && hasAlternative(to: link, for: entry, now: now):
             // The app refused the connection: it never saw the request, so any method may go elsewhere.
             actions += retry(response.id, avoiding: link, countAsAttempt: true, now: now)
         default:
-            pending[response.id] = nil
+            if streams {
+                entry.streaming = true
+                member.streams += 1
+            } else {
+                pending[response.id] = nil
+            }
             actions.append(.deliver(entry.payload, entry.request))
         }
         return queuedCount == 0 ? actions : actions + drainQueue(className, now: now)
+    }
+
+    /// A piece of a streamed answer on `link`: whose it is (nil: none this edge waits for), and, after the last piece,
+    /// what its instance's freed room lets go.
+    mutating func streamPiece(_ id: UInt64, final: Bool, onLink link: Int, now: ContinuousClock.Instant) -> (Payload?, [Action]) {
+        guard let entry = pending[id], entry.on == link, entry.streaming, let member = members[link] else { return (nil, []) }
+        member.lastHeard = now
+        if member.waitingSince != nil { member.waitingSince = now }
+        guard final else { return (entry.payload, []) }
+        pending[id] = nil
+        member.streams -= 1
+        let actions = release(from: link)
+        return (entry.payload, queuedCount == 0 ? actions : actions + drainQueue(entry.request.target.className, now: now))
+    }
+
+    /// The link a streamed exchange's credit goes on.
+    func streamLink(_ id: UInt64) -> Int? {
+        guard let entry = pending[id], entry.streaming else { return nil }
+        return entry.on
+    }
+
+    /// The link the pieces of a request body that streams in go on, and whose request it is.
+    func uploadTarget(_ id: UInt64) -> (Int, Payload)? {
+        guard let entry = pending[id], entry.request.bodyStreams, let link = entry.on else { return nil }
+        return (link, entry.payload)
+    }
+
+    /// The sidecar on `link` granted credit for the body of `id`: whose request it is (nil: none this edge sends).
+    /// From now on the request is not retried, and its deadline counts again.
+    mutating func uploadCredit(_ id: UInt64, onLink link: Int, now: ContinuousClock.Instant) -> Payload? {
+        guard let entry = pending[id], entry.on == link, entry.request.bodyStreams, let member = members[link] else { return nil }
+        member.lastHeard = now
+        if member.waitingSince != nil { member.waitingSince = now }
+        entry.bodyStarted = true
+        entry.deadline = max(entry.deadline, now + entry.timeout)
+        return entry.payload
     }
 
     /// A heartbeat answered on `link`, with the sidecar's load.
@@ -458,8 +529,15 @@ struct EdgeCore<Payload> {
         for id in pending.keys.sorted() where pending[id]!.on == link {
             let entry = pending[id]!
             members[link]!.inFlight -= 1
+            if entry.streaming {
+                pending[id] = nil
+                actions.append(.streamLost(entry.payload, entry.request, MeshError(
+                    code: .instanceLost, message: "\(member.name) \(reason) while it streamed the answer", component: "edge"
+                )))
+                continue
+            }
             // A request on a link never heard from never reached the app: any method may go elsewhere.
-            if entry.request.attempt == 0 && (entry.request.isIdempotent || !delivered) {
+            if entry.request.attempt == 0 && !entry.bodyStarted && (entry.request.isIdempotent || !delivered) {
                 actions += retry(id, avoiding: link, countAsAttempt: true, now: now)
             } else {
                 pending[id]!.on = nil
@@ -548,8 +626,12 @@ struct EdgeCore<Payload> {
     private mutating func fail(_ id: UInt64, _ code: ErrorCode, _ message: String, component: String) -> [Action] {
         guard let entry = pending.removeValue(forKey: id) else { return [] }
         var actions: [Action] = []
-        if let link = entry.on { actions += release(from: link) }
-        actions.append(.fail(entry.payload, entry.request, MeshError(code: code, message: message, component: component)))
+        if let link = entry.on {
+            if entry.streaming { members[link]?.streams -= 1 }
+            actions += release(from: link)
+        }
+        let error = MeshError(code: code, message: message, component: component)
+        actions.append(entry.streaming ? .streamLost(entry.payload, entry.request, error) : .fail(entry.payload, entry.request, error))
         return actions
     }
 
@@ -607,7 +689,7 @@ struct EdgeCore<Payload> {
 
     private mutating func expire(now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
-        for (id, entry) in pending where entry.deadline <= now {
+        for (id, entry) in pending where entry.deadline <= now && !entry.streaming {
             let message: String
             if let link = entry.on, let member = members[link] {
                 message = "\(member.name) did not answer before the deadline"

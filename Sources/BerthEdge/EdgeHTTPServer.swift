@@ -22,6 +22,8 @@ final class EdgeHTTPServer {
         /// Set when the worker decides without a task (declarative routes, a sidecar's egress listener).
         let routes: (any DirectWorker)?
         let maxBodyBytes: Int
+        /// The limit of a request body that streams; nil: none.
+        let maxStreamedBodyBytes: Int?
         /// Request bodies held at once, over all connections; a body that would pass it gets 503.
         let maxBufferedBytes: Int
         let idleTimeout: Duration
@@ -29,10 +31,14 @@ final class EdgeHTTPServer {
         let headerTimeout: Duration
         let logger: Logger
 
-        init(worker: any Worker, maxBodyBytes: Int, maxBufferedBytes: Int, idleTimeout: Duration, headerTimeout: Duration, logger: Logger) {
+        init(
+            worker: any Worker, maxBodyBytes: Int, maxStreamedBodyBytes: Int? = nil, maxBufferedBytes: Int, idleTimeout: Duration,
+            headerTimeout: Duration, logger: Logger
+        ) {
             self.worker = worker
             self.routes = worker as? any DirectWorker
             self.maxBodyBytes = maxBodyBytes
+            self.maxStreamedBodyBytes = maxStreamedBodyBytes
             self.maxBufferedBytes = maxBufferedBytes
             self.idleTimeout = idleTimeout
             self.headerTimeout = headerTimeout
@@ -64,6 +70,10 @@ final class EdgeHTTPServer {
     enum MeshWork {
         case send(Exchange, body: [Frame])
         case cancel(UInt64)
+        /// The client's socket took some of a streamed answer: the sidecar may send `bytes` more.
+        case credit(id: UInt64, bytes: Int)
+        /// A piece of a request body that streams in.
+        case piece(id: UInt64, body: [Frame], final: Bool)
     }
 
     private var meshWork: [MeshWork] = []
@@ -199,7 +209,7 @@ final class EdgeHTTPServer {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let token = nextToken
             nextToken += 1
-            let connection = ClientConnection(token: token, fd: fd, maxBodyBytes: serving.maxBodyBytes)
+            let connection = ClientConnection(token: token, fd: fd, reader: newReader())
             connection.headDeadline = .now + serving.headerTimeout
             connections[token] = connection
             descriptors.watch(fd, events: connection.events, token: token)
@@ -255,6 +265,8 @@ final class EdgeHTTPServer {
         case nil: break
         }
         connection.open = nil
+        connection.stream = nil
+        connection.upload = nil
         if connections.isEmpty, listener == nil, let drained {
             self.drained = nil
             drained()
@@ -273,6 +285,7 @@ final class EdgeHTTPServer {
     private func readable(_ connection: ClientConnection, hungUp: Bool) {
         connection.lastActive = .now
         if connection.lingerUntil != nil { return discardInput(connection) }
+        if connection.upload != nil { return readUpload(connection, hungUp: hungUp) }
         if connection.open != nil || !connection.writer.isEmpty { return readAhead(connection, hungUp: hungUp) }
         readRequest(connection)
     }
@@ -298,6 +311,7 @@ final class EdgeHTTPServer {
                 } else {
                     connection.headDeadline = nil
                 }
+                if startsUpload(connection, paused: false) { return dispatchUpload(connection) }
                 guard countBody(connection) else { return refuseForMemory(connection) }
                 if connection.reader.isComplete {
                     dispatch(connection)
@@ -323,9 +337,215 @@ final class EdgeHTTPServer {
             }
             if count == 0 { return clientWentAway(connection) }
             if errno == EINTR { continue }
-            if errno != EAGAIN { clientWentAway(connection) }
+            if errno != EAGAIN { return clientWentAway(connection) }
+            if startsUpload(connection, paused: true) { dispatchUpload(connection) }
             return
         }
+    }
+
+    // MARK: Request bodies that stream
+
+    /// Bodies of known length over this stream into the mesh (declarative routes only: a Worker reads its body whole).
+    static let streamAbove = Streaming.threshold
+
+    private func newReader() -> HTTPRequestReader {
+        HTTPRequestReader(
+            maxBodyBytes: serving.maxBodyBytes, streamAbove: serving.routes != nil ? Self.streamAbove : nil,
+            maxStreamedBytes: serving.maxStreamedBodyBytes
+        )
+    }
+
+    /// Whether the request being read goes into the mesh now, its body streaming after it: a body of known length over
+    /// `streamAbove`, or one of unknown length (chunked) that is over it or not whole when the client `paused`.
+    private func startsUpload(_ connection: ClientConnection, paused: Bool) -> Bool {
+        let reader = connection.reader
+        guard let routes = serving.routes, connection.upload == nil, connection.open == nil, let head = reader.head, !reader.isComplete
+        else { return false }
+        // A request the Worker's task handles (an egress call out of the mesh) reads its body whole.
+        if case .worker = routes.decide(HTTPMapping.edgeRequest(head, body: [])) { return false }
+        if reader.bodyStreamsFromStart { return true }
+        return reader.directBodyRoom() == nil && (paused || reader.bodyBytesHeld > Self.streamAbove)
+    }
+
+    /// Sends the request into the mesh with its body to follow; what was read of the body waits for the first grant.
+    private func dispatchUpload(_ connection: ClientConnection) {
+        guard let head = connection.reader.head, let routes = serving.routes else { return }
+        if let twice = Failures.singleHeaders.first(where: { name in head.headers.count { $0.name.caseInsensitiveEquals(name) } > 1 }) {
+            return refuse(connection, HTTPMessageError("the request has more than one \(twice) header"))
+        }
+        sendContinueIfAsked(connection)
+        connection.request = head
+        connection.exchange &+= 1
+        let request = HTTPMapping.edgeRequest(head, body: [])
+        switch routes.decide(request) {
+        case .answer(let response):
+            // Answered at once (no route): the body is not read, so the connection closes after the answer.
+            respond(connection, with: response, closing: true)
+        case .worker:
+            // `startsUpload` leaves these to the Worker's task, which reads the body whole.
+            return
+        case .forward(let forwarded, let target, let port):
+            let id = ids.next()
+            connection.open = .mesh(id: id)
+            connection.upload = RequestUpload(id: id, held: connection.reader.takeAvailableBody())
+            var exchange = Exchange(
+                forwarded, id: id, to: target, port: port, configuration: configuration, ids: ids,
+                reply: .connection(token: connection.token, exchange: connection.exchange)
+            )
+            exchange.streamsBody()
+            meshWork.append(.send(exchange, body: []))
+            // Nothing more is read until the sidecar grants credit.
+            setEvents(connection, connection.writer.isEmpty ? 0 : Int16(POLLOUT))
+        }
+    }
+
+    /// A WebSocket's Upgrade: sent into the mesh, after which the client's bytes stream to the app as they come.
+    private func dispatchTunnel(_ connection: ClientConnection, _ forwarded: EdgeRequest, to target: Target, port: Int?) {
+        let id = ids.next()
+        connection.open = .mesh(id: id)
+        // What the client sent after its head is already the new protocol's.
+        let early = connection.pending.isEmpty ? [] : [Frame(connection.pending)]
+        connection.pending.removeAll()
+        connection.upload = RequestUpload(id: id, held: early, tunnel: true)
+        var exchange = Exchange(
+            forwarded, id: id, to: target, port: port, configuration: configuration, ids: ids,
+            reply: .connection(token: connection.token, exchange: connection.exchange)
+        )
+        exchange.upgrades()
+        meshWork.append(.send(exchange, body: []))
+        setEvents(connection, streamEvents(connection))
+    }
+
+    /// What a connection with a stream or an upload open polls for: output while it writes; input while its upload
+    /// has credit (or, with none, while pipelined requests may still be held), and the client's going away.
+    private func streamEvents(_ connection: ClientConnection) -> Int16 {
+        var events = connection.writer.isEmpty ? Int16(0) : Int16(POLLOUT)
+        if let upload = connection.upload {
+            if !upload.ended && !upload.sender.isBlocked { events |= Int16(POLLIN) | Self.pollReadHangUp }
+        } else {
+            events |= (connection.pending.count < Self.maxPendingBytes ? Int16(POLLIN) : 0) | Self.pollReadHangUp
+        }
+        return events
+    }
+
+    /// Reads a WebSocket's client side as far as its credit goes, and passes its bytes on as they are.
+    private func readTunnel(_ connection: ClientConnection, hungUp: Bool) {
+        while let upload = connection.upload, !upload.ended, !upload.sender.isBlocked {
+            let count = read(connection.fd, scratch.baseAddress, min(scratch.count, upload.sender.available))
+            if count > 0 {
+                sendPiece(connection, [Frame(copying: UnsafeRawBufferPointer(rebasing: scratch[..<count]))], final: false)
+                continue
+            }
+            if count == 0 {
+                // The client closed its side: the app's side closes too, and the app's end ends the exchange.
+                sendPiece(connection, [], final: true)
+                connection.upload!.ended = true
+                break
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN { break }
+            return clientWentAway(connection)
+        }
+        let events = streamEvents(connection)
+        setEvents(connection, events)
+        if hungUp && events & Int16(POLLIN) == 0 && connection.upload?.ended != true { clientWentAway(connection) }
+    }
+
+    /// The sidecar of request `exchange` of connection `token` granted `bytes` more of its body.
+    func grantUpload(token: Int, exchange number: UInt64, bytes: UInt64) {
+        guard let connection = connections[token], connection.exchange == number, connection.upload != nil else { return }
+        connection.upload!.sender.granted(bytes)
+        if !connection.upload!.held.isEmpty {
+            let held = connection.upload!.held
+            connection.upload!.held = []
+            sendPiece(connection, held, final: false)
+        }
+        readUpload(connection, hungUp: false)
+    }
+
+    private func sendPiece(_ connection: ClientConnection, _ body: [Frame], final: Bool) {
+        guard let upload = connection.upload else { return }
+        connection.upload!.sender.sent(body.byteCount)
+        meshWork.append(.piece(id: upload.id, body: body, final: final))
+    }
+
+    /// Reads the body that streams in, as far as its credit goes: no further, so a sidecar whose app reads slowly
+    /// stops this client's reads (TCP then stops the client).
+    private func readUpload(_ connection: ClientConnection, hungUp: Bool) {
+        guard let upload = connection.upload, !connection.reading else { return }
+        if upload.tunnel { return readTunnel(connection, hungUp: hungUp) }
+        connection.reading = true
+        let finished = readUploadBody(connection, hungUp: hungUp)
+        connection.reading = false
+        // A body dropped to its end after an early answer: the next request may be read once that answer is out.
+        if finished && upload.discarding && connection.writer.isEmpty && !connection.pending.isEmpty { readRequest(connection) }
+    }
+
+    /// Reads as much of the body as its credit allows (all of it, when it is dropped); true once it is whole.
+    private func readUploadBody(_ connection: ClientConnection, hungUp: Bool) -> Bool {
+        connection.lastActive = .now
+        let discarding = connection.upload!.discarding
+        while (discarding || !connection.upload!.sender.isBlocked) && !connection.reader.isComplete {
+            let limit = discarding ? scratch.count : min(scratch.count, connection.upload!.sender.available)
+            let taken: Int
+            do {
+                if !connection.pending.isEmpty {
+                    let count = min(connection.pending.count, limit)
+                    taken = try connection.pending.withUnsafeBytes { try connection.reader.consume(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+                    connection.pending.removeFirst(taken)
+                } else {
+                    let count = read(connection.fd, scratch.baseAddress, limit)
+                    if count == 0 {
+                        clientWentAway(connection)
+                        return false
+                    }
+                    if count < 0 {
+                        if errno == EINTR { continue }
+                        if errno == EAGAIN { break }
+                        clientWentAway(connection)
+                        return false
+                    }
+                    let bytes = UnsafeRawBufferPointer(rebasing: scratch[..<count])
+                    taken = try connection.reader.consume(bytes)
+                    // What follows the body is the client's next request.
+                    if taken < count { connection.pending.append(contentsOf: bytes[taken...]) }
+                }
+            } catch {
+                abandonUpload(connection, error as? HTTPMessageError ?? HTTPMessageError("\(error)"))
+                return false
+            }
+            if connection.reader.isComplete { break }
+            let body = connection.reader.takeAvailableBody()
+            if !body.isEmpty && !discarding { sendPiece(connection, body, final: false) }
+        }
+        if connection.reader.isComplete {
+            let last = connection.reader.takeAvailableBody()
+            if !discarding { sendPiece(connection, last, final: true) }
+            connection.upload = nil
+            connection.reader = newReader()
+            connection.continueSent = false
+            setEvents(connection, Int16(POLLIN) | Self.pollReadHangUp | (connection.writer.isEmpty ? 0 : Int16(POLLOUT)))
+            return true
+        }
+        // Out of credit: not even the client's going away is polled for (it would wake the loop until credit came),
+        // only an error or a hang-up, which poll(2) reports whatever is asked.
+        let wantsInput = discarding || !connection.upload!.sender.isBlocked
+        setEvents(connection, (wantsInput ? Int16(POLLIN) | Self.pollReadHangUp : 0) | (connection.writer.isEmpty ? 0 : Int16(POLLOUT)))
+        if hungUp && !wantsInput { clientWentAway(connection) }
+        return false
+    }
+
+    /// A body that cannot be read on (malformed chunked coding): the exchange is cancelled in the mesh, and the client
+    /// gets 400 if its answer has not begun, or a reset if it has.
+    private func abandonUpload(_ connection: ClientConnection, _ error: HTTPMessageError) {
+        guard let upload = connection.upload else { return }
+        connection.upload = nil
+        // Its answer went already: nothing more can be said on this connection.
+        if upload.discarding { return close(connection) }
+        meshWork.append(.cancel(upload.id))
+        if connection.stream != nil { return reset(connection, error.description) }
+        connection.open = nil
+        refuse(connection, error)
     }
 
     /// While a request is open, the next ones (pipelined) are held, up to a limit; a connection that ends now ends
@@ -385,7 +605,7 @@ final class EdgeHTTPServer {
         }
         connection.dispatchedBodyBytes = connection.reader.bodyBytesHeld
         let body = connection.reader.takeBody()
-        connection.reader = HTTPRequestReader(maxBodyBytes: serving.maxBodyBytes)
+        connection.reader = newReader()
         connection.continueSent = false
         connection.request = head
         connection.exchange &+= 1
@@ -395,6 +615,8 @@ final class EdgeHTTPServer {
             switch routes.decide(request) {
             case .answer(let response):
                 return respond(connection, with: response)
+            case .forward(let forwarded, let target, let port) where HTTPMapping.isWebSocketUpgrade(head):
+                return dispatchTunnel(connection, forwarded, to: target, port: port)
             case .forward(let forwarded, let target, let port):
                 let id = ids.next()
                 connection.open = .mesh(id: id)
@@ -442,7 +664,93 @@ final class EdgeHTTPServer {
     func answer(token: Int, exchange number: UInt64, with response: EdgeResponse) {
         guard let connection = connections[token], connection.exchange == number, connection.open != nil else { return }
         connection.open = nil
+        // An answer before the whole body streamed in (an error, an app that answers early): the rest of the body is
+        // read and dropped after it. A WebSocket that was refused (no 101) has no end to wait for: it closes.
+        if connection.upload?.tunnel == true {
+            connection.upload = nil
+            return respond(connection, with: response, closing: true)
+        }
+        connection.upload?.discarding = true
         respond(connection, with: response)
+    }
+
+    // MARK: Streamed answers
+
+    /// The head of an answer whose body streams (request `id` in the mesh): written now, with chunked coding for an
+    /// HTTP/1.1 client unless the app said the length. False when the connection is gone: the stream is not wanted.
+    func beginStream(token: Int, exchange number: UInt64, id: UInt64, with response: EdgeResponse) -> Bool {
+        guard let connection = connections[token], connection.exchange == number, case .mesh(let open)? = connection.open, open == id else {
+            return false
+        }
+        let request = connection.request
+        let length = response.header("content-length").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+        let stream = ResponseStream(id: id, length: length, minorVersion: request?.minorVersion ?? 1, switched: response.status == 101)
+        let (head, closes) = HTTPMapping.head(of: response, bodyBytes: stream.headLength, for: request, forceClose: listener == nil)
+        connection.stream = stream
+        // The request's body is no longer held: the app has it.
+        connection.dispatchedBodyBytes = 0
+        _ = countBody(connection)
+        connection.writer.append(Frame(head))
+        connection.closesAfterWrite = closes || stream.framing == .untilClose
+        connection.lingersAfterWrite = false
+        flush(connection)
+        return connections[token] != nil
+    }
+
+    /// A piece of a streamed answer: written as it came. False when the connection is gone.
+    func streamPiece(token: Int, exchange number: UInt64, body: [Frame], final: Bool, failed: String?) -> Bool {
+        guard let connection = connections[token], connection.exchange == number, var stream = connection.stream else { return false }
+        let step = stream.piece(body.byteCount, final: final, failed: failed)
+        connection.stream = stream
+        switch step {
+        case .reset(let reason):
+            reset(connection, reason)
+            return false
+        case .write(let before, let after, let ends):
+            if !before.isEmpty { connection.writer.append(Frame(before)) }
+            connection.writer.append(contentsOf: body)
+            if !after.isEmpty { connection.writer.append(Frame(after)) }
+            if ends {
+                connection.stream = nil
+                connection.open = nil
+                connection.request = nil
+            }
+            flush(connection)
+            return connections[token] != nil
+        }
+    }
+
+    /// A streamed answer was cut where it came from: the client's connection is reset, so that the body never looks
+    /// whole; a WebSocket between two frames gets a close frame (`closeFrame`, 1011) first, then the end.
+    func streamLost(token: Int, exchange number: UInt64, reason: String, closeFrame: [UInt8]? = nil) {
+        guard let connection = connections[token], connection.exchange == number, connection.stream != nil else { return }
+        guard let closeFrame else { return reset(connection, reason) }
+        connection.stream = nil
+        connection.upload = nil
+        connection.open = nil
+        connection.writer.append(Frame(closeFrame))
+        connection.closesAfterWrite = true
+        flush(connection)
+    }
+
+    /// Ends the connection with a reset (RST), what it had to write dropped: no clean end of a body.
+    private func reset(_ connection: ClientConnection, _ reason: String) {
+        serving.logger.debug("resetting a client connection: its streamed answer was cut", metadata: [
+            "berth.connection": "\(connection.token)", "berth.reason": "\(reason)",
+        ])
+        var hard = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(connection.fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
+        connection.open = nil
+        connection.stream = nil
+        close(connection)
+    }
+
+    /// After a write of a streamed answer: the credit its sidecar gets for what the client took.
+    private func grant(_ connection: ClientConnection) {
+        guard var stream = connection.stream else { return }
+        let more = stream.written(pendingBytes: connection.writer.pendingBytes)
+        connection.stream = stream
+        if let more { meshWork.append(.credit(id: stream.id, bytes: more)) }
     }
 
     /// A request that cannot be read: 413 for a body over the limit, 431 for a head over it, 414 for a request line
@@ -452,7 +760,7 @@ final class EdgeHTTPServer {
         let response: EdgeResponse
         switch error.kind {
         case .bodyTooLarge:
-            response = .failure(MeshError(code: .tooLarge, message: "the request body is over the \(serving.maxBodyBytes)-byte limit", component: "edge"))
+            response = .failure(MeshError(code: .tooLarge, message: error.description, component: "edge"))
         case .headTooLarge:
             response = .failure(MeshError(code: .badRequest, message: error.description, component: "edge"), status: 431)
         case .targetTooLong:
@@ -526,9 +834,14 @@ final class EdgeHTTPServer {
         connection.lastActive = .now
         switch connection.writer.write(to: connection.fd) {
         case .blocked:
+            grant(connection)
             setEvents(connection, Int16(POLLOUT) | (connection.open == nil ? 0 : Self.pollReadHangUp))
         case .failed:
             close(connection)
+        case .done where connection.stream != nil:
+            // A stream still open: more comes from the mesh; meanwhile the client's going away is watched for.
+            grant(connection)
+            setEvents(connection, streamEvents(connection))
         case .done:
             written(connection)
         }
@@ -545,6 +858,8 @@ final class EdgeHTTPServer {
             return
         }
         setEvents(connection, Int16(POLLIN) | Self.pollReadHangUp)
+        // The rest of a body the app did not wait for is dropped first.
+        if connection.upload != nil { return readUpload(connection, hungUp: false) }
         // A request already held (pipelined) goes on now. The socket itself is not read here: bytes in it wake the
         // loop (the poll is level-triggered), and a client that waits for each answer before its next request has
         // sent nothing yet, so the read would find nothing, one system call per request.
@@ -582,6 +897,21 @@ final class EdgeHTTPServer {
     }
 }
 
+/// A request body that streams from the client into the mesh as its sidecar grants credit.
+struct RequestUpload {
+    let id: UInt64
+    var sender = CreditSender(initial: 0)
+    /// What was read before the first grant, sent with it.
+    var held: [Frame] = []
+    /// A WebSocket's client side: its bytes go as they are, until it closes.
+    var tunnel = false
+    /// The client closed its side of the tunnel: nothing more to read.
+    var ended = false
+    /// The app answered before the whole body came: the rest is read and dropped, as nginx does, so that the client
+    /// gets its answer and the connection goes on.
+    var discarding = false
+}
+
 /// One client connection of the edge's server.
 final class ClientConnection {
     let token: Int
@@ -594,6 +924,10 @@ final class ClientConnection {
     /// Numbers the requests of this connection, so that an answer meant for an earlier one is never written.
     var exchange: UInt64 = 0
     var open: EdgeHTTPServer.Open?
+    /// The answer being written streams: set from its head to its last piece.
+    var stream: ResponseStream?
+    /// The request's body streams into the mesh: set from its dispatch to its last piece.
+    var upload: RequestUpload?
     /// The head of the request being answered.
     var request: HTTPRequestHead?
     var continueSent = false
@@ -613,14 +947,14 @@ final class ClientConnection {
     /// What of the server's `BodyMemory` this connection accounts for.
     var countedBodyBytes = 0
 
-    init(token: Int, fd: Int32, maxBodyBytes: Int) {
+    init(token: Int, fd: Int32, reader: HTTPRequestReader) {
         self.token = token
         self.fd = fd
-        reader = HTTPRequestReader(maxBodyBytes: maxBodyBytes)
+        self.reader = reader
     }
 
     /// A request may be read now: none is open, no answer waits to be written, the connection is not ending.
-    var takesRequests: Bool { !isClosed && open == nil && writer.isEmpty && lingerUntil == nil }
+    var takesRequests: Bool { !isClosed && open == nil && upload == nil && writer.isEmpty && lingerUntil == nil }
 
     /// Nothing open, nothing to write, no request begun.
     var isIdle: Bool { open == nil && writer.isEmpty && pending.isEmpty && !reader.hasStarted }

@@ -22,7 +22,8 @@ public struct EdgeOptions: ParsableArguments {
     @Option(help: "PREFIX=CLASS[@NAME]: requests under PREFIX go to CLASS (the instance NAME maps to, or any); the prefix is stripped. Repeatable.")
     public var route: [String] = []
     @Option(help: "Deadline for a request without x-berth-timeout-ms.") public var timeout = DurationArgument(.seconds(30))
-    @Option(help: "Largest request body in bytes; larger gets 413.") public var maxBody = 32 << 20
+    @Option(help: "Largest request body in bytes; larger gets 413. A body a Worker reads whole is held to it (default: 32 MiB); a body that streams through a declarative route (over 1 MiB, or chunked) has no limit unless this is given.")
+    public var maxBody: Int?
     @Option(help: "Heartbeat interval.") public var heartbeat = DurationArgument(.seconds(1))
     @Option(help: "Close a client connection that has sent no request (or not all of one) for this long.")
     public var idleTimeout = DurationArgument(.seconds(60))
@@ -70,7 +71,9 @@ public struct EdgeOptions: ParsableArguments {
         configuration.queueLimit = queueLimit
         configuration.events = events
         configuration.timeout = timeout.duration
+        let maxBody = maxBody ?? configuration.maxBodyBytes
         configuration.maxBodyBytes = maxBody
+        configuration.maxStreamedBodyBytes = self.maxBody
         configuration.heartbeatInterval = heartbeat.duration
         configuration.idleTimeout = idleTimeout.duration
         configuration.headerTimeout = headerTimeout.duration

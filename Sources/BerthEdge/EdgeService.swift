@@ -41,7 +41,8 @@ public struct EdgeService: Service {
         let logger = logger
         let listener = try self.listener ?? ListeningSocket(host: configuration.host, port: configuration.port)
         let serving = EdgeHTTPServer.Serving(
-            worker: worker, maxBodyBytes: configuration.maxBodyBytes, maxBufferedBytes: configuration.maxBufferedBytes,
+            worker: worker, maxBodyBytes: configuration.maxBodyBytes, maxStreamedBodyBytes: configuration.maxStreamedBodyBytes,
+            maxBufferedBytes: configuration.maxBufferedBytes,
             idleTimeout: configuration.idleTimeout, headerTimeout: configuration.headerTimeout, logger: logger
         )
         let ids = RequestIDs()

@@ -36,6 +36,17 @@ enum HTTPMapping {
         return rest[start] == "/" ? rest[start...] : Substring("/" + rest[start...])
     }
 
+    /// A request to switch to WebSocket (RFC 6455 §4.1): `Upgrade: websocket` and `Connection: upgrade`.
+    static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
+        guard head.method == "GET", head.minorVersion == 1 else { return false }
+        let upgrade = head.headers.contains { $0.name.caseInsensitiveEquals("upgrade") && $0.value.lowercased().contains("websocket") }
+        let connection = head.headers.contains { header in
+            header.name.caseInsensitiveEquals("connection")
+                && header.value.lowercased().split(separator: ",").contains { $0.filter { $0 != " " && $0 != "\t" } == "upgrade" }
+        }
+        return upgrade && connection
+    }
+
     static func bodyAllowed(status: Int) -> Bool {
         !(100..<200).contains(status) && status != 204 && status != 304
     }
@@ -45,8 +56,10 @@ enum HTTPMapping {
     /// `content-length` is set from the body when one is written (the body is whole, so any `transfer-encoding` a
     /// Worker named is dropped); `connection` follows HTTP/1.1 as nginx does. Headers a client could not parse are dropped (bad
     /// name) or cleaned (control bytes in the value become spaces), so no answer can split a response.
+    /// `bodyBytes` nil: the body streams with no length known, chunked to an HTTP/1.1 client, to the end of the
+    /// connection for an HTTP/1.0 one.
     static func head(
-        of response: EdgeResponse, bodyBytes: Int, for request: HTTPRequestHead?, forceClose: Bool = false
+        of response: EdgeResponse, bodyBytes: Int?, for request: HTTPRequestHead?, forceClose: Bool = false
     ) -> (bytes: [UInt8], closes: Bool) {
         let minor = request?.minorVersion ?? 1
         var keepAlive = (request?.keepAlive ?? false) && !forceClose
@@ -78,8 +91,22 @@ enum HTTPMapping {
             }
             bytes.appendHeader(header.name, legalValue(header.value))
         }
-        if writesBody { bytes.appendHeader("content-length", String(bodyBytes)) }
+        if writesBody {
+            if let bodyBytes {
+                bytes.appendHeader("content-length", String(bodyBytes))
+            } else if minor >= 1 {
+                bytes.appendHeader("transfer-encoding", "chunked")
+            } else {
+                keepAlive = false
+            }
+        }
         if let connection, connection.utf8.count >= 5 && connection.lowercased().contains("close") { keepAlive = false }
+        if response.status == 101 {
+            // The connection is the new protocol's from here on (RFC 9110 §15.2.2).
+            bytes.appendHeader("connection", "upgrade")
+            bytes.append(contentsOf: "\r\n".utf8)
+            return (bytes, true)
+        }
         if !keepAlive {
             bytes.appendHeader("connection", "close")
         } else if minor == 0 {

@@ -43,9 +43,10 @@ struct Exchange: Sendable {
         case callback(@Sendable (MeshAnswer) -> Void)
     }
 
-    let request: Request
+    private(set) var request: Request
     let target: Target
-    let bytesIn: Int
+    /// Request body bytes: the whole body's, or what streamed in so far.
+    var bytesIn: Int
     let started: ContinuousClock.Instant
     let reply: Reply
     /// This exchange's span; the request carries it as its parent span, and the app as `traceparent`.
@@ -65,12 +66,15 @@ struct Exchange: Sendable {
             headers.remove(at: timeoutIndex)
         }
         span = Span(headers: &headers, inherited: TraceContext.current, ids: ids.traces)
-        self.request = Request(
+        var meshRequest = Request(
             id: id, target: target, port: UInt32(clamping: port ?? 0), method: request.method, path: request.path,
             query: request.query, headers: headers, timeoutMilliseconds: UInt32(clamping: timeout),
             traceID: span.traceID, source: configuration.source,
             parentSpanID: span.spanID, traceFlags: UInt32(span.flags), xRequestID: span.xRequestID
         )
+        // The edge's own connections take an answer that streams; a Worker's task takes it whole.
+        if case .connection = reply { meshRequest.streamWindow = UInt32(ResponseStream.window) }
+        self.request = meshRequest
         self.target = target
         bytesIn = request.body.count
         started = .now
@@ -78,18 +82,36 @@ struct Exchange: Sendable {
         kind = configuration.trafficKind
     }
 
+    /// The body streams in after the request, as the sidecar grants credit.
+    mutating func streamsBody() {
+        request.bodyStreams = true
+        bytesIn = 0
+    }
+
+    /// A WebSocket: both ways stream the new protocol's bytes.
+    mutating func upgrades() {
+        streamsBody()
+        request.upgrade = true
+    }
+
     /// `bytesOut`: the body the client got, the mesh's own failure text included.
     func event(answer: MeshAnswer, bytesOut: Int, latency: Duration) -> TrafficEvent {
-        TrafficEvent(
+        event(response: answer.response, status: answer.status, bytesOut: bytesOut, latency: latency)
+    }
+
+    func event(response: Response, status: Int, bytesOut: Int, latency: Duration) -> TrafficEvent {
+        var event = TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(), requestID: request.id,
             traceID: request.traceID, source: request.source,
-            destination: answer.response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
-            method: request.method, path: request.path, status: UInt32(clamping: answer.status),
+            destination: response.servedBy ?? Endpoint(className: target.className, instanceID: target.instanceName ?? "", port: request.port),
+            method: request.method, path: request.path, status: UInt32(clamping: status),
             bytesIn: UInt64(bytesIn), bytesOut: UInt64(bytesOut),
             latencyMicroseconds: latency.wholeMicroseconds,
-            kind: kind, error: answer.response.error,
+            kind: kind, error: response.error,
             spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: span.xRequestID
         )
+        event.streamed = request.bodyStreams || response.bodyStreams
+        return event
     }
 }
 

@@ -11,13 +11,17 @@ package struct FrameWriter {
     /// Where the next byte to go is: `frames[index]` at `offset`.
     private var index = 0
     private var offset = 0
+    /// Bytes queued and not written yet.
+    package private(set) var pendingBytes = 0
 
     package init() {}
 
     package var isEmpty: Bool { index == frames.count }
 
     package mutating func append(_ frame: Frame) {
-        if frame.count > 0 { frames.append(frame) }
+        guard frame.count > 0 else { return }
+        frames.append(frame)
+        pendingBytes += frame.count
     }
 
     package mutating func append(contentsOf more: [Frame]) {
@@ -56,7 +60,14 @@ package struct FrameWriter {
             }
             if written < 0 {
                 if errno == EINTR { continue }
-                if errno == EAGAIN { return .blocked }
+                if errno == EAGAIN {
+                    // Written frames go now: a stream whose writer never empties must not keep what it sent.
+                    if index > 0 {
+                        frames.removeFirst(index)
+                        index = 0
+                    }
+                    return .blocked
+                }
                 return .failed(errno)
             }
             advance(by: written)
@@ -64,10 +75,12 @@ package struct FrameWriter {
         frames.removeAll(keepingCapacity: true)
         index = 0
         offset = 0
+        pendingBytes = 0
         return .done
     }
 
     private mutating func advance(by written: Int) {
+        pendingBytes -= written
         var left = written
         while left > 0 {
             let step = min(left, frames[index].count - offset)

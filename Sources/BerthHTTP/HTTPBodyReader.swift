@@ -11,6 +11,8 @@ struct HTTPBodyReader {
     private enum State {
         /// Bytes still to come into `fixedFrame`.
         case fixed(remaining: Int)
+        /// Bytes still to come of a body of known length that streams: gathered as they come, never held whole.
+        case fixedStreaming(remaining: Int)
         case chunkSize(size: Int, digits: Int, part: ChunkLine, lineBytes: Int)
         case chunkData(remaining: Int)
         /// The CR LF after a chunk's data; `seen` of its two bytes so far.
@@ -40,11 +42,35 @@ struct HTTPBodyReader {
     private var frames: [Frame] = []
     private var fixedFrame: Frame?
     private var gathered: [UInt8] = []
+    /// Set when the body may stream (`streamAbove`): one of unknown length is not held to `maxBytes`, since its
+    /// reader takes its pieces as they come (`takeAvailable`) once it is over the threshold.
+    private let streamable: Bool
+    private let maxStreamedBytes: Int?
+    /// A body of known length over the threshold: it streams from its first byte.
+    let streamsFromStart: Bool
+    /// Its pieces are taken as they come (`takeAvailable`): it holds only what was not taken yet.
+    private var streaming = false
 
-    /// - Throws: when a body of known length is over `maxBytes`.
-    init(_ framing: HTTPFraming, maxBytes: Int, subject: String) throws(HTTPMessageError) {
+    /// - Parameter streamAbove: bodies of known length over this stream (`takeAvailable`) rather than fill one frame,
+    ///   and bodies of unknown length are not held to `maxBytes`; nil: every body is read whole.
+    /// - Throws: when a body of known length is over `maxBytes`, and does not stream.
+    /// - Parameter maxStreamedBytes: the limit of a body that streams; nil: none.
+    init(
+        _ framing: HTTPFraming, maxBytes: Int, subject: String, streamAbove: Int? = nil, maxStreamedBytes: Int? = nil
+    ) throws(HTTPMessageError) {
         self.subject = subject
         self.maxBytes = maxBytes
+        self.maxStreamedBytes = maxStreamedBytes
+        streamable = streamAbove != nil
+        if case .length(let length) = framing, let streamAbove, length > streamAbove {
+            streamsFromStart = true
+            streaming = true
+            state = .complete
+            try admit(length)
+            state = .fixedStreaming(remaining: length)
+            return
+        }
+        streamsFromStart = false
         switch framing {
         case .none, .length(0):
             state = .complete
@@ -67,9 +93,10 @@ struct HTTPBodyReader {
     /// Bytes this body holds or is promised: a body of known length, its whole frame from the start; a chunked one,
     /// what it gathered and the rest of the chunk it is reading.
     var heldBytes: Int {
+        if streaming { return frames.byteCount + gathered.count }
         switch state {
-        case .fixed(let remaining), .chunkData(let remaining): count + remaining
-        default: count
+        case .fixed(let remaining), .chunkData(let remaining): return count + remaining
+        default: return count
         }
     }
 
@@ -77,6 +104,13 @@ struct HTTPBodyReader {
     mutating func take() -> [Frame] {
         defer { frames = [] }
         return frames
+    }
+
+    /// What arrived of a streaming body since the last call, in frames; the reader gives them away.
+    mutating func takeAvailable() -> [Frame] {
+        streaming = true
+        flushGathered()
+        return take()
     }
 
     /// Takes what it can of `bytes`: all of them, unless the body ends first. Returns how many it took.
@@ -92,6 +126,16 @@ struct HTTPBodyReader {
                 }
                 taken += count
                 filledDirectly(count)
+            case .fixedStreaming(let remaining):
+                let count = min(remaining, rest.count)
+                // Its length was admitted whole.
+                gather(UnsafeRawBufferPointer(rebasing: rest[..<count]))
+                taken += count
+                if remaining == count {
+                    finish()
+                    return taken
+                }
+                state = .fixedStreaming(remaining: remaining - count)
             case .chunkSize(var size, var digits, var part, var lineBytes):
                 let byte = rest[0]
                 taken += 1
@@ -206,8 +250,9 @@ struct HTTPBodyReader {
     }
 
     private func admit(_ more: Int) throws(HTTPMessageError) {
-        guard count + more <= maxBytes else {
-            throw HTTPMessageError("the body of \(subject) is over the \(maxBytes)-byte limit", kind: .bodyTooLarge)
+        guard let limit = streamable ? maxStreamedBytes : maxBytes else { return }
+        guard count + more <= limit else {
+            throw HTTPMessageError("the body of \(subject) is over the \(limit)-byte limit", kind: .bodyTooLarge)
         }
     }
 

@@ -21,10 +21,27 @@ package struct HTTPMessageReader<Head: HTTPMessageHead> {
     /// Set as soon as the head is read, also when its body is then refused: an answer to it may need it.
     package private(set) var head: Head?
     private var body: HTTPBodyReader?
+    /// Bodies of known length over this stream; nil: every body is read whole (see `HTTPBodyReader`).
+    private let streamAbove: Int?
+    /// The limit of a body that streams; nil: none.
+    private let maxStreamedBytes: Int?
 
-    package init(context: Head.Context, maxBodyBytes: Int) {
+    package init(context: Head.Context, maxBodyBytes: Int, streamAbove: Int? = nil, maxStreamedBytes: Int? = nil) {
         self.context = context
         self.maxBodyBytes = maxBodyBytes
+        self.streamAbove = streamAbove
+        self.maxStreamedBytes = maxStreamedBytes
+    }
+
+    /// The body has a known length over `streamAbove`: it streams from its first byte.
+    package var bodyStreamsFromStart: Bool { body?.streamsFromStart ?? false }
+
+    /// Body bytes taken so far.
+    package var bodyCount: Int { body?.count ?? 0 }
+
+    /// What arrived of a streaming body since the last call; the reader gives its frames away.
+    package mutating func takeAvailableBody() -> [Frame] {
+        body?.takeAvailable() ?? []
     }
 
     package var isComplete: Bool { body?.isComplete ?? false }
@@ -54,7 +71,9 @@ package struct HTTPMessageReader<Head: HTTPMessageHead> {
             taken += count
             guard let headBytes, let (head, framing) = try Head.parse(headBytes, context: context) else { continue }
             self.head = head
-            body = try HTTPBodyReader(framing, maxBytes: maxBodyBytes, subject: Head.subject)
+            body = try HTTPBodyReader(
+                framing, maxBytes: maxBodyBytes, subject: Head.subject, streamAbove: streamAbove, maxStreamedBytes: maxStreamedBytes
+            )
         }
         return taken
     }

@@ -20,8 +20,8 @@ package struct HTTPRequestHead: Sendable, Equatable {
 package typealias HTTPRequestReader = HTTPMessageReader<HTTPRequestHead>
 
 extension HTTPMessageReader where Head == HTTPRequestHead {
-    package init(maxBodyBytes: Int) {
-        self.init(context: (), maxBodyBytes: maxBodyBytes)
+    package init(maxBodyBytes: Int, streamAbove: Int? = nil, maxStreamedBytes: Int? = nil) {
+        self.init(context: (), maxBodyBytes: maxBodyBytes, streamAbove: streamAbove, maxStreamedBytes: maxStreamedBytes)
     }
 }
 

@@ -14,6 +14,8 @@ package struct HTTPResponseHead: HTTPMessageHead, Equatable {
     /// The head of the answer to a HEAD request says how long a body would be, but none follows.
     package struct Context: Sendable {
         var requestWasHead: Bool
+        /// The request asked to switch protocols (WebSocket): a 101 is its answer, and the new protocol's bytes follow.
+        var upgrade = false
     }
 
     /// The body is framed by Content-Length, chunked coding, or the end of the connection (RFC 9112 §6.3);
@@ -23,8 +25,12 @@ package struct HTTPResponseHead: HTTPMessageHead, Equatable {
         guard let statusLine = lines.next() else { throw HTTPMessageError("\(subject) has no status line") }
         let (version, status) = try parseStatusLine(statusLine)
         let fields = try HTTPHeaderFields(&lines, subject: subject)
+        if status == 101 && context.upgrade {
+            // What follows is the new protocol's, until the connection ends.
+            return (HTTPResponseHead(status: status, headers: fields.headers, keepAlive: false), .untilClose)
+        }
         if (100..<200).contains(status) {
-            guard status != 101 else { throw HTTPMessageError("the app switched protocols (101), which the sidecar does not relay") }
+            guard status != 101 else { throw HTTPMessageError("the app switched protocols (101) though the request asked for no upgrade") }
             return nil
         }
         var close = fields.connectionClose || (version == 0 && !fields.connectionKeepAlive)
@@ -63,7 +69,9 @@ package struct HTTPResponseHead: HTTPMessageHead, Equatable {
 package typealias HTTPResponseReader = HTTPMessageReader<HTTPResponseHead>
 
 extension HTTPMessageReader where Head == HTTPResponseHead {
-    package init(requestWasHead: Bool, maxBodyBytes: Int) {
-        self.init(context: HTTPResponseHead.Context(requestWasHead: requestWasHead), maxBodyBytes: maxBodyBytes)
+    package init(requestWasHead: Bool, maxBodyBytes: Int, streamAbove: Int? = nil, upgrade: Bool = false) {
+        self.init(
+            context: HTTPResponseHead.Context(requestWasHead: requestWasHead, upgrade: upgrade), maxBodyBytes: maxBodyBytes, streamAbove: streamAbove
+        )
     }
 }

@@ -94,7 +94,7 @@ final class RouterCore: BusLoopBody {
             ))
             logger.warning("rejected message: a request sent to the router", metadata: ["berth.peer.id": "\(hex(edge))"])
             send(.response(refusal), to: edge, on: frontend)
-        case .ready, .response, .directory, .directoryUpdate:
+        case .ready, .response, .directory, .directoryUpdate, .streamData, .credit, .streamCancel:
             logger.warning("rejected message: edges send directory requests and heartbeats only", metadata: ["berth.peer.id": "\(hex(edge))"])
         }
     }
@@ -106,7 +106,7 @@ final class RouterCore: BusLoopBody {
         case .ready(let ready): perform(directory.ready(ready, from: identity, now: now))
         case .heartbeat: perform(directory.heartbeat(fromSidecar: identity, now: now))
         case .disconnect(let disconnect): perform(directory.leaving(sidecar: identity, reason: disconnect.reason))
-        case .request, .response, .directoryRequest, .directory, .directoryUpdate:
+        case .request, .response, .directoryRequest, .directory, .directoryUpdate, .streamData, .credit, .streamCancel:
             logger.warning("rejected message: sidecars send READY, heartbeats and DISCONNECT to routers", metadata: ["berth.peer.id": "\(hex(identity))"])
         }
     }

@@ -1,5 +1,6 @@
 import BerthBus
 import BerthHTTP
+import BerthWire
 import DequeModule
 
 import Glibc
@@ -18,12 +19,41 @@ struct AppRequest: Sendable {
     /// Sent again on a fresh connection when a reused one turns out closed before any answer came: safe only for
     /// idempotent methods.
     var mayRetry: Bool
+    /// Body bytes of an answer that streams the client may send before `grant`; 0: the answer comes whole.
+    var streamWindow = 0
+    /// An answer streams when its length is over this, or its length is unknown and it is not whole once the app
+    /// paused (chunked, server-sent events, close-delimited).
+    var streamAbove = Streaming.threshold
+    /// The body streams in after the head (`append`), as the app's connection takes it; chunked when `chunked`.
+    var bodyStreams = false
+    var chunked = false
+    /// An Upgrade (WebSocket): a 101 answer streams the new protocol's bytes, and the end of the request's body is the
+    /// client closing its side, passed on as the end of ours (shutdown).
+    var upgrade = false
+}
+
+/// A piece of an answer that streams.
+enum AppBodyPiece {
+    case data([Frame])
+    /// The body is whole.
+    case end
+    /// The body was cut short: the app broke the connection, or sent what is not HTTP.
+    case failed(AppClientError)
+    /// The app's connection took request body bytes: its sender may send this many more (a streamed request).
+    case requestCredit(Int)
+}
+
+/// An exchange the caller may grant credit to or cancel.
+struct AppExchangeHandle {
+    fileprivate let exchange: Exchange
 }
 
 /// The app's answer: its head and its body in frames ready for the bus.
 struct AppAnswer: Sendable {
     var head: HTTPResponseHead
     var body: [Frame]
+    /// The body streams: `body` is empty, and it comes in `AppRequest.pieces`.
+    var streams = false
 }
 
 /// Why the app gave no answer.
@@ -39,6 +69,8 @@ enum AppClientError: Error, Sendable, Equatable {
     /// The answer is not HTTP/1.1 as RFC 9112 frames it.
     case invalidAnswer(String)
     case shutDown
+    /// The edge gave the exchange up: its client went away.
+    case cancelled
 }
 
 /// A keep-alive HTTP/1.1 client for the app, driven by the sidecar's bus thread.
@@ -62,6 +94,8 @@ final class AppClient {
     /// The earliest deadline of any exchange or connection attempt: `expire` looks no closer before it.
     private var nextDeadline: ContinuousClock.Instant?
     private var shutDown = false
+    /// The most request body of one exchange held at once, arrived and not yet taken by the app.
+    static let uploadWindow = Streaming.window
     /// One read buffer for every connection: only the bus thread reads.
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
 
@@ -79,12 +113,71 @@ final class AppClient {
         scratch.deallocate()
     }
 
-    /// Sends `request` and calls `completion` exactly once, on the bus thread: maybe before this returns.
-    func execute(_ request: AppRequest, completion: @escaping (Result<AppAnswer, AppClientError>) -> Void) {
-        let exchange = Exchange(request, completion: completion)
-        guard !shutDown else { return exchange.finish(.failure(.shutDown)) }
+    /// Sends `request` and calls `completion` exactly once, on the bus thread: maybe before this returns. An answer
+    /// that streams calls `completion` with its head, then `request.pieces` until it ends.
+    @discardableResult
+    func execute(
+        _ request: AppRequest, pieces: ((AppBodyPiece) -> Void)? = nil, completion: @escaping (Result<AppAnswer, AppClientError>) -> Void
+    ) -> AppExchangeHandle {
+        let exchange = Exchange(request, pieces: pieces, completion: completion)
+        guard !shutDown else {
+            exchange.finish(.failure(.shutDown))
+            return AppExchangeHandle(exchange: exchange)
+        }
         noteDeadline(request.deadline)
         start(exchange)
+        return AppExchangeHandle(exchange: exchange)
+    }
+
+    /// The receiver of a streaming answer grants `bytes` more: reading the app's connection goes on.
+    func grant(_ handle: AppExchangeHandle, bytes: UInt64) {
+        let exchange = handle.exchange
+        exchange.sender.granted(bytes)
+        guard let connection = exchange.connection, connection.exchange === exchange, connection.readPaused else { return }
+        connection.readPaused = false
+        updateEvents(connection)
+        readMore(connection)
+    }
+
+    /// A piece of a request body that streams; `final`: the body is whole. False: the sender broke the credit rules.
+    func append(_ handle: AppExchangeHandle, body: [Frame], final: Bool) -> Bool {
+        let exchange = handle.exchange
+        guard exchange.request.bodyStreams, !exchange.uploadDone, let connection = exchange.connection, connection.exchange === exchange else {
+            return true
+        }
+        do {
+            try exchange.upload.receive(body.byteCount)
+        } catch {
+            close(connection, failing: .invalidAnswer("the edge sent more request body than it was granted"), mayRetry: false)
+            return false
+        }
+        let count = body.byteCount
+        if exchange.request.chunked && count > 0 { connection.writer.append(Frame(String(count, radix: 16) + "\r\n")) }
+        connection.writer.append(contentsOf: body)
+        if exchange.request.chunked && count > 0 { connection.writer.append(Frame("\r\n")) }
+        if final {
+            exchange.uploadDone = true
+            if exchange.request.chunked { connection.writer.append(Frame("0\r\n\r\n")) }
+            connection.shutdownAfterWrite = exchange.request.upgrade
+            // The answer's deadline counts from the end of the body.
+            exchange.extendDeadline(by: exchange.timeout)
+            noteDeadline(exchange.request.deadline)
+        }
+        writeMore(connection)
+        if final && connection.shutdownAfterWrite && connection.writer.isEmpty { Glibc.shutdown(connection.fd, Int32(SHUT_WR)) }
+        return true
+    }
+
+    /// The exchange is not wanted any more (its client went away): its connection closes, so that the app sees it
+    /// go, and it ends as failed with `.cancelled`.
+    func cancel(_ handle: AppExchangeHandle) {
+        let exchange = handle.exchange
+        if let connection = exchange.connection, connection.exchange === exchange {
+            close(connection, failing: .cancelled, mayRetry: false)
+        } else {
+            for pool in pools.values { pool.waiting.removeAll { $0 === exchange } }
+            exchange.finish(.failure(.cancelled))
+        }
     }
 
     /// Calls `completion` with whether something accepts TCP connections on `port`.
@@ -115,7 +208,13 @@ final class AppClient {
             close(connection, failing: .closedEarly, mayRetry: false)
         case .busy:
             if events & Int16(POLLOUT) != 0 { writeMore(connection) }
-            if events & ~Int16(POLLOUT) != 0, connection.phase == .busy { readMore(connection) }
+            guard events & ~Int16(POLLOUT) != 0, connection.phase == .busy else { return }
+            if connection.readPaused {
+                // Not reading (no credit), yet the connection broke: the stream ends as failed.
+                if events & Int16(POLLERR | POLLHUP) != 0 { close(connection, failing: .closedEarly, mayRetry: false) }
+                return
+            }
+            readMore(connection)
         case .closed:
             return
         }
@@ -138,7 +237,9 @@ final class AppClient {
                     if exchange.request.deadline <= now { exchange.finish(.failure(.deadlineExceeded)) } else { noteDeadline(exchange.request.deadline) }
                 }
             case .busy:
-                guard let exchange = connection.exchange else { continue }
+                // A streaming answer, or a request body still streaming in, has no deadline: credit paces it, and
+                // its client may end it.
+                guard let exchange = connection.exchange, !exchange.streaming, !exchange.request.bodyStreams || exchange.uploadDone else { continue }
                 if exchange.request.deadline <= now {
                     // The connection's state is unknown once its exchange gives up: closed, not reused.
                     close(connection, failing: .deadlineExceeded, mayRetry: false)
@@ -267,11 +368,20 @@ final class AppClient {
         connection.exchanges += 1
         connection.phase = .busy
         connection.exchange = exchange
-        connection.reader = HTTPResponseReader(requestWasHead: exchange.request.isHead, maxBodyBytes: exchange.request.maxResponseBytes)
+        exchange.connection = connection
+        connection.readPaused = false
+        connection.reader = HTTPResponseReader(
+            requestWasHead: exchange.request.isHead, maxBodyBytes: exchange.request.maxResponseBytes,
+            streamAbove: exchange.request.streamWindow > 0 ? exchange.request.streamAbove : nil, upgrade: exchange.request.upgrade
+        )
         connection.writer.append(Frame(exchange.request.head))
         connection.writer.append(contentsOf: exchange.request.body)
         connection.outputBroken = false
         writeMore(connection)
+        // A body that streams in is asked for now that a connection takes it: the app never refuses what it was sent.
+        if exchange.request.bodyStreams, !exchange.uploadDone, connection.exchange === exchange, let first = exchange.upload.grant() {
+            exchange.event(.requestCredit(first))
+        }
     }
 
     /// Writes what it can of the request: the head and the body frames, in one sendmsg when the socket takes them.
@@ -281,8 +391,12 @@ final class AppClient {
         case .done:
             exchange.bodyWritten()
             setWantsWrite(connection, false)
+            grantUpload(exchange, pending: 0)
+            // The client closed its side of an upgraded connection: so does this one, once all it sent is written.
+            if connection.shutdownAfterWrite { Glibc.shutdown(connection.fd, Int32(SHUT_WR)) }
         case .blocked:
             setWantsWrite(connection, true)
+            grantUpload(exchange, pending: connection.writer.pendingBytes)
         case .failed:
             // The app stopped reading: an answer it already sent may still be there to read.
             connection.writer = FrameWriter()
@@ -292,8 +406,21 @@ final class AppClient {
         }
     }
 
+    /// After a write of a request body that streams in: the credit its sender gets for what the app took.
+    private func grantUpload(_ exchange: Exchange, pending: Int) {
+        guard exchange.request.bodyStreams, !exchange.uploadDone else { return }
+        let unwritten = min(exchange.upload.held, pending)
+        if let more = exchange.upload.consume(exchange.upload.held - unwritten) { exchange.event(.requestCredit(more)) }
+    }
+
     private func setWantsWrite(_ connection: AppConnection, _ wants: Bool) {
-        let events = wants ? Int16(POLLIN | POLLOUT) : Int16(POLLIN)
+        connection.wantsWrite = wants
+        updateEvents(connection)
+    }
+
+    /// Polls for what the connection waits for: input unless a stream has no credit left, output while it writes.
+    private func updateEvents(_ connection: AppConnection) {
+        let events = (connection.readPaused ? 0 : Int16(POLLIN)) | (connection.wantsWrite ? Int16(POLLOUT) : 0)
         if connection.events != events {
             connection.events = events
             descriptors.change(connection.fd, events: events, token: connection.token)
@@ -309,6 +436,9 @@ final class AppClient {
         connection.reader = reader
         switch outcome {
         case .waiting: return
+        case .paused:
+            connection.readPaused = true
+            updateEvents(connection)
         case .complete: answered(connection)
         case .failed(let error, let mayRetry): close(connection, failing: error, mayRetry: mayRetry)
         }
@@ -316,6 +446,8 @@ final class AppClient {
 
     private enum ReadOutcome {
         case waiting
+        /// A streaming answer used all its credit: the connection is not read until more is granted.
+        case paused
         case complete
         case failed(AppClientError, mayRetry: Bool)
     }
@@ -323,15 +455,19 @@ final class AppClient {
     /// Reads until the answer is complete or the socket has nothing more: straight into the body's frame when its
     /// length is known, otherwise through the shared buffer.
     private func read(_ connection: AppConnection, into reader: inout HTTPResponseReader) -> ReadOutcome {
+        guard let exchange = connection.exchange else { return .waiting }
         while true {
             let count: Int
             var full = false
+            // A streaming answer reads no more than its credit: body bytes are never more than the bytes read.
+            if exchange.streaming && exchange.sender.isBlocked { return .paused }
+            let limit = exchange.streaming ? min(scratch.count, exchange.sender.available) : scratch.count
             if let room = reader.directBodyRoom() {
                 count = Glibc.read(connection.fd, room.baseAddress, room.count)
                 if count > 0 { reader.filledDirectly(count) }
             } else {
-                count = Glibc.read(connection.fd, scratch.baseAddress, scratch.count)
-                full = count == scratch.count
+                count = Glibc.read(connection.fd, scratch.baseAddress, limit)
+                full = count == limit
                 if count > 0 {
                     do {
                         let taken = try reader.consume(UnsafeRawBufferPointer(rebasing: scratch[..<count]))
@@ -344,20 +480,56 @@ final class AppClient {
             }
             if count == 0 {
                 connection.outputBroken = true
-                return reader.endOfInput() ? .complete : .failed(.closedEarly, mayRetry: !reader.hasStarted)
+                let complete = reader.endOfInput()
+                if exchange.streaming { passOn(reader: &reader, exchange) }
+                return complete ? .complete : .failed(.closedEarly, mayRetry: !reader.hasStarted && !exchange.streaming)
             }
             if count < 0 {
                 if errno == EINTR { continue }
-                if errno == EAGAIN { return .waiting }
-                return .failed(.closedEarly, mayRetry: !reader.hasStarted)
+                if errno == EAGAIN {
+                    streamIfUnfinished(&reader, exchange)
+                    return .waiting
+                }
+                return .failed(.closedEarly, mayRetry: !reader.hasStarted && !exchange.streaming)
             }
+            if !exchange.streaming && exchange.request.streamWindow > 0, reader.head != nil,
+               reader.bodyStreamsFromStart || (reader.directBodyRoom() == nil && reader.bodyBytesHeld > exchange.request.streamAbove) {
+                beginStream(&reader, exchange)
+            }
+            if exchange.streaming { passOn(reader: &reader, exchange) }
             if reader.isComplete { return .complete }
             // A read that did not fill its buffer took all there was: poll before reading again.
             if !full {
+                streamIfUnfinished(&reader, exchange)
                 acknowledgeNow(connection)
                 return .waiting
             }
         }
+    }
+
+    /// The app paused with its answer's head sent and a body of unknown length unfinished (server-sent events, a
+    /// chunked answer written as it is made): the answer streams from now, so what it wrote reaches the client now.
+    private func streamIfUnfinished(_ reader: inout HTTPResponseReader, _ exchange: Exchange) {
+        guard !exchange.streaming, exchange.request.streamWindow > 0, reader.head != nil, !reader.isComplete,
+              reader.directBodyRoom() == nil else { return }
+        beginStream(&reader, exchange)
+        passOn(reader: &reader, exchange)
+    }
+
+    /// The answer streams: its head goes to the caller now, with no body; the body follows in pieces.
+    private func beginStream(_ reader: inout HTTPResponseReader, _ exchange: Exchange) {
+        guard let head = reader.head else { return }
+        exchange.streaming = true
+        exchange.sender = CreditSender(initial: exchange.request.streamWindow)
+        exchange.finish(.success(AppAnswer(head: head, body: [], streams: true)))
+    }
+
+    /// Hands what arrived of a streaming answer's body to the caller, counted against its credit.
+    private func passOn(reader: inout HTTPResponseReader, _ exchange: Exchange) {
+        let frames = reader.takeAvailableBody()
+        guard !frames.isEmpty else { return }
+        exchange.sender.sent(frames.byteCount)
+        exchange.piece(.data(frames))
     }
 
     /// Sends the ACK for what was read now, not up to 40 ms later. An app that writes its answer in two pieces (a
@@ -374,9 +546,12 @@ final class AppClient {
         guard let exchange = connection.exchange, var reader = connection.reader, let head = reader.head else { return }
         // An answer that came before the whole request went out (a 413, say) leaves the rest unsent: the
         // connection cannot carry another request.
-        let keepAlive = head.keepAlive && connection.writer.isEmpty && !connection.outputBroken
-        let answer = AppAnswer(head: head, body: reader.takeBody())
+        // So does one whose body still streams in.
+        let bodyWhole = !exchange.request.bodyStreams || exchange.uploadDone
+        let keepAlive = head.keepAlive && connection.writer.isEmpty && !connection.outputBroken && bodyWhole
+        let answer = AppAnswer(head: head, body: exchange.streaming ? [] : reader.takeBody())
         connection.exchange = nil
+        exchange.connection = nil
         connection.reader = nil
         connection.writer = FrameWriter()
         if keepAlive {
@@ -384,7 +559,11 @@ final class AppClient {
         } else {
             close(connection, failing: nil, mayRetry: false)
         }
-        exchange.finish(.success(answer))
+        if exchange.streaming {
+            exchange.piece(.end)
+        } else {
+            exchange.finish(.success(answer))
+        }
     }
 
     /// Closes `connection`; the exchange on it, if any, fails with `failure`, or is sent once more when
@@ -402,8 +581,13 @@ final class AppClient {
             next.failed(failure ?? .closedEarly)
         }
         // A connection still opening carries its exchange in `afterConnect`, above: this one had been sent.
-        if let exchange = connection.exchange, !exchange.isFinished {
+        if let exchange = connection.exchange, exchange.streaming {
             connection.exchange = nil
+            exchange.connection = nil
+            if let failure { exchange.piece(.failed(failure)) }
+        } else if let exchange = connection.exchange, !exchange.isFinished {
+            connection.exchange = nil
+            exchange.connection = nil
             if mayRetry && connection.exchanges > 1 && exchange.request.mayRetry && exchange.attempts == 1 && !shutDown {
                 // A kept-alive connection the app had already closed: nothing was answered, so ask again once, on a
                 // new connection: the other idle ones may have been closed by the app just as this one was.
@@ -441,9 +625,27 @@ private final class Exchange {
     private(set) var request: AppRequest
     private var completion: ((Result<AppAnswer, AppClientError>) -> Void)?
     var attempts = 0
+    /// The answer's body streams: its head went to `completion`, its pieces go to `request.pieces`.
+    var streaming = false
+    /// What the receiver of a streaming answer still lets it send.
+    var sender = CreditSender(initial: 0)
+    /// The connection that carries it, once it has one.
+    weak var connection: AppConnection?
+    /// A request body that streams in: what its sender was granted, and whether it is whole.
+    var upload = CreditReceiver(window: AppClient.uploadWindow, initialGrant: 0)
+    var uploadDone = false
+    /// The exchange's time to answer, counted again from the end of a body that streams in.
+    let timeout: Duration
+    /// The stream ended (or the caller gave it up): no more pieces.
+    private var ended = false
 
-    init(_ request: AppRequest, completion: @escaping (Result<AppAnswer, AppClientError>) -> Void) {
+    /// For an answer that streams: its body's pieces after the head, and how it ends.
+    private var pieces: ((AppBodyPiece) -> Void)?
+
+    init(_ request: AppRequest, pieces: ((AppBodyPiece) -> Void)?, completion: @escaping (Result<AppAnswer, AppClientError>) -> Void) {
         self.request = request
+        timeout = ContinuousClock.now.duration(to: request.deadline)
+        self.pieces = pieces
         self.completion = completion
     }
 
@@ -459,6 +661,29 @@ private final class Exchange {
         self.completion = nil
         completion(result)
     }
+
+    func extendDeadline(by duration: Duration) {
+        request.deadline = .now + duration
+    }
+
+    /// Credit for a request body that streams in: said while the exchange lasts.
+    func event(_ piece: AppBodyPiece) {
+        guard !ended, let pieces else { return }
+        pieces(piece)
+    }
+
+    /// A piece of a streaming answer; after `.end` or `.failed`, nothing more.
+    func piece(_ piece: AppBodyPiece) {
+        guard streaming, !ended, let pieces else { return }
+        switch piece {
+        case .data, .requestCredit: break
+        case .end, .failed:
+            ended = true
+            self.pieces = nil
+        }
+        pieces(piece)
+    }
+
 }
 
 /// One TCP connection to the app, and the exchange it carries.
@@ -488,6 +713,11 @@ private final class AppConnection {
     let pool: Pool
     var phase = Phase.connecting
     var events = Int16(POLLOUT)
+    var wantsWrite = true
+    /// A streaming answer has no credit left: its input is not polled.
+    var readPaused = false
+    /// Shut the output down once the writer is empty (an upgraded connection whose client closed its side).
+    var shutdownAfterWrite = false
     var afterConnect: AfterConnect?
     let connectDeadline: ContinuousClock.Instant
     /// Exchanges started on this connection so far.

@@ -18,33 +18,59 @@ struct AppForwarder: Sendable {
         var bytesIn: Int
     }
 
+    /// Bodies of known length over this stream when the edge takes a stream; so do those of unknown length once the
+    /// app pauses before their end.
+    static let streamAbove = Streaming.threshold
+
     /// Forwards `incoming` to the app over `client`; `completion` runs once, on the bus thread, maybe before this
-    /// returns.
-    func forward(_ incoming: IncomingRequest, over client: AppClient, completion: @escaping (Outcome) -> Void) {
+    /// returns. When the edge takes a stream (`Request.stream_window`) and the answer streams, `completion` gets its
+    /// head (`Response.body_streams`) and `pieces` its body. Returns the exchange, for credit and cancelling.
+    @discardableResult
+    func forward(
+        _ incoming: IncomingRequest, over client: AppClient, pieces: ((AppBodyPiece) -> Void)? = nil,
+        completion: @escaping (Outcome) -> Void
+    ) -> AppExchangeHandle? {
         let request = incoming.request
         let port = request.port == 0 ? UInt32(configuration.port) : request.port
         let bytesIn = incoming.body.byteCount
         guard configuration.ports.contains(port) else {
-            return completion(failure(request, .badRequest, "port \(port) is not a port of \(configuration.className) (it listens on \(configuration.ports.map(String.init).joined(separator: ", ")))", bytesIn))
+            completion(failure(request, .badRequest, "port \(port) is not a port of \(configuration.className) (it listens on \(configuration.ports.map(String.init).joined(separator: ", ")))", bytesIn))
+            return nil
         }
         let head: [UInt8]
+        // A body that streams in goes with the length the client said, or chunked.
+        let streamedLength = request.bodyStreams ? request.headers.first { $0.name.caseInsensitiveEquals("content-length") }.flatMap { Int($0.value) } : nil
+        let chunked = request.bodyStreams && streamedLength == nil && !request.upgrade
         do {
-            head = try RequestHead.encode(request, host: configuration.appHost, port: port, bodyBytes: bytesIn)
+            head = try RequestHead.encode(
+                request, host: configuration.appHost, port: port, bodyBytes: streamedLength ?? bytesIn, chunked: chunked
+            )
         } catch {
-            return completion(failure(request, .badRequest, error.message, bytesIn))
+            completion(failure(request, .badRequest, error.message, bytesIn))
+            return nil
         }
         let timeout: Duration = request.timeoutMilliseconds > 0 ? .milliseconds(request.timeoutMilliseconds) : .seconds(3_600)
-        let appRequest = AppRequest(
+        var appRequest = AppRequest(
             port: Int(port), head: head, isHead: request.method == "HEAD", body: incoming.body,
             deadline: .now + timeout, maxResponseBytes: configuration.maxBodyBytes,
-            mayRetry: request.isIdempotent
+            mayRetry: request.isIdempotent && !request.bodyStreams
         )
+        appRequest.bodyStreams = request.bodyStreams
+        appRequest.chunked = chunked
+        appRequest.upgrade = request.upgrade
+        if pieces != nil {
+            appRequest.streamWindow = Int(request.streamWindow)
+            appRequest.streamAbove = min(Self.streamAbove, max(1, Int(request.streamWindow) / 2))
+        }
         let configuration = configuration
-        client.execute(appRequest) { result in
+        return client.execute(appRequest, pieces: pieces) { result in
             switch result {
             case .success(var answer):
-                answer.head.headers.removeAll { HopByHop.contains($0.name) }
-                let response = Response(id: request.id, status: UInt32(answer.head.status), headers: answer.head.headers, servedBy: configuration.endpoint)
+                // A 101 keeps its Upgrade: the client must hear which protocol it switched to.
+                let switched = answer.head.status == 101
+                answer.head.headers.removeAll { HopByHop.contains($0.name) && !(switched && $0.name.caseInsensitiveEquals("upgrade")) }
+                var response = Response(id: request.id, status: UInt32(answer.head.status), headers: answer.head.headers, servedBy: configuration.endpoint)
+                response.bodyStreams = answer.streams
                 completion(Outcome(response: response, body: answer.body, bytesIn: bytesIn))
             case .failure(let error):
                 let (code, message) = Self.describe(error, port: port, timeout: request.timeoutMilliseconds)
@@ -98,6 +124,7 @@ struct AppForwarder: Sendable {
         case .tooLarge(let limit): (.appFailed, "the app's response body is over the \(limit)-byte limit")
         case .invalidAnswer(let reason): (.appFailed, "\(reason) (port \(port))")
         case .shutDown: (.appUnavailable, "the sidecar is shutting down")
+        case .cancelled: (.internal, "the edge gave the exchange up: its client went away")
         }
     }
 }
@@ -126,9 +153,9 @@ enum RequestHead {
     }
 
     /// `request` as HTTP/1.1: hop-by-hop headers left out, `host:port` as Host when the request had none, and the
-    /// length of its body. Anything that would let one request read as two (a CR or LF in a header, a space in the
+    /// length of its body (or chunked coding, for a body that streams in with no length known). Anything that would let one request read as two (a CR or LF in a header, a space in the
     /// target) is refused, whoever put it on the bus.
-    static func encode(_ request: Request, host: String, port: UInt32, bodyBytes: Int) throws(Invalid) -> [UInt8] {
+    static func encode(_ request: Request, host: String, port: UInt32, bodyBytes: Int, chunked: Bool = false) throws(Invalid) -> [UInt8] {
         guard HTTPSyntax.isToken(request.method) else {
             throw Invalid(message: "the request's method is not an HTTP token")
         }
@@ -148,7 +175,9 @@ enum RequestHead {
         head.append(contentsOf: " HTTP/1.1\r\n".utf8)
         var hasHost = false
         var hadLength = false
-        for header in request.headers where !HopByHop.contains(header.name) {
+        // An Upgrade keeps the two headers that ask for it (RFC 9110 §7.8).
+        let kept = { (name: String) in request.upgrade && (name.caseInsensitiveEquals("upgrade") || name.caseInsensitiveEquals("connection")) }
+        for header in request.headers where !HopByHop.contains(header.name) || kept(header.name) {
             if header.name.caseInsensitiveEquals("content-length") {
                 hadLength = true
                 continue
@@ -163,7 +192,11 @@ enum RequestHead {
             head.appendHeader(header.name, header.value)
         }
         if !hasHost { head.appendHeader("host", "\(host):\(port)") }
-        if bodyBytes > 0 || hadLength { head.appendHeader("content-length", String(bodyBytes)) }
+        if chunked {
+            head.appendHeader("transfer-encoding", "chunked")
+        } else if bodyBytes > 0 || hadLength {
+            head.appendHeader("content-length", String(bodyBytes))
+        }
         head.append(contentsOf: "\r\n".utf8)
         return head
     }

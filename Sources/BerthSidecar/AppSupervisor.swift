@@ -121,6 +121,12 @@ actor AppSupervisor {
         }
     }
 
+    /// Something passed on an exchange that no longer counts as in flight (a WebSocket's message): the idle timer of
+    /// `sleepAfter` starts again, as Cloudflare's does.
+    nonisolated func touch() {
+        admission.withLock { $0.lastActivity = .now }
+    }
+
     private func ensureHealthy() async throws {
         switch state {
         case .healthy:

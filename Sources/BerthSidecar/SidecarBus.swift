@@ -21,6 +21,8 @@ final class SidecarBus: BusLoopBody {
     private let handle: @Sendable (IncomingRequest, SidecarBus) -> Void
     /// Called once, when a drain is over.
     private let drained: @Sendable () -> Void
+    /// Called for every piece of a request body that streams in: the app's idle timer starts again.
+    private let activity: @Sendable () -> Void
     /// Where edges send requests: bound by this sidecar, named in READY.
     private let requests: Socket
     let endpoint: String
@@ -31,14 +33,31 @@ final class SidecarBus: BusLoopBody {
     let app: AppClient
     private var core: SidecarCore
 
+    /// A streamed exchange: the edge's routing id and the request's id.
+    struct StreamKey: Hashable {
+        var edge: [UInt8]
+        var id: UInt64
+    }
+
+    /// An exchange whose answer or request body streams.
+    private struct OpenStream {
+        let handle: AppExchangeHandle
+        /// Request body bytes that streamed in.
+        var bytesIn = 0
+    }
+
+    /// Exchanges whose answer or request body streams, for the edges' pieces, credit and cancelling.
+    private var streams: [StreamKey: OpenStream] = [:]
+
     init(
         configuration: SidecarConfiguration, network: AppNetwork, logger: Logger,
-        handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, drained: @escaping @Sendable () -> Void,
-        descriptors: DescriptorPoller
+        handle: @escaping @Sendable (IncomingRequest, SidecarBus) -> Void, activity: @escaping @Sendable () -> Void = {},
+        drained: @escaping @Sendable () -> Void, descriptors: DescriptorPoller
     ) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
         self.handle = handle
+        self.activity = activity
         self.drained = drained
         var options = SocketOptions()
         options.routerMandatory = true
@@ -104,8 +123,28 @@ final class SidecarBus: BusLoopBody {
             }
         case .heartbeat:
             send(.heartbeat(core.heartbeat(from: frames[0].bytes, now: .now)), to: frames[0])
+        case .credit(let credit):
+            // A credit for a stream that ended crossed its last piece: nothing to do.
+            guard let stream = streams[StreamKey(edge: frames[0].bytes, id: credit.id)] else { return }
+            app.grant(stream.handle, bytes: credit.bytes)
+        case .streamCancel(let cancel):
+            guard let stream = streams[StreamKey(edge: frames[0].bytes, id: cancel.id)] else { return }
+            logger.debug("the edge cancelled a stream", metadata: ["berth.request.id": "\(cancel.id)", "berth.reason": "\(cancel.reason)"])
+            app.cancel(stream.handle)
         case .disconnect:
             break
+        case .streamData(let data):
+            // A piece for an exchange that ended (the app answered early, or failed) is dropped.
+            let key = StreamKey(edge: frames[0].bytes, id: data.id)
+            guard streams[key] != nil else { return }
+            let body = Array(frames.dropFirst(2))
+            streams[key]!.bytesIn += body.byteCount
+            activity()
+            if data.error != nil {
+                app.cancel(streams[key]!.handle)
+            } else if !app.append(streams[key]!.handle, body: body, final: data.final) {
+                logger.warning("rejected a request body piece: more than the edge was granted", metadata: ["berth.request.id": "\(data.id)"])
+            }
         case .ready, .response, .directoryRequest, .directory, .directoryUpdate:
             logger.warning("rejected message: edges send requests and heartbeats to sidecars")
         }
@@ -121,29 +160,76 @@ final class SidecarBus: BusLoopBody {
                 logger.info("router asked us to register again", metadata: ["berth.router": "\(link.endpoint)", "berth.reason": "\(disconnect.reason)"])
                 link.mustGreetAgain()
             }
-        case .ready, .request, .response, .directoryRequest, .directory, .directoryUpdate:
+        case .ready, .request, .response, .directoryRequest, .directory, .directoryUpdate, .streamData, .credit, .streamCancel:
             logger.warning("rejected message: routers send heartbeats and disconnects to sidecars")
         }
     }
 
     /// Sends `envelope` to the edge whose routing id `edge` holds; the frame is spent.
-    private func send(_ envelope: Envelope, to edge: Frame, body: [Frame] = []) {
+    /// Returns whether the message was queued.
+    @discardableResult
+    private func send(_ envelope: Envelope, to edge: Frame, body: [Frame] = []) -> Bool {
         var frames = [edge]
         frames.append(contentsOf: envelope.frames(body: body))
         do {
             if try !requests.send(frames) {
                 logger.warning("edge is not taking answers (its queue is full); dropped one")
+                return false
             }
+            return true
         } catch {
             logger.debug("edge went away before its answer", metadata: ["berth.error": "\(error)"])
+            return false
         }
     }
 
-    /// Answers `incoming` on the link it came in on, with this sidecar's load.
-    func respond(to incoming: IncomingRequest, _ response: Response, body: [Frame]) {
+    /// Answers `incoming` on the link it came in on, with this sidecar's load; an answer that `streams` counts as in
+    /// flight until its stream ends (`closeStream`).
+    func respond(to incoming: IncomingRequest, _ response: Response, body: [Frame], streams: Bool = false) {
         var response = response
-        core.answered(&response, now: .now)
+        if streams {
+            response.inFlight = UInt32(clamping: core.inFlight)
+        } else {
+            core.answered(&response, now: .now)
+        }
         send(.response(response), to: incoming.edge, body: body)
+    }
+
+    // MARK: Streams
+
+    func openStream(_ key: StreamKey, _ handle: AppExchangeHandle) {
+        streams[key] = OpenStream(handle: handle)
+    }
+
+    /// Request body bytes that streamed in for `key`, while its exchange lasts.
+    func streamedIn(_ key: StreamKey) -> Int? {
+        streams[key]?.bytesIn
+    }
+
+    /// The app's connection took request body bytes: the edge may send `bytes` more.
+    func credit(_ key: StreamKey, bytes: Int) {
+        send(.credit(Credit(id: key.id, bytes: UInt64(bytes))), to: Frame(key.edge))
+    }
+
+    /// The exchange ended before its answer streamed.
+    func forgetStream(_ key: StreamKey) {
+        streams[key] = nil
+    }
+
+    /// The stream ended (its last piece is sent): the exchange is no longer in flight.
+    func closeStream(_ key: StreamKey) {
+        streams[key] = nil
+        var done = Response(id: key.id, status: 200)
+        core.answered(&done, now: .now)
+    }
+
+    /// Sends a piece of a streamed answer. A piece the link cannot take (its queue is full, or the edge is gone)
+    /// would leave a hole in the body: the exchange is cancelled instead, so that the app's connection closes and
+    /// the stream ends as failed, never with bytes missing.
+    func streamData(_ key: StreamKey, _ data: StreamData, body: [Frame]) {
+        guard !send(.streamData(data), to: Frame(key.edge), body: body), !data.final, let stream = streams[key] else { return }
+        logger.warning("a piece of a streamed answer could not be sent; the exchange is cancelled", metadata: ["berth.request.id": "\(key.id)"])
+        app.cancel(stream.handle)
     }
 
     func publish(topic: String, event: @autoclosure () -> Event) {

@@ -39,6 +39,7 @@ public struct SidecarService: Service {
             try SidecarBus(
                 configuration: configuration, network: network, logger: logger,
                 handle: { incoming, sidecar in exchanges.withLock { $0 }?.handle(incoming, on: sidecar) },
+                activity: { exchanges.withLock { $0 }?.supervisor?.touch() },
                 drained: { drainedContinuation.finish() },
                 descriptors: descriptors
             )
@@ -115,13 +116,10 @@ private final class Exchanges: Sendable {
         // The completions keep the request, not its body: the app client lets the body's frames go once written.
         let request = IncomingRequest(request: incoming.request, body: [], edge: incoming.edge)
         guard let supervisor else {
-            return forwarder.forward(incoming, over: sidecar.app) { outcome in self.answer(request, outcome, span: span, started: started, on: sidecar) }
+            return forward(incoming, request, span: span, started: started, on: sidecar, done: nil)
         }
         if supervisor.admitIfHealthy() {
-            return forwarder.forward(incoming, over: sidecar.app) { outcome in
-                supervisor.finish()
-                self.answer(request, outcome, span: span, started: started, on: sidecar)
-            }
+            return forward(incoming, request, span: span, started: started, on: sidecar, done: { supervisor.finish() })
         }
         // The app is not running: the supervisor starts it (one cold start for all who wait) or says why it can't.
         Task {
@@ -134,13 +132,82 @@ private final class Exchanges: Sendable {
                 return
             }
             let queued = bus.execute { sidecar in
-                self.forwarder.forward(incoming, over: sidecar.app) { outcome in
-                    supervisor.finish()
-                    self.answer(request, outcome, span: span, started: started, on: sidecar)
-                }
+                self.forward(incoming, request, span: span, started: started, on: sidecar, done: { supervisor.finish() })
             }
             if !queued { supervisor.finish() }
         }
+    }
+
+    /// On the bus thread: the exchange with the app; `done` once it is over, its stream included.
+    private func forward(
+        _ incoming: IncomingRequest, _ request: IncomingRequest, span: AppSpan, started: ContinuousClock.Instant, on sidecar: SidecarBus,
+        done: (() -> Void)?
+    ) {
+        guard request.request.streamWindow > 0 || request.request.bodyStreams else {
+            forwarder.forward(incoming, over: sidecar.app) { outcome in
+                done?()
+                self.answer(request, outcome, span: span, started: started, on: sidecar)
+            }
+            return
+        }
+        let stream = StreamTally()
+        let key = SidecarBus.StreamKey(edge: request.edge.bytes, id: request.request.id)
+        // Called once: at the end of the exchange, or, for a WebSocket, once it is open, since from then on only its
+        // messages count as activity (`AppSupervisor.touch`), and an idle one lets the app sleep.
+        var finished = false
+        let done = {
+            guard !finished else { return }
+            finished = true
+            done?()
+        }
+        let supervisor = supervisor
+        let handle = forwarder.forward(incoming, over: sidecar.app, pieces: { piece in
+            switch piece {
+            case .data(let frames):
+                stream.bytesOut += frames.byteCount
+                supervisor?.touch()
+                sidecar.streamData(key, StreamData(id: key.id), body: frames)
+            case .requestCredit(let bytes):
+                sidecar.credit(key, bytes: bytes)
+            case .end:
+                self.endStream(request, key, stream, error: nil, span: span, started: started, on: sidecar)
+                done()
+            case .failed(let error):
+                let outcome = self.forwarder.failure(request.request, .appFailed, "the app's answer was cut short: \(error)", stream.bytesIn)
+                self.endStream(request, key, stream, error: outcome.response.error, span: span, started: started, on: sidecar)
+                done()
+            }
+        }) { outcome in
+            // A body that streamed in is counted as it came; a whole one came with the request.
+            stream.bytesIn = request.request.bodyStreams ? sidecar.streamedIn(key) ?? 0 : outcome.bytesIn
+            guard outcome.response.bodyStreams else {
+                sidecar.forgetStream(key)
+                done()
+                var outcome = outcome
+                outcome.bytesIn = stream.bytesIn
+                return self.answer(request, outcome, span: span, started: started, on: sidecar)
+            }
+            stream.status = outcome.response.status
+            sidecar.respond(to: request, outcome.response, body: [], streams: true)
+            if outcome.response.status == 101 { done() }
+        }
+        if let handle { sidecar.openStream(key, handle) }
+    }
+
+    /// On the bus thread: the last piece of a streamed answer to the edge, clean or failed, and its traffic event.
+    private func endStream(
+        _ incoming: IncomingRequest, _ key: SidecarBus.StreamKey, _ stream: StreamTally, error: MeshError?, span: AppSpan,
+        started: ContinuousClock.Instant, on sidecar: SidecarBus
+    ) {
+        let request = incoming.request
+        let latency = started.duration(to: .now)
+        sidecar.streamData(key, StreamData(id: key.id, final: true, error: error), body: [])
+        sidecar.closeStream(key)
+        metrics.record(Response(id: request.id, status: stream.status, error: error), latency: latency)
+        if request.bodyStreams { stream.bytesIn = sidecar.streamedIn(key) ?? stream.bytesIn }
+        publish(event(
+            request, span: span, status: stream.status, bytesIn: stream.bytesIn, bytesOut: stream.bytesOut, latency: latency, error: error, streamed: true
+        ), on: sidecar)
     }
 
     /// On the bus thread: the answer to the edge, the traffic event, the metrics.
@@ -157,25 +224,45 @@ private final class Exchanges: Sendable {
         // Counted now: sending hands the frames' bytes to libzmq and leaves them empty.
         let bytesOut = UInt64(outcome.body.byteCount)
         sidecar.respond(to: incoming, response, body: outcome.body)
-        // Made only when someone subscribes or spans are exported: `publish` takes it as an autoclosure.
-        func event() -> TrafficEvent {
-            TrafficEvent(
-                timeMicroseconds: WallClock.nowMicroseconds(),
-                requestID: request.id, traceID: span.traceID,
-                source: request.source,
-                destination: Endpoint(className: self.configuration.className, instanceID: self.configuration.instanceID, port: request.port == 0 ? UInt32(self.configuration.port) : request.port),
-                method: request.method, path: request.path, status: response.status,
-                bytesIn: UInt64(outcome.bytesIn), bytesOut: bytesOut,
-                latencyMicroseconds: latency.wholeMicroseconds,
-                kind: .sidecar, error: response.error,
-                spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: request.xRequestID
-            )
-        }
+        self.publish(self.event(
+            request, span: span, status: response.status, bytesIn: outcome.bytesIn, bytesOut: Int(bytesOut), latency: latency, error: response.error
+        ), on: sidecar)
+    }
+
+    /// Publishes an exchange's traffic event, made only when someone subscribes or spans are exported.
+    private func publish(_ event: @autoclosure () -> TrafficEvent, on sidecar: SidecarBus) {
         guard let spans = configuration.spans else { return sidecar.publish(topic: topic, event: .traffic(event())) }
         let made = event()
         spans.record(made)
         sidecar.publish(topic: topic, event: .traffic(made))
     }
+
+    /// The traffic event of an exchange, the span of `span`; `streamed` when either body streamed.
+    private func event(
+        _ request: Request, span: AppSpan, status: UInt32, bytesIn: Int, bytesOut: Int, latency: Duration, error: MeshError?,
+        streamed: Bool = false
+    ) -> TrafficEvent {
+        var event = TrafficEvent(
+            timeMicroseconds: WallClock.nowMicroseconds(),
+            requestID: request.id, traceID: span.traceID,
+            source: request.source,
+            destination: Endpoint(className: configuration.className, instanceID: configuration.instanceID, port: request.port == 0 ? UInt32(configuration.port) : request.port),
+            method: request.method, path: request.path, status: status,
+            bytesIn: UInt64(bytesIn), bytesOut: UInt64(bytesOut),
+            latencyMicroseconds: latency.wholeMicroseconds,
+            kind: .sidecar, error: error,
+            spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: request.xRequestID
+        )
+        event.streamed = streamed || request.bodyStreams
+        return event
+    }
+}
+
+/// What a streamed exchange carried so far, for its traffic event.
+private final class StreamTally {
+    var status: UInt32 = 0
+    var bytesIn = 0
+    var bytesOut = 0
 }
 
 /// The sidecar's request metrics, with the handles for each status made once.

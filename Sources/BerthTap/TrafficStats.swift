@@ -59,6 +59,8 @@ public struct ContainerStats: Sendable, Hashable {
 /// - An edge event whose source is `client` is a client's request to a Worker (the parent span of the requests the
 ///   Worker sent): the edge's row counts one request received, and an error.
 /// - An event of unspecified kind is counted in `skipped` only.
+/// - A progress event of a long stream (`inProgress`) counts the bytes it says that were not counted yet, and no
+///   request; the stream's final event counts the request and the rest of its bytes.
 ///
 /// An error is a status ≥ 500 or a set `error`.
 public struct TrafficStats: Sendable {
@@ -78,10 +80,37 @@ public struct TrafficStats: Sendable {
         public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.from, lhs.to) < (rhs.from, rhs.to) }
     }
 
+    /// Bytes in and out already counted of streams still going, by their kind and request id.
+    private var progressed: [ProgressKey: (bytesIn: UInt64, bytesOut: UInt64)] = [:]
+
+    private struct ProgressKey: Hashable {
+        var kind: TrafficKind
+        var requestID: UInt64
+    }
+
     public init() {}
 
     public mutating func record(_ event: TrafficEvent) {
         events += 1
+        // A stream's bytes are counted once: each of its events adds what the one before did not say.
+        let key = ProgressKey(kind: event.kind, requestID: event.requestID)
+        let counted = event.streamed ? progressed[key] : nil
+        if event.streamed {
+            progressed[key] = event.inProgress ? (event.bytesIn, event.bytesOut) : nil
+        }
+        var event = event
+        event.bytesIn -= min(event.bytesIn, counted?.bytesIn ?? 0)
+        event.bytesOut -= min(event.bytesOut, counted?.bytesOut ?? 0)
+        if event.inProgress {
+            switch event.kind {
+            case .sidecar: update(event.destination) { row in row.bytesIn += event.bytesIn; row.bytesOut += event.bytesOut }
+            case .edge: update(event.source) { row in row.bytesOut += event.bytesIn; row.bytesIn += event.bytesOut }
+            // An egress call's bytes are counted from its sidecar's events, as its requests are.
+            case .egress: break
+            case .unspecified: skipped += 1
+            }
+            return
+        }
         let failed = event.status >= 500 || event.error != nil
         switch event.kind {
         case .sidecar:

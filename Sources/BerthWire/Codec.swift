@@ -50,6 +50,25 @@ extension Envelope {
                 c.pointee.instance = arena.encode(update.instance)
                 c.pointee.removed = update.removed ? 1 : 0
                 message.pointee.directory_update = c
+            case .streamData(let data):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_STREAM_DATA
+                let c = arena.message(Berth__StreamData.self, berth__stream_data__init)
+                c.pointee.id = data.id
+                c.pointee.final = data.final ? 1 : 0
+                if let error = data.error { c.pointee.error = arena.encode(error) }
+                message.pointee.stream_data = c
+            case .credit(let credit):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_CREDIT
+                let c = arena.message(Berth__Credit.self, berth__credit__init)
+                c.pointee.id = credit.id
+                c.pointee.bytes = credit.bytes
+                message.pointee.credit = c
+            case .streamCancel(let cancel):
+                message.pointee.kind_case = BERTH__ENVELOPE__KIND_STREAM_CANCEL
+                let c = arena.message(Berth__StreamCancel.self, berth__stream_cancel__init)
+                c.pointee.id = cancel.id
+                arena.copy(cancel.reason, to: &c.pointee.reason)
+                message.pointee.stream_cancel = c
             }
             return pack(berth__envelope__get_packed_size(message)) { berth__envelope__pack(message, $0) }
         }
@@ -102,6 +121,17 @@ extension Envelope {
                 epoch: update.epoch, sequence: update.sequence,
                 instance: try Ready(try present(update.instance, "DirectoryUpdate.instance")), removed: update.removed != 0
             ))
+        case BERTH__ENVELOPE__KIND_STREAM_DATA:
+            let data = try present(c.stream_data, "Envelope.stream_data").pointee
+            let error = try data.error.map { error throws(WireError) in try MeshError(error, "StreamData.error") }
+            self = .streamData(StreamData(id: data.id, final: data.final != 0, error: error))
+        case BERTH__ENVELOPE__KIND_CREDIT:
+            let credit = try present(c.credit, "Envelope.credit").pointee
+            guard credit.bytes > 0 else { throw WireError(code: .invalidValue, message: "Credit.bytes is 0 (must grant at least 1)") }
+            self = .credit(Credit(id: credit.id, bytes: credit.bytes))
+        case BERTH__ENVELOPE__KIND_STREAM_CANCEL:
+            let cancel = try present(c.stream_cancel, "Envelope.stream_cancel").pointee
+            self = .streamCancel(StreamCancel(id: cancel.id, reason: try string(cancel.reason, "StreamCancel.reason")))
         default:
             throw WireError(code: .empty, message: "Envelope has no kind set")
         }
@@ -358,6 +388,9 @@ private struct Arena: ~Copyable {
         copy(request.parentSpanID, to: &c.pointee.parent_span_id)
         c.pointee.trace_flags = request.traceFlags
         copy(request.xRequestID, to: &c.pointee.x_request_id)
+        c.pointee.body_streams = request.bodyStreams ? 1 : 0
+        c.pointee.stream_window = request.streamWindow
+        c.pointee.upgrade = request.upgrade ? 1 : 0
         return c
     }
 
@@ -369,6 +402,7 @@ private struct Arena: ~Copyable {
         if let error = response.error { c.pointee.error = encode(error) }
         if let servedBy = response.servedBy { c.pointee.served_by = encode(servedBy) }
         c.pointee.in_flight = response.inFlight
+        c.pointee.body_streams = response.bodyStreams ? 1 : 0
         return c
     }
 
@@ -390,6 +424,10 @@ private struct Arena: ~Copyable {
         copy(event.spanID, to: &c.pointee.span_id)
         copy(event.parentSpanID, to: &c.pointee.parent_span_id)
         copy(event.xRequestID, to: &c.pointee.x_request_id)
+        c.pointee.in_progress = event.inProgress ? 1 : 0
+        c.pointee.streamed = event.streamed ? 1 : 0
+        c.pointee.messages_in = event.messagesIn
+        c.pointee.messages_out = event.messagesOut
         return c
     }
 
@@ -577,6 +615,9 @@ extension Request {
             traceFlags: c.pointee.trace_flags,
             xRequestID: try string(c.pointee.x_request_id, "Request.x_request_id")
         )
+        bodyStreams = c.pointee.body_streams != 0
+        streamWindow = c.pointee.stream_window
+        upgrade = c.pointee.upgrade != 0
     }
 }
 
@@ -597,6 +638,7 @@ extension Response {
             },
             inFlight: c.pointee.in_flight
         )
+        bodyStreams = c.pointee.body_streams != 0
     }
 }
 
@@ -620,6 +662,10 @@ extension TrafficEvent {
             parentSpanID: try string(c.pointee.parent_span_id, "TrafficEvent.parent_span_id"),
             xRequestID: try string(c.pointee.x_request_id, "TrafficEvent.x_request_id")
         )
+        inProgress = c.pointee.in_progress != 0
+        streamed = c.pointee.streamed != 0
+        messagesIn = c.pointee.messages_in
+        messagesOut = c.pointee.messages_out
     }
 }
 

@@ -165,6 +165,12 @@ public struct Request: Sendable, Hashable {
     public var traceFlags: UInt32
     /// The client's `x-request-id`, for events; empty when it sent none.
     public var xRequestID: String
+    /// The body follows in `StreamData` messages, as the sidecar grants credit.
+    public var bodyStreams: Bool = false
+    /// Bytes of a streamed answer the sidecar may send before a `Credit`; 0: the answer comes in one message.
+    public var streamWindow: UInt32 = 0
+    /// An Upgrade (WebSocket): both bodies stream the new protocol's bytes until either side closes.
+    public var upgrade = false
 
     public init(
         id: UInt64,
@@ -266,6 +272,8 @@ public struct Response: Sendable, Hashable {
     public var servedBy: Endpoint?
     /// Requests the serving sidecar still works on, this one done.
     public var inFlight: UInt32
+    /// The body follows in `StreamData` messages.
+    public var bodyStreams: Bool = false
 
     public init(
         id: UInt64, status: UInt32, headers: [Header] = [], error: MeshError? = nil, servedBy: Endpoint? = nil, inFlight: UInt32 = 0
@@ -276,6 +284,43 @@ public struct Response: Sendable, Hashable {
         self.error = error
         self.servedBy = servedBy
         self.inFlight = inFlight
+    }
+}
+
+/// A piece of a streamed body; its bytes are the frames after the envelope.
+public struct StreamData: Sendable, Hashable {
+    public var id: UInt64
+    /// The last piece.
+    public var final: Bool
+    /// The stream failed: the body is cut short (set with `final`).
+    public var error: MeshError?
+
+    public init(id: UInt64, final: Bool = false, error: MeshError? = nil) {
+        self.id = id
+        self.final = final || error != nil
+        self.error = error
+    }
+}
+
+/// More window for a streamed body: `bytes` more may be sent.
+public struct Credit: Sendable, Hashable {
+    public var id: UInt64
+    public var bytes: UInt64
+
+    public init(id: UInt64, bytes: UInt64) {
+        self.id = id
+        self.bytes = bytes
+    }
+}
+
+/// From an edge: the exchange is over (its client went away).
+public struct StreamCancel: Sendable, Hashable {
+    public var id: UInt64
+    public var reason: String
+
+    public init(id: UInt64, reason: String) {
+        self.id = id
+        self.reason = reason
     }
 }
 
@@ -290,6 +335,9 @@ public enum Envelope: Sendable, Hashable {
     case directoryRequest
     case directory(Directory)
     case directoryUpdate(DirectoryUpdate)
+    case streamData(StreamData)
+    case credit(Credit)
+    case streamCancel(StreamCancel)
 }
 
 // MARK: - Events
@@ -320,6 +368,13 @@ public struct TrafficEvent: Sendable, Hashable {
     public var spanID: String
     public var parentSpanID: String
     public var xRequestID: String
+    /// A streamed exchange still going: bytes and latency so far.
+    public var inProgress = false
+    /// The body went as a stream.
+    public var streamed = false
+    /// A WebSocket's messages from the client, and to it.
+    public var messagesIn: UInt64 = 0
+    public var messagesOut: UInt64 = 0
 
     public init(
         timeMicroseconds: UInt64,

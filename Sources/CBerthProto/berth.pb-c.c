@@ -502,6 +502,141 @@ void   berth__response__free_unpacked
   assert(message->base.descriptor == &berth__response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   berth__stream_data__init
+                     (Berth__StreamData         *message)
+{
+  static const Berth__StreamData init_value = BERTH__STREAM_DATA__INIT;
+  *message = init_value;
+}
+size_t berth__stream_data__get_packed_size
+                     (const Berth__StreamData *message)
+{
+  assert(message->base.descriptor == &berth__stream_data__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t berth__stream_data__pack
+                     (const Berth__StreamData *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &berth__stream_data__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t berth__stream_data__pack_to_buffer
+                     (const Berth__StreamData *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &berth__stream_data__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Berth__StreamData *
+       berth__stream_data__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Berth__StreamData *)
+     protobuf_c_message_unpack (&berth__stream_data__descriptor,
+                                allocator, len, data);
+}
+void   berth__stream_data__free_unpacked
+                     (Berth__StreamData *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &berth__stream_data__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   berth__credit__init
+                     (Berth__Credit         *message)
+{
+  static const Berth__Credit init_value = BERTH__CREDIT__INIT;
+  *message = init_value;
+}
+size_t berth__credit__get_packed_size
+                     (const Berth__Credit *message)
+{
+  assert(message->base.descriptor == &berth__credit__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t berth__credit__pack
+                     (const Berth__Credit *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &berth__credit__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t berth__credit__pack_to_buffer
+                     (const Berth__Credit *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &berth__credit__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Berth__Credit *
+       berth__credit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Berth__Credit *)
+     protobuf_c_message_unpack (&berth__credit__descriptor,
+                                allocator, len, data);
+}
+void   berth__credit__free_unpacked
+                     (Berth__Credit *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &berth__credit__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   berth__stream_cancel__init
+                     (Berth__StreamCancel         *message)
+{
+  static const Berth__StreamCancel init_value = BERTH__STREAM_CANCEL__INIT;
+  *message = init_value;
+}
+size_t berth__stream_cancel__get_packed_size
+                     (const Berth__StreamCancel *message)
+{
+  assert(message->base.descriptor == &berth__stream_cancel__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t berth__stream_cancel__pack
+                     (const Berth__StreamCancel *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &berth__stream_cancel__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t berth__stream_cancel__pack_to_buffer
+                     (const Berth__StreamCancel *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &berth__stream_cancel__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Berth__StreamCancel *
+       berth__stream_cancel__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Berth__StreamCancel *)
+     protobuf_c_message_unpack (&berth__stream_cancel__descriptor,
+                                allocator, len, data);
+}
+void   berth__stream_cancel__free_unpacked
+                     (Berth__StreamCancel *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &berth__stream_cancel__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   berth__envelope__init
                      (Berth__Envelope         *message)
 {
@@ -1238,7 +1373,7 @@ const ProtobufCMessageDescriptor berth__directory_update__descriptor =
   (ProtobufCMessageInit) berth__directory_update__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__request__field_descriptors[14] =
+static const ProtobufCFieldDescriptor berth__request__field_descriptors[17] =
 {
   {
     "id",
@@ -1408,9 +1543,46 @@ static const ProtobufCFieldDescriptor berth__request__field_descriptors[14] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "body_streams",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, body_streams),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stream_window",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, stream_window),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "upgrade",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Request, upgrade),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__request__field_indices_by_name[] = {
   9,   /* field[9] = attempt */
+  14,   /* field[14] = body_streams */
   6,   /* field[6] = headers */
   0,   /* field[0] = id */
   3,   /* field[3] = method */
@@ -1419,17 +1591,20 @@ static const unsigned berth__request__field_indices_by_name[] = {
   2,   /* field[2] = port */
   5,   /* field[5] = query */
   10,   /* field[10] = source */
+  15,   /* field[15] = stream_window */
   1,   /* field[1] = target */
   7,   /* field[7] = timeout_ms */
   12,   /* field[12] = trace_flags */
   8,   /* field[8] = trace_id */
+  16,   /* field[16] = upgrade */
   13,   /* field[13] = x_request_id */
 };
-static const ProtobufCIntRange berth__request__number_ranges[2 + 1] =
+static const ProtobufCIntRange berth__request__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 14, 11 },
-  { 0, 14 }
+  { 20, 14 },
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor berth__request__descriptor =
 {
@@ -1439,10 +1614,10 @@ const ProtobufCMessageDescriptor berth__request__descriptor =
   "Berth__Request",
   "berth",
   sizeof(Berth__Request),
-  14,
+  17,
   berth__request__field_descriptors,
   berth__request__field_indices_by_name,
-  2,  berth__request__number_ranges,
+  3,  berth__request__number_ranges,
   (ProtobufCMessageInit) berth__request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -1510,7 +1685,7 @@ const ProtobufCMessageDescriptor berth__error__descriptor =
   (ProtobufCMessageInit) berth__error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__response__field_descriptors[6] =
+static const ProtobufCFieldDescriptor berth__response__field_descriptors[7] =
 {
   {
     "id",
@@ -1584,8 +1759,21 @@ static const ProtobufCFieldDescriptor berth__response__field_descriptors[6] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "body_streams",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Response, body_streams),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__response__field_indices_by_name[] = {
+  6,   /* field[6] = body_streams */
   3,   /* field[3] = error */
   2,   /* field[2] = headers */
   0,   /* field[0] = id */
@@ -1593,10 +1781,11 @@ static const unsigned berth__response__field_indices_by_name[] = {
   4,   /* field[4] = served_by */
   1,   /* field[1] = status */
 };
-static const ProtobufCIntRange berth__response__number_ranges[1 + 1] =
+static const ProtobufCIntRange berth__response__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 20, 6 },
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor berth__response__descriptor =
 {
@@ -1606,14 +1795,180 @@ const ProtobufCMessageDescriptor berth__response__descriptor =
   "Berth__Response",
   "berth",
   sizeof(Berth__Response),
-  6,
+  7,
   berth__response__field_descriptors,
   berth__response__field_indices_by_name,
-  1,  berth__response__number_ranges,
+  2,  berth__response__number_ranges,
   (ProtobufCMessageInit) berth__response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[8] =
+static const ProtobufCFieldDescriptor berth__stream_data__field_descriptors[3] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__StreamData, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "final",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__StreamData, final),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Berth__StreamData, error),
+    &berth__error__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned berth__stream_data__field_indices_by_name[] = {
+  2,   /* field[2] = error */
+  1,   /* field[1] = final */
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange berth__stream_data__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor berth__stream_data__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "berth.StreamData",
+  "StreamData",
+  "Berth__StreamData",
+  "berth",
+  sizeof(Berth__StreamData),
+  3,
+  berth__stream_data__field_descriptors,
+  berth__stream_data__field_indices_by_name,
+  1,  berth__stream_data__number_ranges,
+  (ProtobufCMessageInit) berth__stream_data__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor berth__credit__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Credit, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__Credit, bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned berth__credit__field_indices_by_name[] = {
+  1,   /* field[1] = bytes */
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange berth__credit__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor berth__credit__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "berth.Credit",
+  "Credit",
+  "Berth__Credit",
+  "berth",
+  sizeof(Berth__Credit),
+  2,
+  berth__credit__field_descriptors,
+  berth__credit__field_indices_by_name,
+  1,  berth__credit__number_ranges,
+  (ProtobufCMessageInit) berth__credit__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor berth__stream_cancel__field_descriptors[2] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__StreamCancel, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Berth__StreamCancel, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned berth__stream_cancel__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  1,   /* field[1] = reason */
+};
+static const ProtobufCIntRange berth__stream_cancel__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor berth__stream_cancel__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "berth.StreamCancel",
+  "StreamCancel",
+  "Berth__StreamCancel",
+  "berth",
+  sizeof(Berth__StreamCancel),
+  2,
+  berth__stream_cancel__field_descriptors,
+  berth__stream_cancel__field_indices_by_name,
+  1,  berth__stream_cancel__number_ranges,
+  (ProtobufCMessageInit) berth__stream_cancel__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[11] =
 {
   {
     "ready",
@@ -1711,8 +2066,45 @@ static const ProtobufCFieldDescriptor berth__envelope__field_descriptors[8] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "stream_data",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Berth__Envelope, kind_case),
+    offsetof(Berth__Envelope, stream_data),
+    &berth__stream_data__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "credit",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Berth__Envelope, kind_case),
+    offsetof(Berth__Envelope, credit),
+    &berth__credit__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stream_cancel",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Berth__Envelope, kind_case),
+    offsetof(Berth__Envelope, stream_cancel),
+    &berth__stream_cancel__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__envelope__field_indices_by_name[] = {
+  9,   /* field[9] = credit */
   6,   /* field[6] = directory */
   5,   /* field[5] = directory_request */
   7,   /* field[7] = directory_update */
@@ -1721,12 +2113,14 @@ static const unsigned berth__envelope__field_indices_by_name[] = {
   0,   /* field[0] = ready */
   3,   /* field[3] = request */
   4,   /* field[4] = response */
+  10,   /* field[10] = stream_cancel */
+  8,   /* field[8] = stream_data */
 };
 static const ProtobufCIntRange berth__envelope__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 7, 5 },
-  { 0, 8 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor berth__envelope__descriptor =
 {
@@ -1736,7 +2130,7 @@ const ProtobufCMessageDescriptor berth__envelope__descriptor =
   "Berth__Envelope",
   "berth",
   sizeof(Berth__Envelope),
-  8,
+  11,
   berth__envelope__field_descriptors,
   berth__envelope__field_indices_by_name,
   2,  berth__envelope__number_ranges,
@@ -1807,7 +2201,7 @@ const ProtobufCMessageDescriptor berth__endpoint__descriptor =
   (ProtobufCMessageInit) berth__endpoint__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[16] =
+static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[20] =
 {
   {
     "time_us",
@@ -2001,14 +2395,65 @@ static const ProtobufCFieldDescriptor berth__traffic_event__field_descriptors[16
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "in_progress",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, in_progress),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "streamed",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, streamed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "messages_in",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, messages_in),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "messages_out",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Berth__TrafficEvent, messages_out),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned berth__traffic_event__field_indices_by_name[] = {
   8,   /* field[8] = bytes_in */
   9,   /* field[9] = bytes_out */
   4,   /* field[4] = destination */
   12,   /* field[12] = error */
+  16,   /* field[16] = in_progress */
   11,   /* field[11] = kind */
   10,   /* field[10] = latency_us */
+  18,   /* field[18] = messages_in */
+  19,   /* field[19] = messages_out */
   5,   /* field[5] = method */
   14,   /* field[14] = parent_span_id */
   6,   /* field[6] = path */
@@ -2016,14 +2461,16 @@ static const unsigned berth__traffic_event__field_indices_by_name[] = {
   3,   /* field[3] = source */
   13,   /* field[13] = span_id */
   7,   /* field[7] = status */
+  17,   /* field[17] = streamed */
   0,   /* field[0] = time_us */
   2,   /* field[2] = trace_id */
   15,   /* field[15] = x_request_id */
 };
-static const ProtobufCIntRange berth__traffic_event__number_ranges[1 + 1] =
+static const ProtobufCIntRange berth__traffic_event__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 20, 16 },
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor berth__traffic_event__descriptor =
 {
@@ -2033,10 +2480,10 @@ const ProtobufCMessageDescriptor berth__traffic_event__descriptor =
   "Berth__TrafficEvent",
   "berth",
   sizeof(Berth__TrafficEvent),
-  16,
+  20,
   berth__traffic_event__field_descriptors,
   berth__traffic_event__field_indices_by_name,
-  1,  berth__traffic_event__number_ranges,
+  2,  berth__traffic_event__number_ranges,
   (ProtobufCMessageInit) berth__traffic_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

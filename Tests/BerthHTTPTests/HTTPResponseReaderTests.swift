@@ -163,3 +163,43 @@ struct HTTPResponseReaderTests {
         #expect(try Self.read("HTTP/1.1 200 OK\r\nContent-Le", close: true) == nil)
     }
 }
+
+/// Bodies read as streams (`streamAbove`): taken piece by piece as they come, never held whole, never capped.
+@Suite struct StreamingBodyTests {
+    func consume(_ reader: inout HTTPResponseReader, _ text: String) throws -> Int {
+        try Array(text.utf8).withUnsafeBytes { try reader.consume($0) }
+    }
+
+    @Test func aBodyOfKnownLengthOverTheThresholdStreamsInPieces() throws {
+        var reader = HTTPResponseReader(requestWasHead: false, maxBodyBytes: 4, streamAbove: 4)
+        _ = try consume(&reader, "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+        #expect(reader.bodyStreamsFromStart)
+        #expect(reader.directBodyRoom() == nil, "no frame is made for the whole body")
+        #expect(reader.takeAvailableBody().map(\.bytes) == [Array("abc".utf8)])
+        #expect(reader.takeAvailableBody().isEmpty)
+        _ = try consume(&reader, "defghij")
+        #expect(reader.isComplete)
+        #expect(reader.takeAvailableBody().map(\.bytes) == [Array("defghij".utf8)])
+    }
+
+    @Test func aBodyOfKnownLengthUnderTheThresholdIsReadWhole() throws {
+        var reader = HTTPResponseReader(requestWasHead: false, maxBodyBytes: 100, streamAbove: 64)
+        _ = try consume(&reader, "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+        #expect(!reader.bodyStreamsFromStart)
+        #expect(reader.directBodyRoom() != nil)
+    }
+
+    @Test func aChunkedBodyThatStreamsIsNotHeldToTheLimit() throws {
+        var reader = HTTPResponseReader(requestWasHead: false, maxBodyBytes: 4, streamAbove: 4)
+        _ = try consume(&reader, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nabcdef\r\n")
+        #expect(reader.takeAvailableBody().map(\.bytes) == [Array("abcdef".utf8)])
+        _ = try consume(&reader, "6\r\nghijkl\r\n0\r\n\r\n")
+        #expect(reader.isComplete)
+        #expect(reader.bodyCount == 12)
+    }
+
+    @Test func withoutStreamingAChunkedBodyIsHeldToTheLimit() throws {
+        var reader = HTTPResponseReader(requestWasHead: false, maxBodyBytes: 4)
+        #expect(throws: HTTPMessageError.self) { _ = try consume(&reader, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nabcdef\r\n") }
+    }
+}

@@ -70,6 +70,27 @@ struct StatsTests {
         #expect(rowEdge.latency.percentile(0.99) == 60)
     }
 
+    /// A long stream's progress events count its bytes as they go, and its final event the request and the rest:
+    /// nothing twice.
+    @Test func aStreamsProgressEventsCountItsBytesOnce() throws {
+        var stats = TrafficStats()
+        func streamed(_ out: UInt64, inProgress: Bool) -> TrafficEvent {
+            var event = event(.edge, from: edge, to: a, out: out)
+            event.streamed = true
+            event.inProgress = inProgress
+            return event
+        }
+        stats.record(streamed(1_000, inProgress: true))
+        #expect(stats.rows.first?.bytesIn == 1_000)
+        #expect(stats.rows.first?.sent == 0, "a stream still going is not a request counted yet")
+        stats.record(streamed(5_000, inProgress: true))
+        stats.record(streamed(6_000, inProgress: false))
+        let row = try #require(stats.rows.first)
+        #expect(row.bytesIn == 6_000)
+        #expect(row.sent == 1)
+        #expect(row.latency.count == 1)
+    }
+
     @Test func tableLinesUpItsColumns() {
         let table = StatsTable.render(knownStats())
         #expect(table == """

@@ -38,6 +38,13 @@ private let fullReady = Ready(
 )
 
 private let envelopes: [Envelope] = [
+    .streamData(StreamData(id: .max)),
+    .streamData(StreamData(id: 7, final: true)),
+    .streamData(StreamData(id: 7, error: MeshError(code: .appFailed, message: "cut", component: "app"))),
+    .credit(Credit(id: 1, bytes: .max)),
+    .streamCancel(StreamCancel(id: 3, reason: "the client went away")),
+    .request({ var request = Request(id: 9, target: Target(className: "S"), method: "POST", path: "/up"); request.bodyStreams = true; request.streamWindow = 1 << 20; return request }()),
+    .response({ var response = Response(id: 9, status: 200); response.bodyStreams = true; return response }()),
     .ready(fullReady),
     .ready(Ready(className: "C", instanceID: "c", ports: [], capacity: 1, heartbeatMilliseconds: 0, endpoint: "tcp://10.0.0.1:1")),
     .heartbeat(Heartbeat(inFlight: 0)),
@@ -67,6 +74,15 @@ private let envelopes: [Envelope] = [
 }
 
 private let events: [Event] = [
+    .traffic({
+        var event = TrafficEvent(
+            timeMicroseconds: 1, requestID: 2, source: Endpoint(), destination: Endpoint(), method: "GET", path: "/sse", status: 200,
+            bytesIn: 0, bytesOut: 1 << 40, latencyMicroseconds: 10_000_000, kind: .edge
+        )
+        event.inProgress = true
+        event.streamed = true
+        return event
+    }()),
     .traffic(
         TrafficEvent(
             timeMicroseconds: .max,
@@ -192,6 +208,10 @@ private func expectError(_ bytes: [UInt8], _ code: WireError.Code, _ message: St
         let bytes = request.encoded()
         #expect(bytes.count > 570_000)
         #expect(try Envelope(decoding: bytes) == request)
+    }
+
+    @Test func aCreditOfNothingIsRefused() {
+        expectError(BerthWireTests.envelope(11) { credit in credit.varint(1, 5) }, .invalidValue, "Credit.bytes is 0 (must grant at least 1)")
     }
 
     @Test func emptyInstanceNameIsNoInstanceName() throws {

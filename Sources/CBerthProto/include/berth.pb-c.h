@@ -26,6 +26,9 @@ typedef struct Berth__DirectoryUpdate Berth__DirectoryUpdate;
 typedef struct Berth__Request Berth__Request;
 typedef struct Berth__Error Berth__Error;
 typedef struct Berth__Response Berth__Response;
+typedef struct Berth__StreamData Berth__StreamData;
+typedef struct Berth__Credit Berth__Credit;
+typedef struct Berth__StreamCancel Berth__StreamCancel;
 typedef struct Berth__Envelope Berth__Envelope;
 typedef struct Berth__Endpoint Berth__Endpoint;
 typedef struct Berth__TrafficEvent Berth__TrafficEvent;
@@ -338,10 +341,23 @@ struct  Berth__Request
    * The client's `x-request-id`, kept for events; empty when it sent none.
    */
   char *x_request_id;
+  /*
+   * The body follows in StreamData messages with this id, once the sidecar grants credit (see the header).
+   */
+  protobuf_c_boolean body_streams;
+  /*
+   * Bytes of a streamed answer's body the sidecar may send before it hears a Credit; 0: answer in one message.
+   */
+  uint32_t stream_window;
+  /*
+   * An Upgrade (WebSocket): the app's 101 answer streams what the app sends, and the request's body streams what the
+   * client sends, both as bytes of the new protocol, until either side closes (`final`).
+   */
+  protobuf_c_boolean upgrade;
 };
 #define BERTH__REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__request__descriptor) \
-    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , 0, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Berth__Error
@@ -384,10 +400,63 @@ struct  Berth__Response
    * Requests the serving sidecar is still working on, this one done: its load, for the edge's next pick.
    */
   uint32_t in_flight;
+  /*
+   * The body follows in StreamData messages with this id (see the header).
+   */
+  protobuf_c_boolean body_streams;
 };
 #define BERTH__RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__response__descriptor) \
-    , 0, 0, 0,NULL, NULL, NULL, 0 }
+    , 0, 0, 0,NULL, NULL, NULL, 0, 0 }
+
+
+/*
+ * A piece of a streamed body: the body bytes are the frames after the envelope.
+ */
+struct  Berth__StreamData
+{
+  ProtobufCMessage base;
+  uint64_t id;
+  /*
+   * The last piece: the body is whole.
+   */
+  protobuf_c_boolean final;
+  /*
+   * The stream failed (set with `final`): the body is cut short, and the receiver must not end it cleanly.
+   */
+  Berth__Error *error;
+};
+#define BERTH__STREAM_DATA__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&berth__stream_data__descriptor) \
+    , 0, 0, NULL }
+
+
+/*
+ * More window for a streamed body: the sender may send `bytes` more body bytes of exchange `id`.
+ */
+struct  Berth__Credit
+{
+  ProtobufCMessage base;
+  uint64_t id;
+  uint64_t bytes;
+};
+#define BERTH__CREDIT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&berth__credit__descriptor) \
+    , 0, 0 }
+
+
+/*
+ * From an edge: the exchange `id` is over (its client went away); the sidecar closes the app's connection.
+ */
+struct  Berth__StreamCancel
+{
+  ProtobufCMessage base;
+  uint64_t id;
+  char *reason;
+};
+#define BERTH__STREAM_CANCEL__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&berth__stream_cancel__descriptor) \
+    , 0, (char *)protobuf_c_empty_string }
 
 
 typedef enum {
@@ -399,7 +468,10 @@ typedef enum {
   BERTH__ENVELOPE__KIND_RESPONSE = 5,
   BERTH__ENVELOPE__KIND_DIRECTORY_REQUEST = 7,
   BERTH__ENVELOPE__KIND_DIRECTORY = 8,
-  BERTH__ENVELOPE__KIND_DIRECTORY_UPDATE = 9
+  BERTH__ENVELOPE__KIND_DIRECTORY_UPDATE = 9,
+  BERTH__ENVELOPE__KIND_STREAM_DATA = 10,
+  BERTH__ENVELOPE__KIND_CREDIT = 11,
+  BERTH__ENVELOPE__KIND_STREAM_CANCEL = 12
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BERTH__ENVELOPE__KIND__CASE)
 } Berth__Envelope__KindCase;
 
@@ -416,6 +488,9 @@ struct  Berth__Envelope
     Berth__DirectoryRequest *directory_request;
     Berth__Directory *directory;
     Berth__DirectoryUpdate *directory_update;
+    Berth__StreamData *stream_data;
+    Berth__Credit *credit;
+    Berth__StreamCancel *stream_cancel;
   };
 };
 #define BERTH__ENVELOPE__INIT \
@@ -470,10 +545,24 @@ struct  Berth__TrafficEvent
    * The client's `x-request-id`, when it sent one.
    */
   char *x_request_id;
+  /*
+   * A streamed exchange still going: bytes and latency so far (published at least every 10 s); its one final event
+   * has this unset.
+   */
+  protobuf_c_boolean in_progress;
+  /*
+   * The body went as a stream (in either direction).
+   */
+  protobuf_c_boolean streamed;
+  /*
+   * A WebSocket: its messages from the client to the app, and from the app to the client.
+   */
+  uint64_t messages_in;
+  uint64_t messages_out;
 };
 #define BERTH__TRAFFIC_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&berth__traffic_event__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, BERTH__TRAFFIC_KIND__TRAFFIC_KIND_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, BERTH__TRAFFIC_KIND__TRAFFIC_KIND_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
 
 
 struct  Berth__LifecycleEvent
@@ -737,6 +826,63 @@ Berth__Response *
 void   berth__response__free_unpacked
                      (Berth__Response *message,
                       ProtobufCAllocator *allocator);
+/* Berth__StreamData methods */
+void   berth__stream_data__init
+                     (Berth__StreamData         *message);
+size_t berth__stream_data__get_packed_size
+                     (const Berth__StreamData   *message);
+size_t berth__stream_data__pack
+                     (const Berth__StreamData   *message,
+                      uint8_t             *out);
+size_t berth__stream_data__pack_to_buffer
+                     (const Berth__StreamData   *message,
+                      ProtobufCBuffer     *buffer);
+Berth__StreamData *
+       berth__stream_data__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   berth__stream_data__free_unpacked
+                     (Berth__StreamData *message,
+                      ProtobufCAllocator *allocator);
+/* Berth__Credit methods */
+void   berth__credit__init
+                     (Berth__Credit         *message);
+size_t berth__credit__get_packed_size
+                     (const Berth__Credit   *message);
+size_t berth__credit__pack
+                     (const Berth__Credit   *message,
+                      uint8_t             *out);
+size_t berth__credit__pack_to_buffer
+                     (const Berth__Credit   *message,
+                      ProtobufCBuffer     *buffer);
+Berth__Credit *
+       berth__credit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   berth__credit__free_unpacked
+                     (Berth__Credit *message,
+                      ProtobufCAllocator *allocator);
+/* Berth__StreamCancel methods */
+void   berth__stream_cancel__init
+                     (Berth__StreamCancel         *message);
+size_t berth__stream_cancel__get_packed_size
+                     (const Berth__StreamCancel   *message);
+size_t berth__stream_cancel__pack
+                     (const Berth__StreamCancel   *message,
+                      uint8_t             *out);
+size_t berth__stream_cancel__pack_to_buffer
+                     (const Berth__StreamCancel   *message,
+                      ProtobufCBuffer     *buffer);
+Berth__StreamCancel *
+       berth__stream_cancel__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   berth__stream_cancel__free_unpacked
+                     (Berth__StreamCancel *message,
+                      ProtobufCAllocator *allocator);
 /* Berth__Envelope methods */
 void   berth__envelope__init
                      (Berth__Envelope         *message);
@@ -886,6 +1032,15 @@ typedef void (*Berth__Error_Closure)
 typedef void (*Berth__Response_Closure)
                  (const Berth__Response *message,
                   void *closure_data);
+typedef void (*Berth__StreamData_Closure)
+                 (const Berth__StreamData *message,
+                  void *closure_data);
+typedef void (*Berth__Credit_Closure)
+                 (const Berth__Credit *message,
+                  void *closure_data);
+typedef void (*Berth__StreamCancel_Closure)
+                 (const Berth__StreamCancel *message,
+                  void *closure_data);
 typedef void (*Berth__Envelope_Closure)
                  (const Berth__Envelope *message,
                   void *closure_data);
@@ -925,6 +1080,9 @@ extern const ProtobufCMessageDescriptor berth__directory_update__descriptor;
 extern const ProtobufCMessageDescriptor berth__request__descriptor;
 extern const ProtobufCMessageDescriptor berth__error__descriptor;
 extern const ProtobufCMessageDescriptor berth__response__descriptor;
+extern const ProtobufCMessageDescriptor berth__stream_data__descriptor;
+extern const ProtobufCMessageDescriptor berth__credit__descriptor;
+extern const ProtobufCMessageDescriptor berth__stream_cancel__descriptor;
 extern const ProtobufCMessageDescriptor berth__envelope__descriptor;
 extern const ProtobufCMessageDescriptor berth__endpoint__descriptor;
 extern const ProtobufCMessageDescriptor berth__traffic_event__descriptor;

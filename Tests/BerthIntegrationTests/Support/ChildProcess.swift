@@ -102,4 +102,9 @@ enum Paths {
     static func executable(_ name: String) -> URL { products.appendingPathComponent(name) }
 
     static let echoApp = packageRoot.appendingPathComponent("Tests/BerthIntegrationTests/Apps/echo_app.py")
+    /// The app that streams its answers and reads streamed bodies (`stream_app.py`).
+    static let streamApp = packageRoot.appendingPathComponent("Tests/BerthIntegrationTests/Apps/stream_app.py")
+    /// A WebSocket echo app, and a client of scenarios, both on Python's `websockets`.
+    static let webSocketApp = packageRoot.appendingPathComponent("Tests/BerthIntegrationTests/Apps/ws_echo_app.py")
+    static let webSocketClient = packageRoot.appendingPathComponent("Tests/BerthIntegrationTests/Apps/ws_client.py")
 }

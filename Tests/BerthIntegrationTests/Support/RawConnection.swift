@@ -118,6 +118,16 @@ final class RawConnection {
         return closed
     }
 
+    /// Reads until what came contains `text`; false if the connection closed or `timeout` passed first.
+    func readsUntil(_ text: String, timeout: Duration = .seconds(10)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if buffer.firstRange(of: Array(text.utf8)) != nil { return true }
+            guard fill() else { return buffer.firstRange(of: Array(text.utf8)) != nil }
+        }
+        return false
+    }
+
     /// What was read and not taken as an answer.
     var rest: String { String(decoding: buffer, as: UTF8.self) }
 }

@@ -122,20 +122,20 @@ final class TestMesh: @unchecked Sendable {
     @discardableResult
     func addInstance(
         className: String, id: String, app: Bool = true, owned: Bool = false, capacity: Int = 64, metrics: Bool = false,
-        port: Int? = nil, sidecarArguments extra: [String] = [], egress: [String]? = nil
+        script: URL = Paths.echoApp, port: Int? = nil, sidecarArguments extra: [String] = [], egress: [String]? = nil
     ) throws -> Int {
         let port = port ?? freePort()
         var instance = Instance(className: className, id: id, appPort: port)
         if metrics { instance.metricsPort = freePort() }
         if owned {
             instance.sidecar = try startSidecar(className: className, id: id, port: port, capacity: capacity, metricsPort: instance.metricsPort,
-                                                arguments: extra, app: ["python3", Paths.echoApp.path], egress: egress)
+                                                arguments: extra, app: ["python3", script.path], egress: egress)
             instances.append(instance)
             return instances.count - 1
         }
         if app {
             instance.app = try ChildProcess(name: "app-\(id)", executable: URL(fileURLWithPath: "/usr/bin/env"),
-                                            arguments: ["python3", Paths.echoApp.path, String(port)],
+                                            arguments: ["python3", script.path, String(port)],
                                             environment: appEnvironment.merging(["BERTH_INSTANCE": id]) { $1 })
             try awaitPort(port)
         }
