@@ -315,7 +315,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BerthBusTests",
-            dependencies: ["BerthBus"],
+            dependencies: ["BerthBus", "BerthTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 @testable import BerthBus
+import BerthTestSupport
 import Foundation
 import Logging
 import Testing
@@ -40,25 +41,15 @@ struct CurveTests {
         func remove() { try? FileManager.default.removeItem(atPath: folder) }
     }
 
-    /// Polls `socket` until a message comes, for at most `seconds`.
-    static func receive(_ socket: Socket, within seconds: Double = 5) throws -> [Frame]? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let frames = try socket.receive() { return frames }
-            usleep(5_000)
-        }
-        return nil
-    }
-
     @Test func anAdmittedKeyTalksBothWays() throws {
         let mesh = try Mesh()
         defer { mesh.remove() }
         let (server, endpoint) = try mesh.server()
         let (client, monitor) = try mesh.client(.client(mesh.admitted, serverKey: mesh.router.publicKey), to: endpoint)
-        let event = try #require(Self.receive(monitor).flatMap(SocketEvent.init))
+        let event = try #require(monitor.receive(within: 5).flatMap(SocketEvent.init))
         #expect(event.event == SocketEvent.handshakeSucceeded)
         try client.send([Frame("hello")])
-        let frames = try #require(try Self.receive(server))
+        let frames = try #require(try server.receive(within: 5))
         #expect(frames.last?.string == "hello")
     }
 
@@ -67,11 +58,11 @@ struct CurveTests {
         defer { mesh.remove() }
         let (server, endpoint) = try mesh.server()
         let (client, monitor) = try mesh.client(.client(CurveKeyPair.generate(), serverKey: mesh.router.publicKey), to: endpoint)
-        let event = try #require(Self.receive(monitor).flatMap(SocketEvent.init))
+        let event = try #require(monitor.receive(within: 5).flatMap(SocketEvent.init))
         #expect(event.event == SocketEvent.handshakeRefused)
         #expect(event.handshakeFailure?.contains("not in the peer's authorized keys") == true)
         _ = try client.send([Frame("let me in")])
-        #expect(try Self.receive(server, within: 0.5) == nil)
+        #expect(try server.receive(within: 0.5) == nil)
     }
 
     @Test func aPeerWithoutCurveIsRefused() throws {
@@ -79,10 +70,10 @@ struct CurveTests {
         defer { mesh.remove() }
         let (server, endpoint) = try mesh.server()
         let (client, monitor) = try mesh.client(nil, to: endpoint)
-        let event = try #require(Self.receive(monitor).flatMap(SocketEvent.init))
+        let event = try #require(monitor.receive(within: 5).flatMap(SocketEvent.init))
         #expect(event.handshakeFailure?.contains("security mismatch") == true)
         _ = try client.send([Frame("plain text")])
-        #expect(try Self.receive(server, within: 0.5) == nil)
+        #expect(try server.receive(within: 0.5) == nil)
     }
 
     @Test func aKeyAddedLaterIsAdmittedWithoutARestart() throws {
@@ -93,10 +84,10 @@ struct CurveTests {
         usleep(1_100_000) // the handler re-reads the folder at most once a second
         try CurveCertificate.write(late, folder: mesh.folder, name: "tap")
         let (client, monitor) = try mesh.client(.client(late, serverKey: mesh.router.publicKey), to: endpoint)
-        let event = try #require(Self.receive(monitor).flatMap(SocketEvent.init))
+        let event = try #require(monitor.receive(within: 5).flatMap(SocketEvent.init))
         #expect(event.event == SocketEvent.handshakeSucceeded, "\(event)")
         try client.send([Frame("new here")])
-        #expect(try Self.receive(server)?.last?.string == "new here")
+        #expect(try server.receive(within: 5)?.last?.string == "new here")
     }
 
     @Test func certificatesRoundTripAndBadOnesSayWhatIsWrong() throws {
@@ -128,6 +119,6 @@ extension CurveTests {
         let (client, monitor) = try mesh.client(.client(mesh.admitted, serverKey: mesh.router.publicKey), to: endpoint)
         try client.send([Frame("early")])
         _ = monitor
-        #expect(try Self.receive(server)?.last?.string == "early")
+        #expect(try server.receive(within: 5)?.last?.string == "early")
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import BerthBus
 import BerthLink
 import BerthWire
+import BerthTestSupport
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -201,13 +202,13 @@ struct MultiHostTests {
             try subscriber.connect("tcp://10.77.0.1:7703")
 
             for (what, monitor) in [("the sidecar", edgeMonitor), ("the event stream", subscriberMonitor)] {
-                let event = try #require(try Self.receive(monitor).flatMap(SocketEvent.init), "\(what) said nothing")
+                let event = try #require(try monitor.receive(within: 5).flatMap(SocketEvent.init), "\(what) said nothing")
                 #expect(event.handshakeFailure != nil, "\(what) let a stranger (\(stranger)) in: \(event)")
             }
             // Traffic flows meanwhile; none of it reaches the stranger, and the stranger's request got no answer.
             for _ in 0..<5 { #expect(try await mesh.get("/a/get-payload").status == 200) }
-            #expect(try Self.receive(subscriber, within: 1) == nil)
-            #expect(try Self.receive(edge, within: 0.5) == nil)
+            #expect(try subscriber.receive(within: 1) == nil)
+            #expect(try edge.receive(within: 0.5) == nil)
             // The intruder has had 10 heartbeats to register.
             try await Task.sleep(for: .seconds(3))
             let live = try mesh.directory().map(\.instanceID)
@@ -272,16 +273,6 @@ struct MultiHostTests {
     final class Record: Sendable {
         let cut = Atomic<Bool>(false)
         let outcomes = Mutex<[(status: UInt, instance: String, afterCut: Bool, seconds: Double)]>([])
-    }
-
-    /// Polls `socket` until a message comes, for at most `seconds`.
-    static func receive(_ socket: Socket, within seconds: Double = 5) throws -> [Frame]? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let frames = try socket.receive() { return frames }
-            usleep(5_000)
-        }
-        return nil
     }
 
     static func link(_ name: String, up: Bool) throws {
