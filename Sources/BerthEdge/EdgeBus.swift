@@ -107,13 +107,7 @@ final class EdgeBus: BusLoopBody {
         options.curve = configuration.security?.toPeers
         requests = try Socket(.router, options: options)
         monitor = try requests.monitor(events: SocketEvent.disconnected | SocketEvent.handshakeSucceeded | SocketEvent.handshakeFailures)
-        routers = []
-        for router in configuration.routers {
-            routers.append(try RouterLink(
-                endpoint: router, heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness,
-                security: configuration.security, logger: logger
-            ))
-        }
+        routers = configuration.followsRoutersFromFirstRequest ? [] : try Self.routerLinks(configuration, logger: logger)
         sockets = [events.socket, requests, monitor] + routers.map(\.socket)
         var settings = EdgeCore<Outgoing>.Settings()
         settings.heartbeatInterval = configuration.heartbeatInterval
@@ -135,7 +129,32 @@ final class EdgeBus: BusLoopBody {
     /// Sends the exchange's request at the end of this turn of the loop; its completion is called exactly once, with
     /// the answer or with why there is none.
     func send(_ exchange: Exchange, body: [Frame]) {
+        if routers.isEmpty && !configuration.routers.isEmpty { followRouters() }
         outbox.append(Outgoing(exchange: exchange, body: body))
+    }
+
+    private static func routerLinks(_ configuration: EdgeConfiguration, logger: Logger) throws(BusError) -> [RouterLink] {
+        var links: [RouterLink] = []
+        for router in configuration.routers {
+            links.append(try RouterLink(
+                endpoint: router, heartbeatInterval: configuration.heartbeatInterval, liveness: configuration.heartbeatLiveness,
+                security: configuration.security, logger: logger
+            ))
+        }
+        return links
+    }
+
+    /// The first request of an edge that follows the routers from its first request (`followsRoutersFromFirstRequest`).
+    private func followRouters() {
+        do {
+            routers = try Self.routerLinks(configuration, logger: logger)
+        } catch {
+            // Tried again with the next request; this one waits for a directory, then fails as router-unreachable.
+            return logger.error("cannot link to the routers", metadata: ["berth.error": "\(error)"])
+        }
+        sockets = [events.socket, requests, monitor] + routers.map(\.socket)
+        core.beginFollowing(now: .now)
+        logger.debug("following the routers from the first request", metadata: ["berth.routers": "\(configuration.routers)"])
     }
 
     private func takeServerWork() {

@@ -38,6 +38,9 @@ public struct EdgeConfiguration: Sendable {
     /// Set when this edge is a sidecar's egress listener: the instance whose app's requests it sends, which events
     /// and the bus name as their source.
     public var egressOf: Endpoint?
+    /// Link to the routers, and follow their directory, only once the first request comes: a sidecar's egress
+    /// listener, whose app may never call, then costs the routers nothing.
+    public var followsRoutersFromFirstRequest = false
     /// Where its spans go besides the event stream (`--otlp-endpoint`): every traffic event it publishes.
     public var spans: (any SpanSink)?
 

@@ -162,7 +162,7 @@ struct EdgeCore<Payload> {
     }
 
     let settings: Settings
-    private let started: ContinuousClock.Instant
+    private var started: ContinuousClock.Instant
     private(set) var directory = MeshDirectory()
     /// Members by link: every request looks them up, by number rather than by name.
     private var members: [Int: Member] = [:]
@@ -321,6 +321,12 @@ struct EdgeCore<Payload> {
         }
         if entry.on == nil { unqueue(id, entry.request.target.className) }
         return fail(id, .internal, "the client went away", component: "edge")
+    }
+
+    /// The edge starts following the routers only now (an egress listener does at its app's first call): the wait
+    /// for a first directory starts again.
+    mutating func beginFollowing(now: ContinuousClock.Instant) {
+        started = now
     }
 
     private mutating func dispatch(_ id: UInt64, now: ContinuousClock.Instant) -> [Action] {

@@ -65,6 +65,7 @@ public struct EgressService: Service {
         edge.heartbeatLiveness = sidecar.heartbeatLiveness
         edge.spans = sidecar.spans
         edge.security = sidecar.security
+        edge.followsRoutersFromFirstRequest = true
         internet = configuration.policy.internet ? HTTPClient(eventLoopGroupProvider: .singleton) : nil
         var logger = logger
         logger[metadataKey: "berth.egress"] = "\(listener.url)"

@@ -69,6 +69,15 @@ import Testing
         #expect(failures(actions).map(\.code) == [.routerUnreachable])
     }
 
+    @Test func anEdgeThatStartsFollowingLateWaitsForItsFirstDirectoryFromThen() {
+        var core = Core(settings: Core.Settings(), now: start, seed: 1)
+        core.beginFollowing(now: at(60_000))
+        #expect(submit(&core, request(1, timeout: 10_000), now: 60_000).isEmpty)
+        #expect(core.queued("A") == 1)
+        #expect(failures(core.tick(now: at(62_000)).actions).isEmpty)
+        #expect(failures(core.tick(now: at(63_001)).actions).map(\.code) == [.routerUnreachable])
+    }
+
     @Test func aDirectoryThatArrivesServesWhatWaited() {
         var core = Core(settings: Core.Settings(), now: start, seed: 1)
         _ = submit(&core, request(1))
