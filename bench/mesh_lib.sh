@@ -56,6 +56,37 @@ http {
 CONF
 }
 
+# write_proxy_conf DIR NAME LISTEN UPSTREAM: DIR/NAME.conf, nginx with one worker as a keep-alive reverse proxy from
+# LISTEN (HOST:PORT) to UPSTREAM (HOST:PORT), as bench/run.sh configures its hops; start it with
+# `nginx -p DIR/NAME -c DIR/NAME.conf`.
+write_proxy_conf() {
+    local dir=$1 name=$2 listen=$3 upstream=$4
+    mkdir -p "$dir/$name"
+    cat >"$dir/$name.conf" <<CONF
+worker_processes 1;
+master_process off;
+daemon off;
+error_log $dir/$name/error.log warn;
+pid $dir/$name/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/$name/body;
+    proxy_temp_path $dir/$name/proxy;
+    fastcgi_temp_path $dir/$name/fastcgi;
+    uwsgi_temp_path $dir/$name/uwsgi;
+    scgi_temp_path $dir/$name/scgi;
+    keepalive_requests 1000000;
+    tcp_nodelay on;
+    upstream next { server $upstream; keepalive 64; keepalive_requests 1000000; }
+    server {
+        listen $listen backlog=4096;
+        location / { proxy_pass http://next; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+CONF
+}
+
 # start_mesh NAME DIR APP_PORT LOG_DIR [EDGE ARGS...]: berth-router, berth-sidecar (class Bench, capacity 128) and
 # berth-edge (route / to Bench) from DIR, in front of the app on APP_PORT, started in this shell so that the
 # caller's `pids` holds them. Sets port_NAME (the edge's port) and procs_NAME ("router:PID sidecar:PID edge:PID").

@@ -41,28 +41,8 @@ write_small_app "$work" "$app_port"
 h2 nginx -p "$work/app" -c "$work/app.conf" &
 pids+=($!)
 
-proxy() { # NAME LISTEN UPSTREAM
-    mkdir -p "$work/$1"
-    cat >"$work/$1.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-error_log $work/$1/error.log warn;
-pid $work/$1/nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    upstream next { server $3; keepalive 64; keepalive_requests 1000000; }
-    server {
-        listen $2 backlog=4096;
-        location / { proxy_pass http://next; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-CONF
-}
-proxy hop2 "10.77.0.2:$hop2_port" "127.0.0.1:$app_port"
-proxy hop1 "10.77.0.1:$hop1_port" "10.77.0.2:$hop2_port"
+write_proxy_conf "$work" hop2 "10.77.0.2:$hop2_port" "127.0.0.1:$app_port"
+write_proxy_conf "$work" hop1 "10.77.0.1:$hop1_port" "10.77.0.2:$hop2_port"
 h2 nginx -p "$work/hop2" -c "$work/hop2.conf" &
 pids+=($!)
 h1 nginx -p "$work/hop1" -c "$work/hop1.conf" &

@@ -61,30 +61,8 @@ app=$(free_port) hop_in=$(free_port) hop_out=$(free_port)
 python3 "$work/app.py" "$app" >"$work/app.log" 2>&1 &
 pids+=($!)
 
-proxy() { # NAME LISTEN UPSTREAM: nginx as a keep-alive reverse proxy, as bench/run.sh configures it
-    mkdir -p "$work/$1"
-    cat >"$work/$1.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-error_log $work/$1/error.log warn;
-pid $work/$1/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/$1/body;
-    proxy_temp_path $work/$1/proxy;
-    fastcgi_temp_path $work/$1/fastcgi;
-    uwsgi_temp_path $work/$1/uwsgi;
-    scgi_temp_path $work/$1/scgi;
-    tcp_nodelay on;
-    upstream next { server 127.0.0.1:$3; keepalive 16; }
-    server {
-        listen 127.0.0.1:$2;
-        location / { proxy_pass http://next; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-CONF
+proxy() { # NAME LISTEN_PORT UPSTREAM_PORT: nginx as a keep-alive reverse proxy, as bench/run.sh configures it
+    write_proxy_conf "$work" "$1" "127.0.0.1:$2" "127.0.0.1:$3"
     nginx -p "$work/$1" -c "$work/$1.conf" &
     pids+=($!)
 }
