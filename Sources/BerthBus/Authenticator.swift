@@ -23,15 +23,18 @@ public final class Authenticator: Sendable {
 
     private let shared = Mutex(Shared())
     private let security: BusSecurity
+    private let rereadInterval: Duration
     private let logger: Logger
 
     /// Starts the handler for `security` once per context, before any server socket is made; later calls return
-    /// the running one.
+    /// the running one. An unknown key makes it read the folder again, at most once per `rereadInterval`.
     @discardableResult
-    public static func start(_ security: BusSecurity, logger: Logger, context: Context = .shared) throws(BusError) -> Authenticator {
+    public static func start(
+        _ security: BusSecurity, logger: Logger, context: Context = .shared, rereadInterval: Duration = .seconds(1)
+    ) throws(BusError) -> Authenticator {
         try context.authenticator.withLock { current throws(BusError) -> Authenticator in
             if let current { return current }
-            let authenticator = Authenticator(security: security, logger: logger)
+            let authenticator = Authenticator(security: security, rereadInterval: rereadInterval, logger: logger)
             // Bound here, before this returns, so that no server socket accepts a peer before the handler exists.
             let zap = try Socket(.rep, context: context)
             try zap.bind(zapEndpoint)
@@ -46,8 +49,9 @@ public final class Authenticator: Sendable {
     /// The running handler of `context`, if security is on.
     public static func running(in context: Context = .shared) -> Authenticator? { context.authenticator.withLock { $0 } }
 
-    private init(security: BusSecurity, logger: Logger) {
+    private init(security: BusSecurity, rereadInterval: Duration, logger: Logger) {
         self.security = security
+        self.rereadInterval = rereadInterval
         var logger = logger
         logger[metadataKey: "berth.keys"] = "\(security.authorizedFolder)"
         self.logger = logger
@@ -64,7 +68,7 @@ public final class Authenticator: Sendable {
     }
 
     private func run(zap: Socket, context: Context) {
-        var authorized = AuthorizedKeys(folder: security.authorizedFolder)
+        var authorized = AuthorizedKeys(folder: security.authorizedFolder, rereadInterval: rereadInterval)
         authorized.reload(logger: logger)
         var monitors: [Socket] = []
         var refusals = OnceLog(limit: 4_096)
@@ -138,10 +142,14 @@ public final class Authenticator: Sendable {
 /// The admitted public keys, by the name of the file that holds each.
 struct AuthorizedKeys {
     let folder: String
+    let rereadInterval: Duration
     private var names: [[UInt8]: String] = [:]
     private var lastReload: ContinuousClock.Instant?
 
-    init(folder: String) { self.folder = folder }
+    init(folder: String, rereadInterval: Duration) {
+        self.folder = folder
+        self.rereadInterval = rereadInterval
+    }
 
     mutating func reload(logger: Logger) {
         lastReload = .now
@@ -155,10 +163,10 @@ struct AuthorizedKeys {
         }
     }
 
-    /// The key's name, re-reading the folder once a second at most when it is not known.
+    /// The key's name, re-reading the folder (at most once per `rereadInterval`) when it is not known.
     mutating func name(of key: [UInt8], logger: Logger) -> String? {
         if let name = names[key] { return name }
-        if let lastReload, lastReload.duration(to: .now) < .seconds(1) { return nil }
+        if let lastReload, lastReload.duration(to: .now) < rereadInterval { return nil }
         reload(logger: logger)
         return names[key]
     }

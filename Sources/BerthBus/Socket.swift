@@ -251,6 +251,22 @@ public final class Socket {
         return events & Int32(ZMQ_POLLIN) != 0
     }
 
+    /// Blocks until one of `sockets` has a message to receive, or `timeout` passes: for a short-lived socket outside a
+    /// `BusLoop` (a one-off question to a router). Returns the index of the first that has one, or nil.
+    public static func waitForInput(_ sockets: [Socket], timeout: Duration) -> Int? {
+        var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return nil }
+            let (seconds, attoseconds) = left.components
+            let ready = zmq_poll(&items, Int32(items.count), max(1, Int(seconds) * 1_000 + Int(attoseconds / 1_000_000_000_000_000)))
+            if ready < 0 && zmq_errno() == EINTR { continue }
+            guard ready > 0 else { return nil }
+            return items.firstIndex { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+        }
+    }
+
     /// Receives one whole message without blocking; `nil` when none is waiting.
     /// - Throws: `BusError` with `.tooManyFrames` when the message had more than `maxFrames` frames (the rest is drained).
     public func receive() throws(BusError) -> [Frame]? {

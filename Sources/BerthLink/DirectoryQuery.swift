@@ -15,17 +15,13 @@ public enum DirectoryQuery {
             sockets.append((router, socket))
         }
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            for (router, socket) in sockets {
-                while let frames = try? socket.receive() {
-                    guard let first = frames.first, let envelope = try? Envelope(decoding: first.bytes) else { continue }
-                    if case .directory(let directory) = envelope { return (router, directory) }
-                }
+        while let index = Socket.waitForInput(sockets.map(\.1), timeout: ContinuousClock.now.duration(to: deadline)) {
+            let (router, socket) = sockets[index]
+            while let frames = try? socket.receive() {
+                guard let first = frames.first, let envelope = try? Envelope(decoding: first.bytes) else { continue }
+                if case .directory(let directory) = envelope { return (router, directory) }
             }
-            usleep(10_000)
         }
         return nil
     }
 }
-
-import Glibc

@@ -13,12 +13,13 @@ struct CurveTests {
         let router = CurveKeyPair.generate()
         let admitted = CurveKeyPair.generate()
 
-        init() throws {
+        /// `rereadInterval`: how often the handler may read the keys folder again for an unknown key.
+        init(rereadInterval: Duration = .seconds(1)) throws {
             folder = NSTemporaryDirectory() + "berth-curve-\(UUID().uuidString)"
             try CurveCertificate.write(router, folder: folder, name: "router")
             try CurveCertificate.write(admitted, folder: folder, name: "edge")
             let security = try BusSecurity.load(keyFile: CurveCertificate.secretFile(in: folder, name: "router"), authorizedFolder: folder)
-            try Authenticator.start(security, logger: Logger(label: "test"), context: context)
+            try Authenticator.start(security, logger: Logger(label: "test"), context: context, rereadInterval: rereadInterval)
         }
 
         func server() throws -> (Socket, String) {
@@ -77,11 +78,10 @@ struct CurveTests {
     }
 
     @Test func aKeyAddedLaterIsAdmittedWithoutARestart() throws {
-        let mesh = try Mesh()
+        let mesh = try Mesh(rereadInterval: .zero)
         defer { mesh.remove() }
         let (server, endpoint) = try mesh.server()
         let late = CurveKeyPair.generate()
-        usleep(1_100_000) // the handler re-reads the folder at most once a second
         try CurveCertificate.write(late, folder: mesh.folder, name: "tap")
         let (client, monitor) = try mesh.client(.client(late, serverKey: mesh.router.publicKey), to: endpoint)
         let event = try #require(monitor.receive(within: 5).flatMap(SocketEvent.init))

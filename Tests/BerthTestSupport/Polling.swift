@@ -1,15 +1,13 @@
 import BerthBus
-import Glibc
 
 extension Socket {
-    /// The next whole message, polled for until one comes or `seconds` pass (nil then): for tests that hold a raw
+    /// The next whole message, waited for until one comes or `seconds` pass (nil then): for tests that hold a raw
     /// socket outside a bus loop.
     public func receive(within seconds: Double) throws -> [Frame]? {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1_000))
-        while ContinuousClock.now < deadline {
+        while true {
             if let frames = try receive() { return frames }
-            usleep(5_000)
+            guard Socket.waitForInput([self], timeout: ContinuousClock.now.duration(to: deadline)) != nil else { return try receive() }
         }
-        return nil
     }
 }
