@@ -1,13 +1,18 @@
 import BerthBus
 import NIOCore
 
-/// An HTTP body as the pieces it arrived in: bus frames for what came off the bus or a client connection, buffers
-/// for what a Worker made. Either goes on to the bus or to the client without being copied; a Worker that reads
-/// a body from frames gets it copied into buffers once, when it asks.
-public struct Body: Sendable {
+/// An HTTP body: whole, as the pieces it arrived in (bus frames for what came off the bus or a client connection,
+/// buffers for what a Worker made), or a stream of pieces read once.
+///
+/// A whole body goes on to the bus or to the client without being copied; a Worker that reads one from frames gets
+/// it copied into buffers once, when it asks. A body that streams (`isStream`) has no bytes to read at once: a Worker
+/// iterates it (`for try await piece in body`) or collects it (`collect(upTo:)`), or passes it on as it is. Workers
+/// get bodies that stream only when they say they take them (`Worker.streamsBodies`).
+public struct Body: Sendable, AsyncSequence {
     private enum Storage: Sendable {
         case buffers([ByteBuffer])
         case frames([Frame])
+        case stream(BodyStream)
     }
 
     private var storage: Storage
@@ -24,29 +29,97 @@ public struct Body: Sendable {
 
     init(frames: [Frame]) { storage = .frames(frames.filter { $0.count > 0 }) }
 
-    /// The body's pieces as buffers.
+    /// A body that streams: the pieces of `pieces`, read once, as whoever sends the body (the edge, to its client or
+    /// into the mesh) has room for them. `length`, when known, goes in the message's `content-length`; without it an
+    /// answer is chunked. A sequence that throws cuts the body: its receiver sees it end unclean.
+    public init<Pieces: AsyncSequence & Sendable>(stream pieces: Pieces, length: Int? = nil) where Pieces.Element == ByteBuffer {
+        storage = .stream(BodyStream(pieces, length: length))
+    }
+
+    init(stream: BodyStream) { storage = .stream(stream) }
+
+    /// The body streams: its bytes are read with `for try await`, or `collect(upTo:)`.
+    public var isStream: Bool {
+        if case .stream = storage { true } else { false }
+    }
+
+    /// The length of a body that streams, when it said one; the count of a whole body.
+    public var length: Int? {
+        if case .stream(let stream) = storage { stream.length } else { count }
+    }
+
+    var stream: BodyStream? {
+        if case .stream(let stream) = storage { stream } else { nil }
+    }
+
+    /// The body's pieces as buffers; none for a body that streams.
     public var chunks: [ByteBuffer] {
         switch storage {
         case .buffers(let buffers): buffers
         case .frames(let frames): frames.isEmpty ? [] : [ByteBuffer(frames: frames)]
+        case .stream: []
         }
     }
 
+    /// The bytes of a whole body; of one that streams, those read so far.
     public var count: Int {
         switch storage {
         case .buffers(let buffers): buffers.reduce(0) { $0 + $1.readableBytes }
         case .frames(let frames): frames.byteCount
+        case .stream(let stream): stream.bytesTransferred
         }
     }
 
+    /// Empty and whole: a body that streams is not known to be empty.
     public var isEmpty: Bool {
         switch storage {
         case .buffers(let buffers): buffers.isEmpty
         case .frames(let frames): frames.isEmpty
+        case .stream: false
         }
     }
 
-    /// The whole body in one buffer.
+    /// The whole body in one buffer, read to its end if it streams: more than `maxBytes` throws `BodyError.tooLarge`.
+    public func collect(upTo maxBytes: Int) async throws -> ByteBuffer {
+        guard case .stream(let stream) = storage else {
+            guard count <= maxBytes else { throw BodyError(.tooLarge, "the body has \(count) bytes, over the \(maxBytes) it may have") }
+            return buffer
+        }
+        let reader = stream.reader()
+        var whole = ByteBufferAllocator().buffer(capacity: Swift.min(stream.length ?? 0, maxBytes))
+        while let piece = try await reader.next() {
+            guard whole.readableBytes + piece.readableBytes <= maxBytes else {
+                throw BodyError(.tooLarge, "the body has more than the \(maxBytes) bytes it may have")
+            }
+            whole.writeImmutableBuffer(piece)
+        }
+        return whole
+    }
+
+    /// Reads the body's pieces: a whole body's at once, a stream's as they come.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        private var whole: IndexingIterator<[ByteBuffer]>?
+        private let reader: BodyStream.Reader?
+
+        init(_ body: Body) {
+            if let stream = body.stream {
+                whole = nil
+                reader = stream.reader()
+            } else {
+                whole = body.chunks.makeIterator()
+                reader = nil
+            }
+        }
+
+        public mutating func next() async throws -> ByteBuffer? {
+            if whole != nil { return whole!.next() }
+            return try await reader?.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(self) }
+
+    /// The whole body in one buffer; empty for a body that streams, which `collect(upTo:)` reads.
     public var buffer: ByteBuffer {
         let chunks = chunks
         if chunks.count == 1 { return chunks[0] }
@@ -58,21 +131,23 @@ public struct Body: Sendable {
     /// The body as UTF-8 text.
     public var string: String { String(buffer: buffer) }
 
-    /// The body as frames for a socket, without copying its bytes. Sending them on the bus would empty them: see
-    /// `framesForBus`.
+    /// A whole body as frames for a socket, without copying its bytes; none for a body that streams. Sending them on
+    /// the bus would empty them: see `framesForBus`.
     var frames: [Frame] {
         switch storage {
         case .buffers(let buffers): buffers.map { Frame($0) }
         case .frames(let frames): frames
+        case .stream: []
         }
     }
 
-    /// The body as frames to send on the bus, which empties what it sends: new frames over the same bytes, so that
+    /// A whole body as frames to send on the bus, which empties what it sends: new frames over the same bytes, so that
     /// a Worker may send a body, then read it or send it again.
     var framesForBus: [Frame] {
         switch storage {
         case .buffers(let buffers): buffers.map { Frame($0) }
         case .frames(let frames): frames.map { $0.copy() }
+        case .stream: []
         }
     }
 }
