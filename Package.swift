@@ -239,6 +239,11 @@ let package = Package(
             dependencies: ["BerthEdge", "BerthCommandLine"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "streaming-edge",
+            dependencies: ["BerthEdge", "BerthCommandLine", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
 
         // Tests.
         .testTarget(
@@ -322,7 +327,7 @@ let package = Package(
             name: "BerthIntegrationTests",
             dependencies: [
                 "BerthBus", "BerthWire", "BerthTap", "BerthTestSupport",
-                "berth-router", "berth-sidecar", "berth-edge", "berth", "demo-edge", "demo-container-a",
+                "berth-router", "berth-sidecar", "berth-edge", "berth", "demo-edge", "streaming-edge", "demo-container-a",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

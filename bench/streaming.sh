@@ -5,7 +5,8 @@
 #   bench/streaming.sh --size 256   # MiB per transfer (default 1024)
 #
 # Peers, each its own process on 127.0.0.1: nginx two hops (proxy_buffering off, proxy_request_buffering off,
-# upstream keep-alive) and Berth (berth-edge -> berth-sidecar, release build from .build-release; build it with
+# upstream keep-alive), Berth (berth-edge -> berth-sidecar), and Berth with a Worker that passes the bodies through
+# as they come (streaming-edge, same sidecars; release builds from .build-release; build them with
 # bench/run.sh or `swift build -c release --static-swift-stdlib --scratch-path .build-release`). The download comes
 # from nginx serving a file (sendfile); the upload and the server-sent event go to
 # Tests/BerthIntegrationTests/Apps/stream_app.py, the same app for both peers. Prints one markdown table with MB/s,
@@ -25,7 +26,7 @@ done
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/.build-release/release"
-for exe in berth-edge berth-router berth-sidecar; do
+for exe in berth-edge berth-router berth-sidecar streaming-edge; do
     [ -x "$bin/$exe" ] || { echo "error: $bin/$exe is missing (release build: see the header)" >&2; exit 1; }
 done
 # shellcheck source=mesh_lib.sh
@@ -108,15 +109,21 @@ launch sidecar-app "$bin/berth-sidecar" --router "tcp://127.0.0.1:$be" --events 
     --class App --instance a-0 --port "$app_port"
 launch edge "$bin/berth-edge" --listen "127.0.0.1:$edge_port" --router "tcp://127.0.0.1:$fe" \
     --events "tcp://127.0.0.1:$ei" --route /file=Files --route /=App
+worker_port=$(free_port)
+launch worker-edge "$bin/streaming-edge" --listen "127.0.0.1:$worker_port" --router "tcp://127.0.0.1:$fe" \
+    --events "tcp://127.0.0.1:$ei" --route /file=Files --route /=App --name worker-edge
 wait_for_mesh "$hop_edge" 20
 wait_for_mesh "$edge_port" 30
+wait_for_mesh "$worker_port" 30
 until curl -sf "http://127.0.0.1:$edge_port/file" -o /dev/null -r 0-0; do sleep 0.1; done
+until curl -sf "http://127.0.0.1:$worker_port/file" -o /dev/null -r 0-0; do sleep 0.1; done
 
 declare -A procs=(
     [nginx2]="edge:$pid_hop_edge sidecar:$pid_hop_sidecar"
     [berth]="edge:$pid_edge sidecar-files:$pid_sidecar_files sidecar-app:$pid_sidecar_app router:$pid_router"
+    [worker]="edge:$pid_worker_edge sidecar-files:$pid_sidecar_files sidecar-app:$pid_sidecar_app router:$pid_router"
 )
-declare -A port=([nginx2]=$hop_edge [berth]=$edge_port)
+declare -A port=([nginx2]=$hop_edge [berth]=$edge_port [worker]=$worker_port)
 
 # sample PEER: prints the peak VmRSS (MiB) of each of the peer's processes while the command after it runs.
 sample() {
@@ -147,7 +154,7 @@ peak() { awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (r in m) printf "%s %.1f 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 declare -A down up ttfb mem_down mem_up
-for peer in nginx2 berth; do
+for peer in nginx2 berth worker; do
     url="http://127.0.0.1:${port[$peer]}"
     : >"$work/down-$peer" && : >"$work/up-$peer"
     for ((round = 0; round < rounds; round++)); do
@@ -171,10 +178,11 @@ done
 mbps() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
-echo "| ${size_mib} MiB, medians of $rounds | nginx two hops | Berth | Berth / nginx |"
-echo "|---|---|---|---|"
-echo "| download MB/s | $(mbps "${down[nginx2]}") | $(mbps "${down[berth]}") | $(ratio "${down[berth]}" "${down[nginx2]}") |"
-echo "| upload MB/s | $(mbps "${up[nginx2]}") | $(mbps "${up[berth]}") | $(ratio "${up[berth]}" "${up[nginx2]}") |"
-echo "| first byte of a streamed answer, median of $ttfb_runs | $(awk -v t="${ttfb[nginx2]}" 'BEGIN { printf "%.2f ms", t * 1000 }') | $(awk -v t="${ttfb[berth]}" 'BEGIN { printf "%.2f ms", t * 1000 }') | $(ratio "${ttfb[berth]}" "${ttfb[nginx2]}") |"
-echo "| peak RSS, download | ${mem_down[nginx2]} | ${mem_down[berth]} | |"
-echo "| peak RSS, upload | ${mem_up[nginx2]} | ${mem_up[berth]} | |"
+echo "| ${size_mib} MiB, medians of $rounds | nginx two hops | Berth | Berth / nginx | Berth, Worker passing through | Worker / nginx |"
+echo "|---|---|---|---|---|---|"
+echo "| download MB/s | $(mbps "${down[nginx2]}") | $(mbps "${down[berth]}") | $(ratio "${down[berth]}" "${down[nginx2]}") | $(mbps "${down[worker]}") | $(ratio "${down[worker]}" "${down[nginx2]}") |"
+echo "| upload MB/s | $(mbps "${up[nginx2]}") | $(mbps "${up[berth]}") | $(ratio "${up[berth]}" "${up[nginx2]}") | $(mbps "${up[worker]}") | $(ratio "${up[worker]}" "${up[nginx2]}") |"
+ms() { awk -v t="$1" 'BEGIN { printf "%.2f ms", t * 1000 }'; }
+echo "| first byte of a streamed answer, median of $ttfb_runs | $(ms "${ttfb[nginx2]}") | $(ms "${ttfb[berth]}") | $(ratio "${ttfb[berth]}" "${ttfb[nginx2]}") | $(ms "${ttfb[worker]}") | $(ratio "${ttfb[worker]}" "${ttfb[nginx2]}") |"
+echo "| peak RSS, download | ${mem_down[nginx2]} | ${mem_down[berth]} | | ${mem_down[worker]} | |"
+echo "| peak RSS, upload | ${mem_up[nginx2]} | ${mem_up[berth]} | | ${mem_up[worker]} | |"

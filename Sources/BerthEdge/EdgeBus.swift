@@ -10,6 +10,8 @@ import Logging
 struct MeshAnswer: Sendable {
     var response: Response
     var body: [Frame]
+    /// The body of an answer that streams to a Worker, as it comes.
+    var feed: BodyFeed?
 }
 
 /// The edge's bus thread: a `RouterLink` to every router for the directory, one ROUTER socket with a link to each
@@ -56,6 +58,7 @@ final class EdgeBus: BusLoopBody {
 
     let configuration: EdgeConfiguration
     private let logger: Logger
+    private let loop: BusLoop<EdgeBus>
     let server: EdgeHTTPServer
     private let events: EventPublisher
     /// One ROUTER socket for every sidecar link: a link's routing id is its number in `EdgeCore`.
@@ -86,9 +89,13 @@ final class EdgeBus: BusLoopBody {
         var lastEvent: ContinuousClock.Instant
         /// A WebSocket's two directions, followed frame by frame: its messages, and where its frames end.
         var webSocket: (upstream: WebSocketFrameScanner, downstream: WebSocketFrameScanner)?
+        /// The body as a Worker's task reads it; nil when it goes to a client connection.
+        var feed: BodyFeed?
     }
 
     private var streams: [UInt64: OpenStream] = [:]
+    /// Why the exchange being cancelled was (`cancel(_:reason:)`), for its stream's end.
+    private var cancelReason: String?
     /// A long stream gets a traffic event this often while it lasts, so that the event stream's counts stay live.
     static let progressInterval: Duration = .seconds(10)
     private var nextProgress: ContinuousClock.Instant = .now
@@ -99,6 +106,7 @@ final class EdgeBus: BusLoopBody {
     ) throws(BusError) {
         self.configuration = configuration
         self.logger = logger
+        self.loop = loop
         trafficTopic = configuration.trafficTopic
         events = try EventPublisher(connectingTo: configuration.events, security: configuration.security)
         var options = SocketOptions()
@@ -115,7 +123,9 @@ final class EdgeBus: BusLoopBody {
         settings.queueLimit = configuration.queueLimit
         settings.firstDirectoryWait = configuration.heartbeatInterval * configuration.heartbeatLiveness
         core = EdgeCore(settings: settings, now: .now)
-        let env = Environment(mesh: MeshClient(bus: loop, configuration: configuration, ids: ids))
+        let env = Environment(mesh: MeshClient(
+            bus: loop, configuration: configuration, ids: ids, streamsAnswers: serving.worker.streamsBodies
+        ))
         server = EdgeHTTPServer(
             serving: serving, listener: listener, env: env, loop: loop, descriptors: descriptors, ids: ids, configuration: configuration
         )
@@ -162,18 +172,26 @@ final class EdgeBus: BusLoopBody {
             switch work {
             case .send(let exchange, let body): send(exchange, body: body)
             case .cancel(let id): cancel(id)
-            case .credit(let id, let bytes):
-                guard let link = core.streamLink(id) else { continue }
-                sendOnLink([Frame(Self.routingID(link)), Frame(Envelope.credit(Credit(id: id, bytes: UInt64(bytes))).encoded())], link: link)
-            case .piece(let id, let body, let final):
-                guard let (link, outgoing) = core.uploadTarget(id) else { continue }
-                outgoing.exchange.bytesIn += body.byteCount
-                if streams[id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[id]!.webSocket!.upstream.scan($0) } } }
-                var frames = [Frame(Self.routingID(link)), Frame(Envelope.streamData(StreamData(id: id, final: final)).encoded())]
-                frames.append(contentsOf: body)
-                sendOnLink(frames, link: link)
+            case .credit(let id, let bytes): sendCredit(id, bytes: bytes)
+            case .piece(let id, let body, let final): sendPiece(id, body: body, final: final)
             }
         }
+    }
+
+    /// Grants the sidecar streaming answer `id` `bytes` more of its body.
+    private func sendCredit(_ id: UInt64, bytes: Int) {
+        guard let link = core.streamLink(id) else { return }
+        sendOnLink([Frame(Self.routingID(link)), Frame(Envelope.credit(Credit(id: id, bytes: UInt64(bytes))).encoded())], link: link)
+    }
+
+    /// A piece of the request body of `id` that streams in, to its sidecar.
+    func sendPiece(_ id: UInt64, body: [Frame], final: Bool) {
+        guard let (link, outgoing) = core.uploadTarget(id) else { return }
+        outgoing.exchange.bytesIn += body.byteCount
+        if streams[id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[id]!.webSocket!.upstream.scan($0) } } }
+        var frames = [Frame(Self.routingID(link)), Frame(Envelope.streamData(StreamData(id: id, final: final)).encoded())]
+        frames.append(contentsOf: body)
+        sendOnLink(frames, link: link)
     }
 
     /// Hands what this turn of the loop read to the core together. libzmq wakes its I/O thread for the first message
@@ -193,13 +211,16 @@ final class EdgeBus: BusLoopBody {
         }
     }
 
-    /// The client went away: stop waiting. The sidecar's answer, if it comes, is dropped.
-    func cancel(_ id: UInt64) {
+    /// Whoever waited went away (the client, a Worker's task, the reader of a stream): stop. The sidecar's answer, if
+    /// it comes, is dropped; a stream it sends is told to stop.
+    func cancel(_ id: UInt64, reason: String = "the client went away") {
         if let index = outbox.firstIndex(where: { $0.exchange.request.id == id }) {
             let outgoing = outbox.remove(at: index)
-            return finish(outgoing.exchange, Self.failure(id, .internal, "the client went away"))
+            return finish(outgoing.exchange, Self.failure(id, .internal, reason))
         }
+        cancelReason = reason
         perform(core.cancel(id))
+        cancelReason = nil
     }
 
     // MARK: What the core decided
@@ -241,9 +262,12 @@ final class EdgeBus: BusLoopBody {
                     finish(outgoing.exchange, answer)
                 }
             case .cancelStream(let link, let id):
-                sendOnLink([Frame(Self.routingID(link)), Frame(Envelope.streamCancel(StreamCancel(id: id, reason: "the client went away")).encoded())], link: link)
-                endStream(id, error: MeshError(code: .internal, message: "the client went away", component: "edge"))
+                let reason = cancelReason ?? "the client went away"
+                sendOnLink([Frame(Self.routingID(link)), Frame(Envelope.streamCancel(StreamCancel(id: id, reason: reason)).encoded())], link: link)
+                streams[id]?.feed?.cut(reason)
+                endStream(id, error: MeshError(code: .internal, message: reason, component: "edge"))
             case .streamLost(let outgoing, let request, let error):
+                streams[request.id]?.feed?.cut(error.message)
                 if case .connection(let token, let number) = outgoing.exchange.reply {
                     // A WebSocket between two frames is closed as RFC 6455 says a failing endpoint does: 1011.
                     let atBoundary = streams[request.id]?.webSocket?.downstream.atFrameBoundary ?? false
@@ -305,12 +329,19 @@ final class EdgeBus: BusLoopBody {
 
     // MARK: Streamed answers
 
-    /// The head of an answer that streams: written to its client, whose connection then takes the pieces.
+    /// The head of an answer that streams: written to its client, whose connection then takes the pieces; or handed
+    /// to the Worker's task that waits for it, with a body it reads as the pieces come.
     private func beginStream(_ outgoing: Outgoing, _ response: Response) {
         let id = outgoing.exchange.request.id
         guard case .connection(let token, let number) = outgoing.exchange.reply else {
-            // Only the edge's own connections ask for streams (`Request.stream_window`).
-            return perform(core.cancel(id))
+            guard case .callback(let completion) = outgoing.exchange.reply else { return }
+            let feed = BodyFeed(
+                initialGrant: Int(outgoing.exchange.request.streamWindow),
+                grant: { [loop] bytes in loop.execute { $0.sendCredit(id, bytes: bytes) } },
+                abandon: { [loop] in loop.execute { $0.cancel(id, reason: "the worker stopped reading the answer") } }
+            )
+            streams[id] = OpenStream(outgoing: outgoing, response: response, lastEvent: .now, feed: feed)
+            return completion(MeshAnswer(response: response, body: [], feed: feed))
         }
         streams[id] = OpenStream(
             outgoing: outgoing, response: response, lastEvent: .now,
@@ -324,8 +355,20 @@ final class EdgeBus: BusLoopBody {
     /// A piece of a streamed answer from `link`.
     private func streamPiece(_ data: StreamData, body: [Frame], onLink link: Int, now: ContinuousClock.Instant) {
         let (payload, actions) = core.streamPiece(data.id, final: data.final, onLink: link, now: now)
-        guard let outgoing = payload, case .connection(let token, let number) = outgoing.exchange.reply else { return perform(actions) }
+        guard let outgoing = payload else { return perform(actions) }
         streams[data.id]?.bytesOut += body.byteCount
+        if let feed = streams[data.id]?.feed {
+            let pushed = feed.push(body, final: data.final, failure: data.error?.message)
+            if data.final {
+                endStream(data.id, error: data.error)
+            } else if case .refused(let reason) = pushed {
+                cancel(data.id, reason: reason)
+            } else if pushed == .readerGone {
+                cancel(data.id, reason: "the worker stopped reading the answer")
+            }
+            return perform(actions)
+        }
+        guard case .connection(let token, let number) = outgoing.exchange.reply else { return perform(actions) }
         if streams[data.id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[data.id]!.webSocket!.downstream.scan($0) } } }
         if data.final, let downstream = streams[data.id]?.webSocket?.downstream, downstream.atFrameBoundary, !downstream.sawClose {
             // The app's side of a WebSocket ended without a close frame (the app died, or was put to sleep): its
@@ -349,6 +392,7 @@ final class EdgeBus: BusLoopBody {
     private func endStream(_ id: UInt64, error: MeshError?) {
         guard let stream = streams.removeValue(forKey: id) else { return }
         let exchange = stream.outgoing.exchange
+        exchange.upload?.close()
         let latency = exchange.started.duration(to: .now)
         var response = stream.response
         response.error = error
@@ -378,6 +422,8 @@ final class EdgeBus: BusLoopBody {
     }
 
     private func finish(_ exchange: Exchange, _ answer: MeshAnswer) {
+        // Answered before its whole body went (the app did not wait for it), or failed: the rest is not sent.
+        exchange.upload?.close()
         let latency = exchange.started.duration(to: .now)
         let className = exchange.target.className
         classMetrics[className, default: ClassMetrics(className: className)].record(status: answer.status, latency: latency)
@@ -459,8 +505,9 @@ final class EdgeBus: BusLoopBody {
             streamPiece(data, body: Array(frames.dropFirst(2)), onLink: link, now: now)
             takeServerWork()
         case .credit(let credit):
-            guard let outgoing = core.uploadCredit(credit.id, onLink: link, now: now),
-                  case .connection(let token, let number) = outgoing.exchange.reply else { return }
+            guard let outgoing = core.uploadCredit(credit.id, onLink: link, now: now) else { return }
+            if let upload = outgoing.exchange.upload { return upload.granted(credit.bytes) }
+            guard case .connection(let token, let number) = outgoing.exchange.reply else { return }
             server.grantUpload(token: token, exchange: number, bytes: credit.bytes)
             takeServerWork()
         case .streamCancel:

@@ -266,6 +266,8 @@ final class EdgeHTTPServer {
         }
         connection.open = nil
         connection.stream = nil
+        connection.streamGate?.close()
+        connection.upload?.feed?.cut("the client went away")
         connection.upload = nil
         if connections.isEmpty, listener == nil, let drained {
             self.drained = nil
@@ -345,52 +347,70 @@ final class EdgeHTTPServer {
 
     // MARK: Request bodies that stream
 
-    /// Bodies of known length over this stream into the mesh (declarative routes only: a Worker reads its body whole).
+    /// Bodies of known length over this stream (into the mesh on a route, or to a Worker that `streamsBodies`).
     static let streamAbove = Streaming.threshold
 
     private func newReader() -> HTTPRequestReader {
         HTTPRequestReader(
-            maxBodyBytes: serving.maxBodyBytes, streamAbove: serving.routes != nil ? Self.streamAbove : nil,
+            maxBodyBytes: serving.maxBodyBytes, streamAbove: serving.routes != nil || serving.worker.streamsBodies ? Self.streamAbove : nil,
             maxStreamedBytes: serving.maxStreamedBodyBytes
         )
     }
 
-    /// Whether the request being read goes into the mesh now, its body streaming after it: a body of known length over
+    /// Whether the request being read goes on now, its body streaming after it: a body of known length over
     /// `streamAbove`, or one of unknown length (chunked) that is over it or not whole when the client `paused`.
     private func startsUpload(_ connection: ClientConnection, paused: Bool) -> Bool {
         let reader = connection.reader
-        guard let routes = serving.routes, connection.upload == nil, connection.open == nil, let head = reader.head, !reader.isComplete
+        guard connection.upload == nil, connection.open == nil, let head = reader.head, !reader.isComplete, bodyMayStream(head)
         else { return false }
-        // A request the Worker's task handles (an egress call out of the mesh) reads its body whole.
-        if case .worker = routes.decide(HTTPMapping.edgeRequest(head, body: [])) { return false }
         if reader.bodyStreamsFromStart { return true }
         return reader.directBodyRoom() == nil && (paused || reader.bodyBytesHeld > Self.streamAbove)
     }
 
-    /// Sends the request into the mesh with its body to follow; what was read of the body waits for the first grant.
+    /// A request on a route streams its body into the mesh; one the Worker's task handles streams it to the Worker
+    /// only if it takes bodies that stream (an egress call out of the mesh does not).
+    private func bodyMayStream(_ head: HTTPRequestHead) -> Bool {
+        if let routes = serving.routes, case .worker = routes.decide(HTTPMapping.edgeRequest(head, body: [])) {
+            return serving.worker.streamsBodies
+        }
+        return serving.routes != nil || serving.worker.streamsBodies
+    }
+
+    /// Sends the request into the mesh with its body to follow, what was read of the body waiting for the first grant;
+    /// or hands it to the Worker's task, its body a stream that the task's reading lets in.
     private func dispatchUpload(_ connection: ClientConnection) {
-        guard let head = connection.reader.head, let routes = serving.routes else { return }
+        guard let head = connection.reader.head else { return }
         if let twice = Failures.singleHeaders.first(where: { name in head.headers.count { $0.name.caseInsensitiveEquals(name) } > 1 }) {
             return refuse(connection, HTTPMessageError("the request has more than one \(twice) header"))
         }
         sendContinueIfAsked(connection)
         connection.request = head
         connection.exchange &+= 1
-        let request = HTTPMapping.edgeRequest(head, body: [])
-        switch routes.decide(request) {
+        var request = HTTPMapping.edgeRequest(head, body: [])
+        switch serving.routes?.decide(request) ?? .worker {
         case .answer(let response):
             // Answered at once (no route): the body is not read, so the connection closes after the answer.
             respond(connection, with: response, closing: true)
         case .worker:
-            // `startsUpload` leaves these to the Worker's task, which reads the body whole.
-            return
+            let token = connection.token, number = connection.exchange, loop = loop
+            let feed = BodyFeed(
+                initialGrant: Streaming.window,
+                grant: { bytes in loop.execute { $0.server.grantUpload(token: token, exchange: number, bytes: UInt64(bytes)) } },
+                abandon: { loop.execute { $0.server.uploadAbandoned(token: token, exchange: number) } }
+            )
+            connection.upload = RequestUpload(id: 0, sender: CreditSender(initial: Streaming.window), feed: feed)
+            let length = head.headers.first { $0.name.caseInsensitiveEquals("content-length") }.flatMap { Int($0.value) }
+            request.body = Body(stream: BodyStream(feed: feed, length: length))
+            runWorker(connection, request)
+            sendPiece(connection, connection.reader.takeAvailableBody(), final: false)
+            readUpload(connection, hungUp: false)
         case .forward(let forwarded, let target, let port):
             let id = ids.next()
             connection.open = .mesh(id: id)
             connection.upload = RequestUpload(id: id, held: connection.reader.takeAvailableBody())
             var exchange = Exchange(
                 forwarded, id: id, to: target, port: port, configuration: configuration, ids: ids,
-                reply: .connection(token: connection.token, exchange: connection.exchange)
+                reply: .connection(token: connection.token, exchange: connection.exchange), streamsAnswer: true
             )
             exchange.streamsBody()
             meshWork.append(.send(exchange, body: []))
@@ -409,7 +429,7 @@ final class EdgeHTTPServer {
         connection.upload = RequestUpload(id: id, held: early, tunnel: true)
         var exchange = Exchange(
             forwarded, id: id, to: target, port: port, configuration: configuration, ids: ids,
-            reply: .connection(token: connection.token, exchange: connection.exchange)
+            reply: .connection(token: connection.token, exchange: connection.exchange), streamsAnswer: true
         )
         exchange.upgrades()
         meshWork.append(.send(exchange, body: []))
@@ -464,9 +484,19 @@ final class EdgeHTTPServer {
     }
 
     private func sendPiece(_ connection: ClientConnection, _ body: [Frame], final: Bool) {
-        guard let upload = connection.upload else { return }
+        guard let upload = connection.upload, !body.isEmpty || final else { return }
         connection.upload!.sender.sent(body.byteCount)
-        meshWork.append(.piece(id: upload.id, body: body, final: final))
+        guard let feed = upload.feed else { return meshWork.append(.piece(id: upload.id, body: body, final: final)) }
+        // A Worker that gave the body up: the rest is read and dropped.
+        if feed.push(body, final: final) != .taken { connection.upload!.discarding = true }
+    }
+
+    /// The Worker of request `exchange` of connection `token` gave its body up before its end: the rest is read and
+    /// dropped, so that the connection can go on once the Worker answers.
+    func uploadAbandoned(token: Int, exchange number: UInt64) {
+        guard let connection = connections[token], connection.exchange == number, connection.upload?.feed != nil else { return }
+        connection.upload!.discarding = true
+        readUpload(connection, hungUp: false)
     }
 
     /// Reads the body that streams in, as far as its credit goes: no further, so a sidecar whose app reads slowly
@@ -542,7 +572,13 @@ final class EdgeHTTPServer {
         connection.upload = nil
         // Its answer went already: nothing more can be said on this connection.
         if upload.discarding { return close(connection) }
-        meshWork.append(.cancel(upload.id))
+        if let feed = upload.feed {
+            // The Worker reading it sees it cut, and its answer is not waited for.
+            feed.cut(error.description)
+            if case .worker(let task) = connection.open { task.cancel() }
+        } else {
+            meshWork.append(.cancel(upload.id))
+        }
         if connection.stream != nil { return reset(connection, error.description) }
         connection.open = nil
         refuse(connection, error)
@@ -622,7 +658,7 @@ final class EdgeHTTPServer {
                 connection.open = .mesh(id: id)
                 let exchange = Exchange(
                     forwarded, id: id, to: target, port: port, configuration: configuration, ids: ids,
-                    reply: .connection(token: connection.token, exchange: connection.exchange)
+                    reply: .connection(token: connection.token, exchange: connection.exchange), streamsAnswer: true
                 )
                 // Nothing reads the body after this, so its frames go to the bus as read (`Body.framesForBus` would
                 // make new ones for a second reader).
@@ -631,6 +667,12 @@ final class EdgeHTTPServer {
                 break
             }
         }
+        runWorker(connection, request)
+    }
+
+    /// Hands `request` to the Worker in a task of its own. Its answer is written whole, or piece by piece if its body
+    /// streams, as the client takes it; the span of the client's request is published when the answer is out.
+    private func runWorker(_ connection: ClientConnection, _ request: EdgeRequest) {
         let worker = serving.worker
         let env = env
         let logger = serving.logger
@@ -639,16 +681,35 @@ final class EdgeHTTPServer {
         let loop = loop
         let span = WorkerSpan.make(request, ids: ids, configuration: configuration)
         connection.open = .worker(Task {
-            let response: EdgeResponse
+            var response: EdgeResponse
             do {
                 response = try await WorkerSpan.run(span, request) { try await worker.fetch($0, env: env) }
             } catch {
                 logger.warning("worker failed", metadata: ["berth.path": "\(request.path)", "berth.error": "\(error)"])
                 response = .failure(MeshError(code: .internal, message: "the worker failed: \(error)", component: "edge"))
             }
+            guard let body = response.body.stream else {
+                let response = response
+                loop.execute { bus in
+                    if let span { bus.publishTraffic(span.event(response)) }
+                    bus.server.answer(token: token, exchange: number, with: response)
+                }
+                return
+            }
+            let gate = CreditGate(initial: Streaming.window)
+            let head = response
+            loop.execute { $0.server.beginWorkerStream(token: token, exchange: number, with: head, gate: gate) }
+            let end = await BodyPump.run(body, through: gate) { frames, final in
+                loop.execute { _ = $0.server.streamPiece(token: token, exchange: number, body: frames, final: final, failed: nil) }
+            }
+            if case .failed(let reason) = end {
+                logger.warning("worker's answer failed as it streamed", metadata: ["berth.path": "\(request.path)", "berth.error": "\(reason)"])
+                response.meshError = MeshError(code: .internal, message: "the worker's answer failed as it streamed: \(reason)", component: "edge")
+            }
+            let streamed = response
             loop.execute { bus in
-                if let span { bus.publishTraffic(span.event(response)) }
-                bus.server.answer(token: token, exchange: number, with: response)
+                if case .failed(let reason) = end { bus.server.streamLost(token: token, exchange: number, reason: reason) }
+                if let span { bus.publishTraffic(span.event(streamed)) }
             }
         })
     }
@@ -676,16 +737,36 @@ final class EdgeHTTPServer {
 
     // MARK: Streamed answers
 
+    /// The head of a Worker's answer whose body streams: written now, the body to follow as `gate` lets the Worker's
+    /// task send it (the credit comes back as the client's socket takes what was written). An answer that may have no
+    /// body (HEAD, 204, 304) goes without it, and the task stops.
+    func beginWorkerStream(token: Int, exchange number: UInt64, with response: EdgeResponse, gate: CreditGate) {
+        guard let connection = connections[token], connection.exchange == number, case .worker? = connection.open else { return gate.close() }
+        let request = connection.request
+        guard HTTPMapping.bodyAllowed(status: response.status) && request?.isHead != true else {
+            gate.close()
+            connection.open = nil
+            return respond(connection, with: response)
+        }
+        connection.streamGate = gate
+        writeHead(connection, of: response, streaming: ResponseStream(id: 0, length: response.body.length, minorVersion: request?.minorVersion ?? 1))
+    }
+
     /// The head of an answer whose body streams (request `id` in the mesh): written now, with chunked coding for an
     /// HTTP/1.1 client unless the app said the length. False when the connection is gone: the stream is not wanted.
     func beginStream(token: Int, exchange number: UInt64, id: UInt64, with response: EdgeResponse) -> Bool {
         guard let connection = connections[token], connection.exchange == number, case .mesh(let open)? = connection.open, open == id else {
             return false
         }
-        let request = connection.request
         let length = response.header("content-length").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
-        let stream = ResponseStream(id: id, length: length, minorVersion: request?.minorVersion ?? 1, switched: response.status == 101)
-        let (head, closes) = HTTPMapping.head(of: response, bodyBytes: stream.headLength, for: request, forceClose: listener == nil)
+        let minorVersion = connection.request?.minorVersion ?? 1
+        writeHead(connection, of: response, streaming: ResponseStream(id: id, length: length, minorVersion: minorVersion, switched: response.status == 101))
+        return connections[token] != nil
+    }
+
+    /// Writes the head of an answer whose body follows as `stream` says.
+    private func writeHead(_ connection: ClientConnection, of response: EdgeResponse, streaming stream: ResponseStream) {
+        let (head, closes) = HTTPMapping.head(of: response, bodyBytes: stream.headLength, for: connection.request, forceClose: listener == nil)
         connection.stream = stream
         // The request's body is no longer held: the app has it.
         connection.dispatchedBodyBytes = 0
@@ -694,7 +775,6 @@ final class EdgeHTTPServer {
         connection.closesAfterWrite = closes || stream.framing == .untilClose
         connection.lingersAfterWrite = false
         flush(connection)
-        return connections[token] != nil
     }
 
     /// A piece of a streamed answer: written as it came. False when the connection is gone.
@@ -712,6 +792,7 @@ final class EdgeHTTPServer {
             if !after.isEmpty { connection.writer.append(Frame(after)) }
             if ends {
                 connection.stream = nil
+                connection.streamGate = nil
                 connection.open = nil
                 connection.request = nil
             }
@@ -726,6 +807,7 @@ final class EdgeHTTPServer {
         guard let connection = connections[token], connection.exchange == number, connection.stream != nil else { return }
         guard let closeFrame else { return reset(connection, reason) }
         connection.stream = nil
+        connection.streamGate?.close()
         connection.upload = nil
         connection.open = nil
         connection.writer.append(Frame(closeFrame))
@@ -742,6 +824,7 @@ final class EdgeHTTPServer {
         setsockopt(connection.fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
         connection.open = nil
         connection.stream = nil
+        connection.streamGate?.close()
         close(connection)
     }
 
@@ -750,7 +833,9 @@ final class EdgeHTTPServer {
         guard var stream = connection.stream else { return }
         let more = stream.written(pendingBytes: connection.writer.pendingBytes)
         connection.stream = stream
-        if let more { meshWork.append(.credit(id: stream.id, bytes: more)) }
+        guard let more else { return }
+        if let gate = connection.streamGate { return gate.granted(UInt64(more)) }
+        meshWork.append(.credit(id: stream.id, bytes: more))
     }
 
     /// A request that cannot be read: 413 for a body over the limit, 431 for a head over it, 414 for a request line
@@ -899,8 +984,11 @@ final class EdgeHTTPServer {
 
 /// A request body that streams from the client into the mesh as its sidecar grants credit.
 struct RequestUpload {
+    /// The exchange in the mesh; 0 for a body that streams to a Worker (`feed`).
     let id: UInt64
     var sender = CreditSender(initial: 0)
+    /// Where a Worker's task reads the body; nil when it goes into the mesh.
+    var feed: BodyFeed?
     /// What was read before the first grant, sent with it.
     var held: [Frame] = []
     /// A WebSocket's client side: its bytes go as they are, until it closes.
@@ -926,6 +1014,8 @@ final class ClientConnection {
     var open: EdgeHTTPServer.Open?
     /// The answer being written streams: set from its head to its last piece.
     var stream: ResponseStream?
+    /// Credit for the Worker's task whose answer `stream` is.
+    var streamGate: CreditGate?
     /// The request's body streams into the mesh: set from its dispatch to its last piece.
     var upload: RequestUpload?
     /// The head of the request being answered.

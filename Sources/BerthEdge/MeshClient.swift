@@ -11,18 +11,38 @@ struct MeshClient: Sendable {
     let bus: BusLoop<EdgeBus>
     let configuration: EdgeConfiguration
     let ids: RequestIDs
+    /// The Worker takes answers that stream (`Worker.streamsBodies`); otherwise every answer comes whole.
+    var streamsAnswers = false
 
-    /// Sends `request` and waits for its answer; cancelling the calling task stops the wait.
+    /// Sends `request` and waits for its answer; cancelling the calling task stops the wait. A body that streams is
+    /// sent as the sidecar grants credit.
     func send(_ request: EdgeRequest, to target: Target, port: Int?) async -> EdgeResponse {
         let id = ids.next()
+        guard let body = request.body.stream else { return await answer(request, id: id, to: target, port: port, upload: nil) }
+        // The body goes beside the wait, and on after the answer's head if the answer streams; it stops when the
+        // exchange ends, whole or not, which closes `upload`.
+        let upload = CreditGate(initial: 0)
+        Task { [bus] in
+            let end = await BodyPump.run(body, through: upload) { frames, final in
+                bus.execute { $0.sendPiece(id, body: frames, final: final) }
+            }
+            // A body that cannot be read to its end must not reach the app as if whole.
+            if case .failed(let reason) = end { bus.execute { $0.cancel(id, reason: "the request's body failed: \(reason)") } }
+        }
+        return await answer(request, id: id, to: target, port: port, upload: upload)
+    }
+
+    private func answer(_ request: EdgeRequest, id: UInt64, to target: Target, port: Int?, upload: CreditGate?) async -> EdgeResponse {
         let answer = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let exchange = Exchange(
+                var exchange = Exchange(
                     request, id: id, to: target, port: port, configuration: configuration, ids: ids,
-                    reply: .callback { continuation.resume(returning: $0) }
+                    reply: .callback { continuation.resume(returning: $0) }, streamsAnswer: streamsAnswers
                 )
+                if let upload { exchange.streamsBody(through: upload) }
                 let body = request.body.framesForBus
-                if !bus.execute({ $0.send(exchange, body: body) }) {
+                if !bus.execute({ [exchange] in $0.send(exchange, body: body) }) {
+                    upload?.close()
                     continuation.resume(returning: EdgeBus.failure(id, .internal, "the edge is shutting down"))
                 }
             }
@@ -52,12 +72,16 @@ struct Exchange: Sendable {
     /// This exchange's span; the request carries it as its parent span, and the app as `traceparent`.
     let span: Span
     let kind: TrafficKind
+    /// A Worker's body that streams: the sidecar's credit goes here, where the Worker's task waits for it.
+    private(set) var upload: CreditGate?
 
     /// The exchange for `request`: its deadline from `x-berth-timeout-ms` (taken off) or the edge's default; its span
     /// a child of the request's `traceparent`, or of the Worker's request it is sent for, or a new trace's root.
+    /// `streamsAnswer`: whoever waits takes an answer that streams (the edge's own connections, a Worker that streams
+    /// bodies); otherwise the answer comes whole.
     init(
         _ request: EdgeRequest, id: UInt64, to target: Target, port: Int?, configuration: EdgeConfiguration, ids: RequestIDs,
-        reply: Reply
+        reply: Reply, streamsAnswer: Bool
     ) {
         var headers = request.headers
         var timeout = configuration.timeout.milliseconds
@@ -72,8 +96,7 @@ struct Exchange: Sendable {
             traceID: span.traceID, source: configuration.source,
             parentSpanID: span.spanID, traceFlags: UInt32(span.flags), xRequestID: span.xRequestID
         )
-        // The edge's own connections take an answer that streams; a Worker's task takes it whole.
-        if case .connection = reply { meshRequest.streamWindow = UInt32(ResponseStream.window) }
+        if streamsAnswer { meshRequest.streamWindow = UInt32(Streaming.window) }
         self.request = meshRequest
         self.target = target
         bytesIn = request.body.count
@@ -86,6 +109,12 @@ struct Exchange: Sendable {
     mutating func streamsBody() {
         request.bodyStreams = true
         bytesIn = 0
+    }
+
+    /// A Worker's body streams in after the request, sent as `gate` lets it.
+    mutating func streamsBody(through gate: CreditGate) {
+        streamsBody()
+        upload = gate
     }
 
     /// A WebSocket: both ways stream the new protocol's bytes.
@@ -119,10 +148,13 @@ extension MeshAnswer {
     /// The status the client gets: the app's, or the one `Failures` gives the mesh's error.
     var status: Int { response.error.map { Failures.status(for: $0.code) } ?? Int(response.status) }
 
-    /// What the client gets: the app's answer, in the frames it came in, or the mesh's failure as `Failures` words it.
+    /// What the client gets: the app's answer, in the frames it came in or as they come, or the mesh's failure as
+    /// `Failures` words it.
     var edgeResponse: EdgeResponse {
         if let error = response.error { return Failures.response(for: error) }
-        var result = EdgeResponse(status: Int(response.status), headers: response.headers, body: Body(frames: body))
+        let length = feed == nil ? nil : response.headers.first { $0.name.caseInsensitiveEquals("content-length") }.flatMap { Int($0.value) }
+        let body = feed.map { Body(stream: BodyStream(feed: $0, length: length)) } ?? Body(frames: body)
+        var result = EdgeResponse(status: Int(response.status), headers: response.headers, body: body)
         result.servedBy = response.servedBy
         return result
     }

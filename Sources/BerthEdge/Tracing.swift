@@ -93,9 +93,10 @@ struct WorkerSpan: Sendable {
         edge = configuration.source
     }
 
-    /// The client's request to the edge, the parent of every request the Worker sent.
+    /// The client's request to the edge, the parent of every request the Worker sent: its bytes are those read of a
+    /// body that streamed.
     func event(_ response: EdgeResponse) -> TrafficEvent {
-        TrafficEvent(
+        var event = TrafficEvent(
             timeMicroseconds: WallClock.nowMicroseconds(), requestID: id, traceID: span.traceID,
             source: Endpoint(className: EventNames.clientClass), destination: edge,
             method: request.method, path: request.path, status: UInt32(clamping: response.status),
@@ -103,6 +104,8 @@ struct WorkerSpan: Sendable {
             latencyMicroseconds: started.duration(to: .now).wholeMicroseconds, kind: .edge, error: response.meshError,
             spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: span.xRequestID
         )
+        event.streamed = request.body.isStream || response.body.isStream
+        return event
     }
 
     /// The span of a Worker's request; none on a sidecar's egress listener, whose calls are spans of their own.

@@ -74,8 +74,20 @@ public struct EdgeResponse: Sendable {
 ///     }
 /// }
 /// ```
+///
+/// A Worker sees bodies whole unless it says it takes them as streams (`streamsBodies`). One that does gets request
+/// bodies over 1 MiB, or of unknown length, as they arrive, and the answers of containers that stream as they come; it
+/// may pass either on as it is, read it piece by piece, or collect it. Any Worker may answer with a body it builds as
+/// a stream (`Body(stream:)`), which its client gets piece by piece.
 public protocol Worker: Sendable {
     func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse
+
+    /// Whether this Worker takes bodies that stream (`Body.isStream`): false unless it says so.
+    var streamsBodies: Bool { get }
+}
+
+extension Worker {
+    public var streamsBodies: Bool { false }
 }
 
 /// What a Worker can reach: the containers of the mesh.
@@ -98,8 +110,9 @@ public struct Container: Sendable {
     let mesh: MeshClient
     public let target: Target
 
-    /// Sends `request` to the container, on its configured port or on `port`.
-    /// Never throws for a failure of the mesh: that comes back as a response with `meshError` set.
+    /// Sends `request` to the container, on its configured port or on `port`: its body streams if it is a stream.
+    /// Never throws for a failure of the mesh: that comes back as a response with `meshError` set. To a Worker that
+    /// `streamsBodies`, an answer the app streams (large, or of unknown length) comes back as a stream.
     public func fetch(_ request: EdgeRequest, port: Int? = nil) async -> EdgeResponse {
         await mesh.send(request, to: target, port: port)
     }

@@ -16,11 +16,20 @@ struct StreamingTests {
     /// What each Berth process may hold, resident, while a GiB streams through it.
     static let residentLimit = 40 << 20
 
-    /// A router, one instance of the stream app behind its sidecar, and an edge routing `/s/` to it.
-    static func start(_ mesh: TestMesh, edgeArguments: [String] = []) async throws {
+    /// What a stream goes through at the edge: a declarative route, or a Worker that passes bodies on as they come
+    /// (`streaming-edge`, whose Worker sends the same routes' requests from its task).
+    enum Via: String, CaseIterable, Sendable {
+        case route, worker
+    }
+
+    /// A router, one instance of the stream app behind its sidecar, and an edge sending `/s/` to it.
+    static func start(_ mesh: TestMesh, via: Via = .route, edgeArguments: [String] = []) async throws {
         try mesh.startRouter()
         try mesh.addInstance(className: "Streams", id: "s-0", script: Paths.streamApp)
-        try mesh.startEdge(routes: ["/s/=Streams"], arguments: edgeArguments)
+        switch via {
+        case .route: try mesh.startEdge(routes: ["/s/=Streams"], arguments: edgeArguments)
+        case .worker: try mesh.startEdge(routes: ["/s/=Streams"], arguments: edgeArguments, executable: "streaming-edge")
+        }
         guard try await mesh.waitUntil("/s/", accept: { response, _ in response.status == .ok }) else { throw MeshNotUp(logs: mesh.logs) }
     }
 
@@ -56,9 +65,9 @@ struct StreamingTests {
         return kilobytes << 10
     }
 
-    @Test func aGibibyteDownloadStreamsWithFlatMemory() async throws {
+    @Test(arguments: Via.allCases) func aGibibyteDownloadStreamsWithFlatMemory(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let (status, output, peaks) = try await Self.runWatchingMemory(
                 "curl -sS --fail http://127.0.0.1:\(mesh.edgePort)/s/download/\(Self.gibibyte) | sha256sum", of: Self.berthProcesses(mesh)
             )
@@ -69,9 +78,9 @@ struct StreamingTests {
     }
 
     /// curl sends a body it reads from a pipe chunked: the edge cannot know its length and streams it.
-    @Test func aGibibyteUploadStreamsWithFlatMemory() async throws {
+    @Test(arguments: Via.allCases) func aGibibyteUploadStreamsWithFlatMemory(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let (status, output, peaks) = try await Self.runWatchingMemory(
                 "python3 \(Paths.streamApp.path) --pattern \(Self.gibibyte) | curl -sS --fail -T - -X POST http://127.0.0.1:\(mesh.edgePort)/s/upload",
                 of: Self.berthProcesses(mesh)
@@ -83,9 +92,9 @@ struct StreamingTests {
     }
 
     /// A body with a Content-Length over the threshold streams too, and reaches the app whole.
-    @Test func aLargeBodyWithALengthStreamsWhole() async throws {
+    @Test(arguments: Via.allCases) func aLargeBodyWithALengthStreamsWhole(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("berth-upload-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: file) }
             let bytes = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
@@ -121,9 +130,9 @@ struct StreamingTests {
 
     /// Each event reaches the client while the answer is still open: the app writes the next one only once the
     /// client, having read the last, asks for it (`/next`).
-    @Test func serverSentEventsArriveWhileTheAnswerIsOpen() async throws {
+    @Test(arguments: Via.allCases) func serverSentEventsArriveWhileTheAnswerIsOpen(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let events = try RawConnection(port: mesh.edgePort)
             events.send("GET /s/sse/3 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
             #expect(events.readsUntil("data: event 0\n\n"), "\(events.rest)")
@@ -139,9 +148,9 @@ struct StreamingTests {
     }
 
     /// A client that stops reading: the mesh holds a bounded window, the app's writes block, and memory stays flat.
-    @Test func aSlowReaderBlocksTheAppsWrites() async throws {
+    @Test(arguments: Via.allCases) func aSlowReaderBlocksTheAppsWrites(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let reader = try RawConnection(port: mesh.edgePort)
             var size: Int32 = 64 << 10
             setsockopt(reader.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -166,9 +175,9 @@ struct StreamingTests {
     }
 
     /// A client that goes away mid-stream ends the app's exchange: the app sees its connection close.
-    @Test func aClientLeavingMidStreamClosesTheAppsConnection() async throws {
+    @Test(arguments: Via.allCases) func aClientLeavingMidStreamClosesTheAppsConnection(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             do {
                 let client = try RawConnection(port: mesh.edgePort)
                 client.send("GET /s/forever HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -231,9 +240,9 @@ struct StreamingTests {
     }
 
     /// A sidecar killed mid-stream: the client's chunked body is cut (curl fails), never ended cleanly.
-    @Test func aSidecarKilledMidStreamResetsTheClient() async throws {
+    @Test(arguments: Via.allCases) func aSidecarKilledMidStreamResetsTheClient(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let curl = Process()
             curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             curl.arguments = ["curl", "-sS", "-N", "http://127.0.0.1:\(mesh.edgePort)/s/forever"]
