@@ -241,7 +241,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "streaming-edge",
-            dependencies: ["BerthEdge", "BerthCommandLine", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["BerthEdge", "BerthCommandLine"],
             swiftSettings: swiftSettings
         ),
 

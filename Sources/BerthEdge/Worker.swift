@@ -5,7 +5,8 @@ import BerthWire
 @_exported import struct BerthWire.Header
 @_exported import struct BerthWire.MeshError
 @_exported import struct BerthWire.Target
-import NIOCore
+// The pieces of a body.
+@_exported import struct NIOCore.ByteBuffer
 
 /// A request as the edge received it, or as a Worker builds it for a container.
 public struct EdgeRequest: Sendable {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import BerthCommandLine
 import BerthEdge
-import NIOCore
 import Synchronization
 
 /// A Worker that takes bodies as streams (`streamsBodies`), to show what one can do with them:
