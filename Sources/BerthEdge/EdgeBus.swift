@@ -413,6 +413,8 @@ final class EdgeBus: BusLoopBody {
 
     /// Streams open for `progressInterval` since their last event get one, with their bytes so far.
     private func publishProgress(now: ContinuousClock.Instant) {
+        // Not spans: a span is exported once, at its end.
+        for event in server.workerStreamProgress(now: now, interval: Self.progressInterval) { publish(topic: trafficTopic, event: .traffic(event)) }
         for (id, stream) in streams where stream.lastEvent.duration(to: now) >= Self.progressInterval {
             streams[id]!.lastEvent = now
             publish(topic: trafficTopic, event: streamEvent(
@@ -557,7 +559,7 @@ final class EdgeBus: BusLoopBody {
         if reconnected { sockets = [events.socket, requests, monitor] + routers.map(\.socket) }
         let (actions, coreNext) = core.tick(now: now)
         perform(actions)
-        if !streams.isEmpty && now >= nextProgress {
+        if now >= nextProgress {
             nextProgress = now + .seconds(1)
             publishProgress(now: now)
         }

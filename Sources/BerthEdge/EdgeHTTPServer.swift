@@ -95,6 +95,8 @@ final class EdgeHTTPServer {
     private var bodyMemory: BodyMemory
     private var drained: (() -> Void)?
     private var nextIdleSweep: ContinuousClock.Instant = .now
+    /// Worker's answers that stream, by connection.
+    private var workerStreams: [Int: WorkerStream] = [:]
 
     /// Whether the listener is watched, and if not, what brings it back.
     enum Accepting: Equatable {
@@ -267,6 +269,7 @@ final class EdgeHTTPServer {
         connection.open = nil
         connection.stream = nil
         connection.streamGate?.close()
+        workerStreams[connection.token] = nil
         connection.upload?.feed?.cut("the client went away")
         connection.upload = nil
         if connections.isEmpty, listener == nil, let drained {
@@ -698,7 +701,7 @@ final class EdgeHTTPServer {
             }
             let gate = CreditGate(initial: Streaming.window)
             let head = response
-            loop.execute { $0.server.beginWorkerStream(token: token, exchange: number, with: head, gate: gate) }
+            loop.execute { $0.server.beginWorkerStream(token: token, exchange: number, with: head, gate: gate, span: span) }
             let end = await BodyPump.run(body, through: gate) { frames, final in
                 loop.execute { _ = $0.server.streamPiece(token: token, exchange: number, body: frames, final: final, failed: nil) }
             }
@@ -708,6 +711,7 @@ final class EdgeHTTPServer {
             }
             let streamed = response
             loop.execute { bus in
+                bus.server.endWorkerStream(token: token, exchange: number)
                 if case .failed(let reason) = end { bus.server.streamLost(token: token, exchange: number, reason: reason) }
                 if let span { bus.publishTraffic(span.event(streamed)) }
             }
@@ -740,7 +744,7 @@ final class EdgeHTTPServer {
     /// The head of a Worker's answer whose body streams: written now, the body to follow as `gate` lets the Worker's
     /// task send it (the credit comes back as the client's socket takes what was written). An answer that may have no
     /// body (HEAD, 204, 304) goes without it, and the task stops.
-    func beginWorkerStream(token: Int, exchange number: UInt64, with response: EdgeResponse, gate: CreditGate) {
+    func beginWorkerStream(token: Int, exchange number: UInt64, with response: EdgeResponse, gate: CreditGate, span: WorkerSpan?) {
         guard let connection = connections[token], connection.exchange == number, case .worker? = connection.open else { return gate.close() }
         let request = connection.request
         guard HTTPMapping.bodyAllowed(status: response.status) && request?.isHead != true else {
@@ -749,7 +753,34 @@ final class EdgeHTTPServer {
             return respond(connection, with: response)
         }
         connection.streamGate = gate
+        if let span { workerStreams[token] = WorkerStream(span: span, response: response, exchange: number, lastEvent: .now) }
         writeHead(connection, of: response, streaming: ResponseStream(id: 0, length: response.body.length, minorVersion: request?.minorVersion ?? 1))
+    }
+
+    /// A Worker's answer that streams, for its progress events.
+    struct WorkerStream {
+        let span: WorkerSpan
+        let response: EdgeResponse
+        let exchange: UInt64
+        var lastEvent: ContinuousClock.Instant
+    }
+
+    /// The Worker's task of request `exchange` of connection `token` is done with its stream.
+    func endWorkerStream(token: Int, exchange number: UInt64) {
+        if workerStreams[token]?.exchange == number { workerStreams[token] = nil }
+    }
+
+    /// Progress events of Worker's answers that have streamed for `interval` since their last event, with their bytes
+    /// so far, as the mesh's streams get them (`EdgeBus.progressInterval`).
+    func workerStreamProgress(now: ContinuousClock.Instant, interval: Duration) -> [TrafficEvent] {
+        var events: [TrafficEvent] = []
+        for (token, stream) in workerStreams where stream.lastEvent.duration(to: now) >= interval {
+            workerStreams[token]!.lastEvent = now
+            var event = stream.span.event(stream.response)
+            event.inProgress = true
+            events.append(event)
+        }
+        return events
     }
 
     /// The head of an answer whose body streams (request `id` in the mesh): written now, with chunked coding for an

@@ -212,9 +212,10 @@ struct StreamingTests {
 
     /// A long stream gets a progress event (at least every 10 s) with its bytes so far, then one event at its end,
     /// both marked as streamed.
-    @Test func aLongStreamGetsProgressEventsThenOneAtItsEnd() async throws {
+    /// Through a Worker, the client's request to it gets them too.
+    @Test(arguments: Via.allCases) func aLongStreamGetsProgressEventsThenOneAtItsEnd(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let seen: SeenEvents = try await EventStreamTests.withSubscription(mesh, topics: ["traffic."], timeout: .seconds(40)) { items in
                 // Subscriptions reach the publishers through the router: streams start again until events come.
                 let streaming = Self.keepStreaming(mesh)
@@ -222,7 +223,8 @@ struct StreamingTests {
                 var seen = SeenEvents()
                 for try await item in items {
                     guard case .event(let tapped) = item, case .traffic(let event) = tapped.event else { continue }
-                    guard event.xRequestID == "long-stream", event.kind == .edge else { continue }
+                    guard event.xRequestID == "long-stream", event.kind == .edge,
+                          via == .route || event.source.className == EventNames.clientClass else { continue }
                     if event.inProgress {
                         if seen.progress == nil { seen.progress = event }
                     } else if seen.progress != nil {
