@@ -65,7 +65,7 @@ public struct RoutesWorker: DirectWorker {
     }
 
     /// Where a request goes: the routing rule itself, shared by `fetch` and the edge's task-free path.
-    package func decide(_ request: EdgeRequest) -> DirectDecision {
+    public func decide(_ request: EdgeRequest) -> DirectDecision {
         guard let route = routes.first(where: { $0.matches(request.path) }) else {
             let known = routes.map(\.prefix).joined(separator: ", ")
             return .answer(.failure(MeshError(code: .badRequest, message: "no route for \(request.path) (routes: \(known.isEmpty ? "none" : known))", component: "edge"), status: 404))
@@ -83,13 +83,26 @@ public struct RoutesWorker: DirectWorker {
 }
 
 /// A Worker that decides where a request goes on the edge's own thread, with no task: declarative routes, a
-/// sidecar's egress listener. The edge's server sends what it forwards straight from that thread.
-package protocol DirectWorker: Worker {
+/// sidecar's egress listener, or a Worker of yours that needs its task for some paths only. The edge's server sends
+/// what `decide` forwards straight from that thread: no task, and bodies and WebSockets stream through as they come.
+/// `fetch` gets only the requests `decide` leaves to it (`.worker`).
+///
+/// ```swift
+/// struct Edge: DirectWorker {
+///     let routes: RoutesWorker
+///     func decide(_ request: EdgeRequest) -> DirectDecision {
+///         request.path == "/send" ? .worker : routes.decide(request)
+///     }
+///     func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse { … }
+/// }
+/// ```
+public protocol DirectWorker: Worker {
+    /// Called on the edge's thread for every request, once its head is in: it must not block.
     func decide(_ request: EdgeRequest) -> DirectDecision
 }
 
 /// What a `DirectWorker` decided.
-package enum DirectDecision: Sendable {
+public enum DirectDecision: Sendable {
     /// Into the mesh, to `target`, on `port` (nil: the class's configured port).
     case forward(EdgeRequest, to: Target, port: Int?)
     /// The answer to give at once (no route, a refusal).

@@ -3,9 +3,14 @@ import BerthCommandLine
 import BerthEdge
 
 /// The seed's Worker: for `/` (or `/send`) it fetches container A's payload and posts it to container B, then
-/// returns B's answer. Every other path goes through the declarative routes (`/a/`, `/b/`).
-struct PortForwardingWorker: Worker {
+/// returns B's answer. Every other path goes through the declarative routes (`/a/`, `/b/`), straight from the edge's
+/// thread, where bodies and WebSockets stream.
+struct PortForwardingWorker: DirectWorker {
     let routes: RoutesWorker
+
+    func decide(_ request: EdgeRequest) -> DirectDecision {
+        request.path == "/" || request.path == "/send" ? .worker : routes.decide(request)
+    }
 
     func fetch(_ request: EdgeRequest, env: Environment) async throws -> EdgeResponse {
         guard request.path == "/" || request.path == "/send" else {

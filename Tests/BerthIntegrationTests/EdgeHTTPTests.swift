@@ -49,8 +49,8 @@ struct EdgeHTTPTests {
         return fd
     }
 
-    /// `berth-edge` answers declarative routes on the event loop; `demo-edge` runs a Worker in a task per request.
-    @Test(arguments: ["berth-edge", "demo-edge"])
+    /// `berth-edge` answers declarative routes on the event loop; `streaming-edge` runs a Worker in a task per request.
+    @Test(arguments: ["berth-edge", "streaming-edge"])
     func clientsThatGoAwayMidRequestCostNothingElse(edge: String) async throws {
         try await withMesh { mesh in
             try await mesh.startOneInstance(metrics: true, edgeExecutable: edge)

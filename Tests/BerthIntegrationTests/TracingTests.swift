@@ -13,13 +13,14 @@ struct TracingTests {
     static let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
     static let clientSpan = "00f067aa0ba902b7"
 
-    /// A router, ContainerA/a-0 and ContainerB/b-0 (echo apps) and the demo's edge.
-    static func start(_ mesh: TestMesh) async throws {
+    /// A router, ContainerA/a-0 and ContainerB/b-0 (echo apps) and the demo's edge, or `edge`.
+    static func start(_ mesh: TestMesh, edge: String = "demo-edge") async throws {
         try mesh.startRouter()
         try mesh.addInstance(className: "ContainerA", id: "a-0")
         try mesh.addInstance(className: "ContainerB", id: "b-0")
-        try mesh.startEdge(routes: ["/a/=ContainerA", "/b/=ContainerB"], executable: "demo-edge")
-        guard try await mesh.waitUntil("/send", accept: { response, _ in response.status == .ok }) else { throw MeshNotUp(logs: mesh.logs) }
+        try mesh.startEdge(routes: ["/a/=ContainerA", "/b/=ContainerB"], executable: edge)
+        let ready = edge == "demo-edge" ? "/send" : "/a/instance"
+        guard try await mesh.waitUntil(ready, accept: { response, _ in response.status == .ok }) else { throw MeshNotUp(logs: mesh.logs) }
     }
 
     /// The events of one `/send` sent with `headers`, once all five are in: the client's request, two sub-requests
@@ -89,11 +90,11 @@ struct TracingTests {
         }
     }
 
-    /// The demo's Worker hands `/a/...` to its routes as it came, its traceparent included: the sub-request is
-    /// still the child of the Worker's span, not its sibling.
+    /// `streaming-edge`'s Worker hands `/a/...` to its routes from its task as it came, its traceparent included:
+    /// the sub-request is still the child of the Worker's span, not its sibling.
     @Test func aWorkerThatForwardsItsRequestAsItCameMakesAChildSpan() async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, edge: "streaming-edge")
             let events = try await EventStreamTests.withSubscription(mesh, topics: ["traffic."]) { items in
                 let sending = Task {
                     for index in 0..<100 {
