@@ -340,7 +340,11 @@ final class EdgeBus: BusLoopBody {
                 grant: { [loop] bytes in loop.execute { $0.sendCredit(id, bytes: bytes) } },
                 abandon: { [loop] in loop.execute { $0.cancel(id, reason: "the worker stopped reading the answer") } }
             )
-            streams[id] = OpenStream(outgoing: outgoing, response: response, lastEvent: .now, feed: feed)
+            streams[id] = OpenStream(
+                outgoing: outgoing, response: response, lastEvent: .now,
+                webSocket: response.status == 101 && outgoing.exchange.request.upgrade ? (WebSocketFrameScanner(), WebSocketFrameScanner()) : nil,
+                feed: feed
+            )
             return completion(MeshAnswer(response: response, body: [], feed: feed))
         }
         streams[id] = OpenStream(
@@ -357,6 +361,7 @@ final class EdgeBus: BusLoopBody {
         let (payload, actions) = core.streamPiece(data.id, final: data.final, onLink: link, now: now)
         guard let outgoing = payload else { return perform(actions) }
         streams[data.id]?.bytesOut += body.byteCount
+        if streams[data.id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[data.id]!.webSocket!.downstream.scan($0) } } }
         if let feed = streams[data.id]?.feed {
             let pushed = feed.push(body, final: data.final, failure: data.error?.message)
             if data.final {
@@ -369,7 +374,6 @@ final class EdgeBus: BusLoopBody {
             return perform(actions)
         }
         guard case .connection(let token, let number) = outgoing.exchange.reply else { return perform(actions) }
-        if streams[data.id]?.webSocket != nil { for frame in body { frame.withUnsafeBytes { streams[data.id]!.webSocket!.downstream.scan($0) } } }
         if data.final, let downstream = streams[data.id]?.webSocket?.downstream, downstream.atFrameBoundary, !downstream.sawClose {
             // The app's side of a WebSocket ended without a close frame (the app died, or was put to sleep): its
             // client hears 1011 rather than a bare end.

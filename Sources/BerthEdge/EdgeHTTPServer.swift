@@ -395,15 +395,8 @@ final class EdgeHTTPServer {
             // Answered at once (no route): the body is not read, so the connection closes after the answer.
             respond(connection, with: response, closing: true)
         case .worker:
-            let token = connection.token, number = connection.exchange, loop = loop
-            let feed = BodyFeed(
-                initialGrant: Streaming.window,
-                grant: { bytes in loop.execute { $0.server.grantUpload(token: token, exchange: number, bytes: UInt64(bytes)) } },
-                abandon: { loop.execute { $0.server.uploadAbandoned(token: token, exchange: number) } }
-            )
-            connection.upload = RequestUpload(id: 0, sender: CreditSender(initial: Streaming.window), feed: feed)
             let length = head.headers.first { $0.name.caseInsensitiveEquals("content-length") }.flatMap { Int($0.value) }
-            request.body = Body(stream: BodyStream(feed: feed, length: length))
+            request.body = Body(stream: BodyStream(feed: uploadToWorker(connection, tunnel: false), length: length))
             runWorker(connection, request)
             sendPiece(connection, connection.reader.takeAvailableBody(), final: false)
             readUpload(connection, hungUp: false)
@@ -420,6 +413,31 @@ final class EdgeHTTPServer {
             // Nothing more is read until the sidecar grants credit.
             setEvents(connection, connection.writer.isEmpty ? 0 : Int16(POLLOUT))
         }
+    }
+
+    /// What the client sends of the body of the request `connection` hands to its Worker now (or, for a WebSocket,
+    /// `tunnel`, all it sends from now on): the feed the Worker's task reads, which reads the client as it is read.
+    private func uploadToWorker(_ connection: ClientConnection, tunnel: Bool) -> BodyFeed {
+        let token = connection.token, number = connection.exchange, loop = loop
+        let feed = BodyFeed(
+            initialGrant: Streaming.window,
+            grant: { bytes in loop.execute { $0.server.grantUpload(token: token, exchange: number, bytes: UInt64(bytes)) } },
+            abandon: { loop.execute { $0.server.uploadAbandoned(token: token, exchange: number) } }
+        )
+        connection.upload = RequestUpload(id: 0, sender: CreditSender(initial: Streaming.window), feed: feed, tunnel: tunnel)
+        return feed
+    }
+
+    /// A WebSocket's Upgrade to a Worker that takes streams: its body is the client's side of the socket, from the
+    /// bytes that came after its head on.
+    private func dispatchWorkerTunnel(_ connection: ClientConnection, _ request: EdgeRequest) {
+        var request = request
+        request.body = Body(stream: BodyStream(feed: uploadToWorker(connection, tunnel: true), length: nil))
+        runWorker(connection, request)
+        let early = connection.pending.isEmpty ? [] : [Frame(connection.pending)]
+        connection.pending.removeAll()
+        sendPiece(connection, early, final: false)
+        setEvents(connection, streamEvents(connection))
     }
 
     /// A WebSocket's Upgrade: sent into the mesh, after which the client's bytes stream to the app as they come.
@@ -670,6 +688,7 @@ final class EdgeHTTPServer {
                 break
             }
         }
+        if serving.worker.streamsBodies && HTTPMapping.isWebSocketUpgrade(head) { return dispatchWorkerTunnel(connection, request) }
         runWorker(connection, request)
     }
 
@@ -747,14 +766,23 @@ final class EdgeHTTPServer {
     func beginWorkerStream(token: Int, exchange number: UInt64, with response: EdgeResponse, gate: CreditGate, span: WorkerSpan?) {
         guard let connection = connections[token], connection.exchange == number, case .worker? = connection.open else { return gate.close() }
         let request = connection.request
-        guard HTTPMapping.bodyAllowed(status: response.status) && request?.isHead != true else {
+        let switched = response.status == 101 && connection.upload?.tunnel == true
+        guard switched || (HTTPMapping.bodyAllowed(status: response.status) && request?.isHead != true) else {
             gate.close()
             connection.open = nil
+            if response.status == 101 {
+                return respond(connection, with: .failure(MeshError(
+                    code: .internal, message: "the worker answered 101 to a request that did not ask to switch to WebSocket", component: "edge"
+                )))
+            }
             return respond(connection, with: response)
         }
         connection.streamGate = gate
+        // The app's side of a WebSocket, followed frame by frame: cut between two frames, it is closed with 1011.
+        connection.webSocket = switched ? WebSocketFrameScanner() : nil
         if let span { workerStreams[token] = WorkerStream(span: span, response: response, exchange: number, lastEvent: .now) }
-        writeHead(connection, of: response, streaming: ResponseStream(id: 0, length: response.body.length, minorVersion: request?.minorVersion ?? 1))
+        let stream = ResponseStream(id: 0, length: response.body.length, minorVersion: request?.minorVersion ?? 1, switched: switched)
+        writeHead(connection, of: response, streaming: stream)
     }
 
     /// A Worker's answer that streams, for its progress events.
@@ -811,6 +839,14 @@ final class EdgeHTTPServer {
     /// A piece of a streamed answer: written as it came. False when the connection is gone.
     func streamPiece(token: Int, exchange number: UInt64, body: [Frame], final: Bool, failed: String?) -> Bool {
         guard let connection = connections[token], connection.exchange == number, var stream = connection.stream else { return false }
+        if connection.webSocket != nil {
+            for frame in body { frame.withUnsafeBytes { connection.webSocket!.scan($0) } }
+            if final && connection.webSocket!.atFrameBoundary && !connection.webSocket!.sawClose {
+                // The app's side ended without closing the WebSocket (it died, or was put to sleep).
+                streamLost(token: token, exchange: number, reason: "the app closed its connection without closing the WebSocket")
+                return false
+            }
+        }
         let step = stream.piece(body.byteCount, final: final, failed: failed)
         connection.stream = stream
         switch step {
@@ -836,6 +872,8 @@ final class EdgeHTTPServer {
     /// whole; a WebSocket between two frames gets a close frame (`closeFrame`, 1011) first, then the end.
     func streamLost(token: Int, exchange number: UInt64, reason: String, closeFrame: [UInt8]? = nil) {
         guard let connection = connections[token], connection.exchange == number, connection.stream != nil else { return }
+        // A Worker's WebSocket: the server follows its frames itself (the bus does for the mesh's).
+        let closeFrame = closeFrame ?? (connection.webSocket?.atFrameBoundary == true ? WebSocketFrameScanner.internalErrorClose : nil)
         guard let closeFrame else { return reset(connection, reason) }
         connection.stream = nil
         connection.streamGate?.close()
@@ -1047,6 +1085,8 @@ final class ClientConnection {
     var stream: ResponseStream?
     /// Credit for the Worker's task whose answer `stream` is.
     var streamGate: CreditGate?
+    /// The app's side of a WebSocket a Worker passed on, frame by frame.
+    var webSocket: WebSocketFrameScanner?
     /// The request's body streams into the mesh: set from its dispatch to its last piece.
     var upload: RequestUpload?
     /// The head of the request being answered.

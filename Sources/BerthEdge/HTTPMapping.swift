@@ -38,9 +38,13 @@ enum HTTPMapping {
 
     /// A request to switch to WebSocket (RFC 6455 §4.1): `Upgrade: websocket` and `Connection: upgrade`.
     static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
-        guard head.method == "GET", head.minorVersion == 1 else { return false }
-        let upgrade = head.headers.contains { $0.name.caseInsensitiveEquals("upgrade") && $0.value.lowercased().contains("websocket") }
-        let connection = head.headers.contains { header in
+        head.minorVersion == 1 && isWebSocketUpgrade(method: head.method, headers: head.headers)
+    }
+
+    static func isWebSocketUpgrade(method: String, headers: [Header]) -> Bool {
+        guard method == "GET" else { return false }
+        let upgrade = headers.contains { $0.name.caseInsensitiveEquals("upgrade") && $0.value.lowercased().contains("websocket") }
+        let connection = headers.contains { header in
             header.name.caseInsensitiveEquals("connection")
                 && header.value.lowercased().split(separator: ",").contains { $0.filter { $0 != " " && $0 != "\t" } == "upgrade" }
         }

@@ -39,7 +39,14 @@ struct MeshClient: Sendable {
                     request, id: id, to: target, port: port, configuration: configuration, ids: ids,
                     reply: .callback { continuation.resume(returning: $0) }, streamsAnswer: streamsAnswers
                 )
-                if let upload { exchange.streamsBody(through: upload) }
+                if let upload {
+                    // A WebSocket a Worker passes on: its body is the client's side of the socket.
+                    if HTTPMapping.isWebSocketUpgrade(method: request.method, headers: request.headers) {
+                        exchange.upgrades(through: upload)
+                    } else {
+                        exchange.streamsBody(through: upload)
+                    }
+                }
                 let body = request.body.framesForBus
                 if !bus.execute({ [exchange] in $0.send(exchange, body: body) }) {
                     upload?.close()
@@ -105,21 +112,17 @@ struct Exchange: Sendable {
         kind = configuration.trafficKind
     }
 
-    /// The body streams in after the request, as the sidecar grants credit.
-    mutating func streamsBody() {
+    /// The body streams in after the request, as the sidecar grants credit: from the edge's server, or from a
+    /// Worker's task, which sends as `gate` lets it.
+    mutating func streamsBody(through gate: CreditGate? = nil) {
         request.bodyStreams = true
         bytesIn = 0
-    }
-
-    /// A Worker's body streams in after the request, sent as `gate` lets it.
-    mutating func streamsBody(through gate: CreditGate) {
-        streamsBody()
         upload = gate
     }
 
     /// A WebSocket: both ways stream the new protocol's bytes.
-    mutating func upgrades() {
-        streamsBody()
+    mutating func upgrades(through gate: CreditGate? = nil) {
+        streamsBody(through: gate)
         request.upgrade = true
     }
 

@@ -5,7 +5,8 @@ import Synchronization
 
 /// A Worker that takes bodies as streams (`streamsBodies`), to show what one can do with them:
 /// - any path of the edge's `--route`s goes to its container as it came, and the answer back as it comes: a body of
-///   any size passes through the Worker in both directions with no more than a window held;
+///   any size passes through the Worker in both directions with no more than a window held, and a WebSocket passes
+///   through both ways until either side closes;
 /// - `POST /length` reads the body piece by piece and says how long it was, and `POST /collect` reads it whole, up to
 ///   1 MiB;
 /// - `GET /ticks/N` answers with server-sent events it makes itself, one per `GET /tick` from another client;

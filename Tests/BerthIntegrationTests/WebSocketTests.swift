@@ -5,15 +5,26 @@ import Foundation
 import NIOHTTP1
 import Testing
 
-/// WebSockets (RFC 6455) through edge → sidecar → app, with Python's `websockets` on both ends: messages both ways,
-/// a 16 MiB one, ping and pong, close codes from either side, and 1011 when the instance dies.
+/// WebSockets (RFC 6455) through edge → sidecar → app, by a declarative route or passed on by a Worker's task, with
+/// Python's `websockets` on both ends: messages both ways, a 16 MiB one, ping and pong, close codes from either side,
+/// and 1011 when the instance dies.
 @Suite(.serialized)
 struct WebSocketTests {
-    /// A router, one instance of the echo app, and an edge routing `/w/` to it.
-    static func start(_ mesh: TestMesh) async throws {
+    /// A WebSocket goes by a declarative route, or through a Worker's task that passes it on (`streaming-edge`).
+    enum Via: String, CaseIterable, Sendable {
+        case route, worker
+    }
+
+    /// An edge sending `/w/` to the echo app, by a route or through a Worker.
+    static func startEdge(_ mesh: TestMesh, via: Via) throws {
+        try mesh.startEdge(routes: ["/w/=Sockets"], executable: via == .route ? "berth-edge" : "streaming-edge")
+    }
+
+    /// A router, one instance of the echo app, and an edge sending `/w/` to it.
+    static func start(_ mesh: TestMesh, via: Via = .route) async throws {
         try mesh.startRouter()
         try mesh.addInstance(className: "Sockets", id: "w-0", script: Paths.webSocketApp)
-        try mesh.startEdge(routes: ["/w/=Sockets"])
+        try startEdge(mesh, via: via)
         guard try await mesh.waitUntil("/w/", accept: { response, _ in response.status.code == 200 }) else { throw MeshNotUp(logs: mesh.logs) }
     }
 
@@ -38,9 +49,9 @@ struct WebSocketTests {
         return try #require(json, "the client said: \(text)")
     }
 
-    @Test func messagesBigMessagesPingAndAClientCloseGoThrough() async throws {
+    @Test(arguments: Via.allCases) func messagesBigMessagesPingAndAClientCloseGoThrough(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let (process, output) = try Self.client(mesh, "echo")
             let seen = try Self.outcome(process, output)
             #expect(seen["text"] as? String == "hello, mesh")
@@ -51,9 +62,9 @@ struct WebSocketTests {
         }
     }
 
-    @Test func theAppsCloseCodeReachesTheClient() async throws {
+    @Test(arguments: Via.allCases) func theAppsCloseCodeReachesTheClient(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let (process, output) = try Self.client(mesh, "server-close")
             #expect(try Self.outcome(process, output)["close"] as? [AnyHashable] == [4000, "bye"])
         }
@@ -76,17 +87,17 @@ struct WebSocketTests {
         return json?["close"] as? [AnyHashable]
     }
 
-    @Test func aSidecarThatDiesClosesTheSocketWith1011() async throws {
+    @Test(arguments: Via.allCases) func aSidecarThatDiesClosesTheSocketWith1011(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let code = try Self.closeCode(mesh) { mesh.instances[0].sidecar!.stop() }
             #expect(code?.first == 1011 as AnyHashable, "\(String(describing: code))")
         }
     }
 
-    @Test func anAppThatDiesClosesTheSocketWith1011() async throws {
+    @Test(arguments: Via.allCases) func anAppThatDiesClosesTheSocketWith1011(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let code = try Self.closeCode(mesh) { mesh.instances[0].app!.stop() }
             #expect(code?.first == 1011 as AnyHashable, "\(String(describing: code))")
         }
@@ -94,11 +105,11 @@ struct WebSocketTests {
 
     /// `sleep_after` counts from a WebSocket's last message: messages every second keep a 2 s timer from running out,
     /// and once they stop the app sleeps, which closes the socket with 1011.
-    @Test func messagesRenewTheSleepAfterTimer() async throws {
+    @Test(arguments: Via.allCases) func messagesRenewTheSleepAfterTimer(via: Via) async throws {
         try await withMesh { mesh in
             try mesh.startRouter()
             try mesh.addInstance(className: "Sockets", id: "w-0", owned: true, script: Paths.webSocketApp, sidecarArguments: ["--sleep-after", "2s"])
-            try mesh.startEdge(routes: ["/w/=Sockets"])
+            try Self.startEdge(mesh, via: via)
             guard try await mesh.waitUntil("/w/", accept: { response, _ in response.status.code == 200 }) else { throw MeshNotUp(logs: mesh.logs) }
             let (process, output) = try Self.client(mesh, "idle-after-chat")
             let seen = try Self.outcome(process, output)
@@ -108,9 +119,9 @@ struct WebSocketTests {
     }
 
     /// A WebSocket gets one traffic event at its close, with its messages each way.
-    @Test func aWebSocketGetsOneEventWithItsMessages() async throws {
+    @Test(arguments: Via.allCases) func aWebSocketGetsOneEventWithItsMessages(via: Via) async throws {
         try await withMesh { mesh in
-            try await Self.start(mesh)
+            try await Self.start(mesh, via: via)
             let event: TrafficEvent = try await EventStreamTests.withSubscription(mesh, topics: ["traffic.edge"]) { items in
                 // Subscriptions reach the publishers through the router: sockets open and close until events come.
                 let sockets = Task {
@@ -123,7 +134,10 @@ struct WebSocketTests {
                 }
                 defer { sockets.cancel() }
                 for try await item in items {
-                    guard case .event(let tapped) = item, case .traffic(let event) = tapped.event, event.status == 101 else { continue }
+                    // Through a Worker, the socket's exchange with the sidecar has the messages; the client's request to the
+                    // Worker is the span above it.
+                    guard case .event(let tapped) = item, case .traffic(let event) = tapped.event, event.status == 101,
+                          event.source.className != EventNames.clientClass else { continue }
                     return event
                 }
                 throw CancellationError()
