@@ -149,7 +149,8 @@ final class BodyFeed: Sendable {
     private let abandon: @Sendable () -> Void
 
     /// `grant`: called with bytes of credit for the sender, from the reader's task; `abandon`: called once if the
-    /// reader gives the body up before its end. The sender may send `initialGrant` bytes before it hears a grant.
+    /// reader gives the body up before its end. The sender may send `initialGrant` bytes before it hears a grant;
+    /// with none, its first grant comes when the body is first read, so a body nobody reads holds nothing.
     init(window: Int = Streaming.window, initialGrant: Int, grant: @escaping @Sendable (Int) -> Void, abandon: @escaping @Sendable () -> Void) {
         state = Mutex(State(credit: CreditReceiver(window: window, initialGrant: initialGrant)))
         self.grant = grant
@@ -194,13 +195,12 @@ final class BodyFeed: Sendable {
                 if let piece = state.pieces.popFirst() {
                     return (piece, state.credit.consume(piece.byteCount), nil)
                 }
+                if state.credit.granted == 0 && !state.ended { return (nil, state.credit.grant(), nil) }
                 guard state.ended else { return (nil, nil, nil) }
                 return (nil, nil, state.failure.map { .failure($0) } ?? .success(()))
             }
-            if let piece {
-                if let due { grant(due) }
-                return piece
-            }
+            if let due { grant(due) }
+            if let piece { return piece }
             switch end {
             case .success?: return nil
             case .failure(let error)?: throw error

@@ -396,10 +396,10 @@ final class EdgeHTTPServer {
             respond(connection, with: response, closing: true)
         case .worker:
             let length = head.headers.first { $0.name.caseInsensitiveEquals("content-length") }.flatMap { Int($0.value) }
-            request.body = Body(stream: BodyStream(feed: uploadToWorker(connection, tunnel: false), length: length))
+            let feed = uploadToWorker(connection, held: connection.reader.takeAvailableBody(), tunnel: false)
+            request.body = Body(stream: BodyStream(feed: feed, length: length))
             runWorker(connection, request)
-            sendPiece(connection, connection.reader.takeAvailableBody(), final: false)
-            readUpload(connection, hungUp: false)
+            setEvents(connection, connection.writer.isEmpty ? 0 : Int16(POLLOUT))
         case .forward(let forwarded, let target, let port):
             let id = ids.next()
             connection.open = .mesh(id: id)
@@ -416,15 +416,17 @@ final class EdgeHTTPServer {
     }
 
     /// What the client sends of the body of the request `connection` hands to its Worker now (or, for a WebSocket,
-    /// `tunnel`, all it sends from now on): the feed the Worker's task reads, which reads the client as it is read.
-    private func uploadToWorker(_ connection: ClientConnection, tunnel: Bool) -> BodyFeed {
+    /// `tunnel`, all it sends from now on), `held` what came of it already: the feed the Worker's task reads, which
+    /// reads the client only as it is read. Nothing more is read until the Worker first reads, so a client cannot make
+    /// the edge hold a window for a Worker that never reads.
+    private func uploadToWorker(_ connection: ClientConnection, held: [Frame], tunnel: Bool) -> BodyFeed {
         let token = connection.token, number = connection.exchange, loop = loop
         let feed = BodyFeed(
-            initialGrant: Streaming.window,
+            initialGrant: 0,
             grant: { bytes in loop.execute { $0.server.grantUpload(token: token, exchange: number, bytes: UInt64(bytes)) } },
             abandon: { loop.execute { $0.server.uploadAbandoned(token: token, exchange: number) } }
         )
-        connection.upload = RequestUpload(id: 0, sender: CreditSender(initial: Streaming.window), feed: feed, tunnel: tunnel)
+        connection.upload = RequestUpload(id: 0, feed: feed, held: held, tunnel: tunnel)
         return feed
     }
 
@@ -432,11 +434,10 @@ final class EdgeHTTPServer {
     /// bytes that came after its head on.
     private func dispatchWorkerTunnel(_ connection: ClientConnection, _ request: EdgeRequest) {
         var request = request
-        request.body = Body(stream: BodyStream(feed: uploadToWorker(connection, tunnel: true), length: nil))
-        runWorker(connection, request)
         let early = connection.pending.isEmpty ? [] : [Frame(connection.pending)]
         connection.pending.removeAll()
-        sendPiece(connection, early, final: false)
+        request.body = Body(stream: BodyStream(feed: uploadToWorker(connection, held: early, tunnel: true), length: nil))
+        runWorker(connection, request)
         setEvents(connection, streamEvents(connection))
     }
 

@@ -67,6 +67,19 @@ struct BodyStreamTests {
         #expect(cut?.kind == .cut, "what came before the overrun is read, then the body is cut")
     }
 
+    /// A feed that grants nothing at first grants its window when it is first read: a body nobody reads holds nothing.
+    @Test func withoutAnInitialGrantTheFirstReadGrantsTheWindow() async throws {
+        let log = SenderLog()
+        let feed = log.feed(initialGrant: 0)
+        guard case .refused = feed.push([Frame("before any grant")], final: false) else { Issue.record("took a piece it never granted"); return }
+        let lazy = log.feed(initialGrant: 0)
+        let reading = Task { try await BodyStream(feed: lazy, length: nil).reader().nextFrames() }
+        while log.grants.withLock({ $0.isEmpty }) { await Task.yield() }
+        #expect(log.grants.withLock { $0 } == [4 << 10])
+        #expect(lazy.push([Frame("now")], final: false) == .taken)
+        #expect(try await reading.value?.byteCount == 3)
+    }
+
     @Test func aReaderWaitsForPiecesAndSeesACleanOrACutEnd() async throws {
         let log = SenderLog()
         let feed = log.feed()
