@@ -229,6 +229,7 @@ final class CreditGate: Sendable {
     private struct State {
         var sender: CreditSender
         var closed = false
+        var onClose: [@Sendable () -> Void] = []
     }
 
     private let state: Mutex<State>
@@ -246,8 +247,22 @@ final class CreditGate: Sendable {
 
     /// The exchange ended (answered, cut, its client gone): whoever waits for credit stops.
     func close() {
-        state.withLock { $0.closed = true }
+        let actions = state.withLock { state in
+            state.closed = true
+            defer { state.onClose = [] }
+            return state.onClose
+        }
         changed.signal()
+        for action in actions { action() }
+    }
+
+    /// Runs `action` once the gate closes (at once if it is closed).
+    func whenClosed(_ action: @escaping @Sendable () -> Void) {
+        let closed = state.withLock { state in
+            if !state.closed { state.onClose.append(action) }
+            return state.closed
+        }
+        if closed { action() }
     }
 
     /// Waits for credit, and takes what a piece of up to `bytes` may have of it; nil once the gate is closed or the
@@ -322,7 +337,15 @@ enum BodyPump {
     }
 
     /// Reads `body` and hands it to `send` in pieces no larger than `gate` allows, the last one empty and `final`.
-    static func run(_ body: BodyStream, through gate: CreditGate, send: ([Frame], _ final: Bool) -> Void) async -> End {
+    /// Once the gate closes the body is read no more, even if it was waiting for its next piece: a source that never
+    /// ends (a Worker's event stream, a client's upload) holds no task for an exchange that is over.
+    static func run(_ body: BodyStream, through gate: CreditGate, send: @escaping @Sendable ([Frame], _ final: Bool) -> Void) async -> End {
+        let pumping = Task { await pump(body, through: gate, send: send) }
+        gate.whenClosed { pumping.cancel() }
+        return await withTaskCancellationHandler { await pumping.value } onCancel: { pumping.cancel() }
+    }
+
+    private static func pump(_ body: BodyStream, through gate: CreditGate, send: ([Frame], _ final: Bool) -> Void) async -> End {
         let reader = body.reader()
         do {
             while let frames = try await reader.nextFrames() {
@@ -339,6 +362,8 @@ enum BodyPump {
             if Task.isCancelled { return .stopped }
             return .failed("\(error)")
         }
+        // A sequence may end quietly when its reader is cancelled (AsyncStream does): not a whole body.
+        if Task.isCancelled { return .stopped }
         send([], true)
         return .finished
     }

@@ -756,6 +756,8 @@ final class EdgeHTTPServer {
             return respond(connection, with: response, closing: true)
         }
         connection.upload?.discarding = true
+        // Nobody will read the rest: whoever still waits for it (a pump passing it on) stops.
+        connection.upload?.feed?.cut("the answer went before the whole body was read")
         respond(connection, with: response)
     }
 

@@ -132,6 +132,16 @@ struct BodyStreamTests {
         #expect(pieces.map(\.0) == [4 << 10, 6 << 10, 0] && pieces.map(\.1) == [false, false, true], "\(pieces)")
     }
 
+    /// A source that waits for ever (an event stream with no events) does not keep the pump once its exchange is over.
+    @Test func closingTheGateStopsAPumpThatWaitsForItsSource() async throws {
+        let gate = CreditGate(initial: 4 << 10)
+        let (silent, continuation) = AsyncStream<ByteBuffer>.makeStream()
+        defer { continuation.finish() }
+        let pumping = Task { await BodyPump.run(BodyStream(silent, length: nil), through: gate) { _, _ in } }
+        gate.close()
+        guard case .stopped = await pumping.value else { Issue.record("the pump did not stop"); return }
+    }
+
     @Test func aClosedGateStopsThePump() async throws {
         let gate = CreditGate(initial: 0)
         let body = BodyStream(AsyncStream { $0.yield(ByteBuffer(string: "x")); $0.finish() }, length: nil)
