@@ -1,5 +1,6 @@
 import BerthBus
 import NIOCore
+import Synchronization
 
 /// An HTTP body: whole, as the pieces it arrived in (bus frames for what came off the bus or a client connection,
 /// buffers for what a Worker made), or a stream of pieces read once.
@@ -119,6 +120,16 @@ public struct Body: Sendable, AsyncSequence {
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(self) }
 
+    /// This body, with `done` called once it is over: at once for a whole body; for one that streams, when it has been
+    /// read to its end, or was cut, or let go before its end, with the bytes read and why it is not whole.
+    func observingEnd(_ done: @escaping @Sendable (_ bytes: Int, _ failure: String?) -> Void) -> Body {
+        guard let stream else {
+            done(count, nil)
+            return self
+        }
+        return Body(stream: ObservedPieces(body: self, observer: EndObserver(done)), length: stream.length)
+    }
+
     /// The whole body in one buffer; empty for a body that streams, which `collect(upTo:)` reads.
     public var buffer: ByteBuffer {
         let chunks = chunks
@@ -149,5 +160,53 @@ public struct Body: Sendable, AsyncSequence {
         case .frames(let frames): frames.map { $0.copy() }
         case .stream: []
         }
+    }
+}
+
+/// A body's pieces, with its end observed.
+private struct ObservedPieces: AsyncSequence, Sendable {
+    let body: Body
+    let observer: EndObserver
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var pieces: Body.AsyncIterator
+        let observer: EndObserver
+
+        mutating func next() async throws -> ByteBuffer? {
+            do {
+                guard let piece = try await pieces.next() else {
+                    observer.end(nil)
+                    return nil
+                }
+                observer.read(piece.readableBytes)
+                return piece
+            } catch {
+                observer.end("\(error)")
+                throw error
+            }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(pieces: body.makeAsyncIterator(), observer: observer) }
+}
+
+/// Calls its action once, at a body's end; a body let go before its end ends then.
+private final class EndObserver: Sendable {
+    private let state = Mutex<(bytes: Int, done: (@Sendable (Int, String?) -> Void)?)>((0, nil))
+
+    init(_ done: @escaping @Sendable (Int, String?) -> Void) {
+        state.withLock { $0.done = done }
+    }
+
+    deinit { end("the body was let go before its end") }
+
+    func read(_ bytes: Int) { state.withLock { $0.bytes += bytes } }
+
+    func end(_ failure: String?) {
+        let (bytes, done) = state.withLock { state in
+            defer { state.done = nil }
+            return (state.bytes, state.done)
+        }
+        done?(bytes, failure)
     }
 }

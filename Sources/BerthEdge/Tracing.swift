@@ -131,17 +131,23 @@ extension Environment {
         var request = request
         let span = Span(headers: &request.headers, inherited: TraceContext.current, ids: mesh.ids.traces)
         let started = ContinuousClock.now
-        let response = await send(request)
+        var response = await send(request)
         let configuration = mesh.configuration
-        let event = TrafficEvent(
-            timeMicroseconds: WallClock.nowMicroseconds(), requestID: mesh.ids.next(), traceID: span.traceID,
-            source: configuration.source, destination: destination,
-            method: request.method, path: request.path, status: UInt32(clamping: response.status),
-            bytesIn: UInt64(request.body.count), bytesOut: UInt64(response.body.count),
-            latencyMicroseconds: started.duration(to: .now).wholeMicroseconds, kind: configuration.trafficKind,
-            error: response.meshError, spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: span.xRequestID
-        )
-        mesh.bus.execute { $0.publishTraffic(event) }
+        let mesh = mesh
+        // The exchange is over when its answer's body is: an answer that streams is published at its end.
+        response.body = response.body.observingEnd { [request, response] bytesOut, failure in
+            var event = TrafficEvent(
+                timeMicroseconds: WallClock.nowMicroseconds(), requestID: mesh.ids.next(), traceID: span.traceID,
+                source: configuration.source, destination: destination,
+                method: request.method, path: request.path, status: UInt32(clamping: response.status),
+                bytesIn: UInt64(request.body.count), bytesOut: UInt64(bytesOut),
+                latencyMicroseconds: started.duration(to: .now).wholeMicroseconds, kind: configuration.trafficKind,
+                error: response.meshError ?? failure.map { MeshError(code: .appFailed, message: $0, component: "sidecar") },
+                spanID: span.spanID, parentSpanID: span.parentSpanID, xRequestID: span.xRequestID
+            )
+            event.streamed = request.body.isStream || response.body.isStream
+            mesh.bus.execute { [event] in $0.publishTraffic(event) }
+        }
         return response
     }
 }

@@ -15,7 +15,7 @@ public struct EgressConfiguration: Sendable {
     public var policy: EgressPolicy
     /// Deadline of a call that does not set `x-berth-timeout-ms`.
     public var timeout: Duration = .seconds(30)
-    /// Largest request or response body.
+    /// Largest request body read whole (bodies over 1 MiB, or of unknown length, stream with no limit).
     public var maxBodyBytes = 32 << 20
 
     public init(policy: EgressPolicy) {
@@ -69,7 +69,7 @@ public struct EgressService: Service {
         internet = configuration.policy.internet ? HTTPClient(eventLoopGroupProvider: .singleton) : nil
         var logger = logger
         logger[metadataKey: "berth.egress"] = "\(listener.url)"
-        let worker = EgressWorker(policy: configuration.policy, internet: internet, timeout: configuration.timeout, maxBodyBytes: configuration.maxBodyBytes)
+        let worker = EgressWorker(policy: configuration.policy, internet: internet, timeout: configuration.timeout)
         self.edge = EdgeService(configuration: edge, worker: worker, listener: listener.socket, logger: logger)
     }
 
@@ -90,10 +90,12 @@ struct EgressWorker: DirectWorker {
     let policy: EgressPolicy
     let internet: HTTPClient?
     let timeout: Duration
-    let maxBodyBytes: Int
 
     /// Names the port of a call into the mesh, taken off before it goes on (`x-berth-instance` names the instance).
     static let portHeader = "x-berth-port"
+
+    /// Calls out of the mesh stream both ways, as calls into it do: a download of any size passes through.
+    var streamsBodies: Bool { true }
 
     func decide(_ request: EdgeRequest) -> DirectDecision {
         switch policy.decide(authority: request.authority, path: request.path) {
@@ -146,12 +148,17 @@ struct EgressWorker: DirectWorker {
         for header in request.headers where !Self.hopByHop(header.name) {
             outgoing.headers.add(name: header.name, value: header.value)
         }
-        if !request.body.isEmpty { outgoing.body = .bytes(request.body.buffer) }
+        if request.body.isStream {
+            outgoing.body = .stream(request.body, length: request.body.length.map { .known(Int64($0)) } ?? .unknown)
+        } else if !request.body.isEmpty {
+            outgoing.body = .bytes(request.body.buffer)
+        }
         do {
+            // The timeout runs until the answer's head; its body streams for as long as it takes.
             let response = try await client.execute(outgoing, timeout: .milliseconds(timeout.milliseconds))
-            let body = try await response.body.collect(upTo: maxBodyBytes)
             let headers = response.headers.filter { !Self.hopByHop($0.name) }.map { Header($0.name, $0.value) }
-            return EdgeResponse(status: Int(response.status.code), headers: headers, body: Body(body))
+            let length = response.headers.first(name: "content-length").flatMap { Int($0) }
+            return EdgeResponse(status: Int(response.status.code), headers: headers, body: Body(stream: response.body, length: length))
         } catch {
             return .failure(MeshError(code: .appUnreachable, message: "the call to \(host):\(port) outside the mesh failed: \(error)", component: "sidecar"))
         }

@@ -117,6 +117,45 @@ struct EgressTests {
         }
     }
 
+    /// A call out of the mesh streams as calls into it do: a download larger than any body read whole (32 MiB)
+    /// reaches the app whole, and the event of the call comes at its end with its bytes; an upload over 1 MiB streams
+    /// out whole.
+    @Test func aDownloadFromOutsideStreamsThroughTheSidecar() async throws {
+        let size = 40_000_000
+        let outsidePort = freePort()
+        let outside = try ChildProcess(name: "outside", executable: URL(fileURLWithPath: "/usr/bin/env"),
+                                       arguments: ["python3", Paths.streamApp.path, String(outsidePort)])
+        defer { outside.stop() }
+        try awaitPort(outsidePort)
+        let expected = try await StreamingTests.runWatchingMemory("python3 \(Paths.streamApp.path) --sha256 \(size)", of: []).1
+        try await withMesh { mesh in
+            try await Self.start(mesh, egress: ["--internet"])
+            let event: TrafficEvent = try await EventStreamTests.withSubscription(mesh, topics: ["traffic."]) { items in
+                let calling = Task {
+                    for index in 0..<20 {
+                        let (response, body) = try await mesh.get(
+                            "/a/call?url=http://127.0.0.1:\(outsidePort)/download/\(size)&digest=1", headers: [("x-request-id", "download-\(index)")]
+                        )
+                        #expect(response.status == .ok && body.contains("\"length\": \(size)") && body.contains(expected.prefix(64)), "\(body)")
+                        try await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+                defer { calling.cancel() }
+                for try await item in items {
+                    guard case .event(let tapped) = item, case .traffic(let event) = tapped.event,
+                          event.xRequestID.hasPrefix("download-"), event.destination.className == EventNames.internetClass else { continue }
+                    return event
+                }
+                throw MeshNotUp(logs: mesh.logs)
+            }
+            #expect(event.bytesOut == UInt64(size) && event.streamed && event.status == 200, "\(event)")
+            let posted = 3_000_000
+            let xs = try await StreamingTests.runWatchingMemory("python3 -c 'import hashlib; print(hashlib.sha256(b\"x\" * \(posted)).hexdigest())'", of: []).1
+            let (response, body) = try await mesh.get("/a/call?url=http://127.0.0.1:\(outsidePort)/upload&post=\(posted)")
+            #expect(response.status == .ok && body.contains("\"length\": \(posted)") && body.contains(xs.prefix(64)), "\(body)")
+        }
+    }
+
     /// Compose/egress.yaml's containers, under `berth up`: A posts to B through its own sidecar, with the port of its
     /// egress listener fixed in its network namespace, or chosen per instance where instances share the network.
     @Test(arguments: ["netns", "port"])

@@ -16,6 +16,8 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 /call?target=T     -> calls $BERTH_URL + T (its sidecar's egress listener), passing on the traceparent it got (and
                        x-berth-call-X as x-berth-X), and answers with the callee's status, x-berth-error and body
 /call?url=U         -> the same for the absolute URL U, with $BERTH_URL as its HTTP proxy
+/call?...&digest=1  -> reads the callee's body as it comes and answers JSON: its length and sha256
+/call?...&post=N    -> POSTs N bytes of "x" to the callee instead of a GET
 /raw/NAME           -> a hand-written answer, then the connection closes: `garbage` (not HTTP), `unframed` (a body
                        that ends with the connection), `continue` (a 100 first), `conflict` (two Content-Lengths)
 
@@ -150,15 +152,24 @@ class Handler(BaseHTTPRequestHandler):
         # x-berth-call-instance: NAME reaches the egress listener as x-berth-instance: NAME (the edge in front of
         # this app takes x-berth-instance for itself).
         headers = {k.lower().replace("x-berth-call-", "x-berth-"): v for k, v in headers.items()}
+        data = b"x" * int(query["post"][0]) if "post" in query else None
         if "url" in query:
-            request = urllib.request.Request(query["url"][0], headers=headers)
+            request = urllib.request.Request(query["url"][0], headers=headers, data=data)
             opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": base}))
         else:
-            request = urllib.request.Request(base + query["target"][0], headers=headers)
+            request = urllib.request.Request(base + query["target"][0], headers=headers, data=data)
             opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(request, timeout=10) as answer:
-                status, error, body = answer.status, answer.headers.get("x-berth-error"), answer.read()
+                status, error = answer.status, answer.headers.get("x-berth-error")
+                if "digest" in query:
+                    digest, length = hashlib.sha256(), 0
+                    while piece := answer.read(1 << 16):
+                        digest.update(piece)
+                        length += len(piece)
+                    body = json.dumps({"length": length, "sha256": digest.hexdigest()}).encode()
+                else:
+                    body = answer.read()
         except urllib.error.HTTPError as failed:
             status, error, body = failed.code, failed.headers.get("x-berth-error"), failed.read()
         self.send(status, body, [("content-type", "text/plain")] + ([("x-berth-error", error)] if error else []))
