@@ -1,4 +1,5 @@
 import BerthBus
+import BerthWire
 import NIOCore
 import Synchronization
 
@@ -38,6 +39,15 @@ public struct Body: Sendable, AsyncSequence {
     }
 
     init(stream: BodyStream) { storage = .stream(stream) }
+
+    /// A body that streams what is written to `writer`, as its reader takes it: `writer.write` waits while the reader
+    /// is a window (2 MiB) behind, so a fast source never outruns a slow client. For pieces that come from a scope the
+    /// body cannot outlive (a connection's `executeThenClose`, say).
+    public static func makeStream(length: Int? = nil) -> (body: Body, writer: BodyWriter) {
+        let gate = CreditGate(initial: Streaming.window)
+        let feed = BodyFeed(initialGrant: Streaming.window, grant: { gate.granted(UInt64($0)) }, abandon: { gate.close() })
+        return (Body(stream: BodyStream(feed: feed, length: length)), BodyWriter(feed: feed, gate: gate))
+    }
 
     /// The body streams: its bytes are read with `for try await`, or `collect(upTo:)`.
     public var isStream: Bool {
@@ -208,5 +218,34 @@ private final class EndObserver: Sendable {
             return (state.bytes, state.done)
         }
         done?(bytes, failure)
+    }
+}
+
+/// Writes the pieces of a body made by `Body.makeStream()`.
+public struct BodyWriter: Sendable {
+    let feed: BodyFeed
+    let gate: CreditGate
+
+    /// Sends `piece` once the reader has room for it; throws `BodyError.cut` once the reader has gone.
+    public func write(_ piece: ByteBuffer) async throws {
+        var rest = piece
+        while rest.readableBytes > 0 {
+            guard let allowed = await gate.take(upTo: rest.readableBytes) else {
+                throw BodyError(.cut, "the body's reader went away")
+            }
+            guard feed.push([Frame(rest.readSlice(length: allowed)!)], final: false) == .taken else {
+                throw BodyError(.cut, "the body's reader went away")
+            }
+        }
+    }
+
+    /// The body is whole.
+    public func finish() {
+        _ = feed.push([], final: true)
+    }
+
+    /// The body ends cut, for `reason`: its reader sees an error, and a client it goes to sees its connection reset.
+    public func fail(_ reason: String) {
+        feed.cut(reason)
     }
 }

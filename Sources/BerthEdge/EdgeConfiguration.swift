@@ -41,6 +41,9 @@ public struct EdgeConfiguration: Sendable {
     /// Link to the routers, and follow their directory, only once the first request comes: a sidecar's egress
     /// listener, whose app may never call, then costs the routers nothing.
     public var followsRoutersFromFirstRequest = false
+    /// CONNECT is read and handed to the Worker with the client's side of the tunnel as its body, as a forward proxy
+    /// does (a sidecar's egress listener); otherwise it is refused with 501.
+    public var tunnels = false
     /// Where its spans go besides the event stream (`--otlp-endpoint`): every traffic event it publishes.
     public var spans: (any SpanSink)?
 

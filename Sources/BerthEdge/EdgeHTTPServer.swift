@@ -29,11 +29,13 @@ final class EdgeHTTPServer {
         let idleTimeout: Duration
         /// A client's whole head must arrive within this, from the first byte (or the connection's start).
         let headerTimeout: Duration
+        /// CONNECT is read and its tunnel handed to the Worker (`EdgeConfiguration.tunnels`).
+        let tunnels: Bool
         let logger: Logger
 
         init(
             worker: any Worker, maxBodyBytes: Int, maxStreamedBodyBytes: Int? = nil, maxBufferedBytes: Int, idleTimeout: Duration,
-            headerTimeout: Duration, logger: Logger
+            headerTimeout: Duration, tunnels: Bool = false, logger: Logger
         ) {
             self.worker = worker
             self.routes = worker as? any DirectWorker
@@ -42,6 +44,7 @@ final class EdgeHTTPServer {
             self.maxBufferedBytes = maxBufferedBytes
             self.idleTimeout = idleTimeout
             self.headerTimeout = headerTimeout
+            self.tunnels = tunnels && worker.streamsBodies
             self.logger = logger
         }
     }
@@ -356,7 +359,7 @@ final class EdgeHTTPServer {
     private func newReader() -> HTTPRequestReader {
         HTTPRequestReader(
             maxBodyBytes: serving.maxBodyBytes, streamAbove: serving.routes != nil || serving.worker.streamsBodies ? Self.streamAbove : nil,
-            maxStreamedBytes: serving.maxStreamedBodyBytes
+            maxStreamedBytes: serving.maxStreamedBodyBytes, tunnels: serving.tunnels
         )
     }
 
@@ -430,8 +433,8 @@ final class EdgeHTTPServer {
         return feed
     }
 
-    /// A WebSocket's Upgrade to a Worker that takes streams: its body is the client's side of the socket, from the
-    /// bytes that came after its head on.
+    /// A WebSocket's Upgrade, or a CONNECT, to a Worker that takes streams: its body is the client's side of the
+    /// socket or tunnel, from the bytes that came after its head on.
     private func dispatchWorkerTunnel(_ connection: ClientConnection, _ request: EdgeRequest) {
         var request = request
         let early = connection.pending.isEmpty ? [] : [Frame(connection.pending)]
@@ -672,7 +675,8 @@ final class EdgeHTTPServer {
         if let routes = serving.routes {
             switch routes.decide(request) {
             case .answer(let response):
-                return respond(connection, with: response)
+                // A refused CONNECT closes: what its client sends next may be meant for the tunnel it asked for.
+                return respond(connection, with: response, closing: head.isConnect)
             case .forward(let forwarded, let target, let port) where HTTPMapping.isWebSocketUpgrade(head):
                 return dispatchTunnel(connection, forwarded, to: target, port: port)
             case .forward(let forwarded, let target, let port):
@@ -689,7 +693,9 @@ final class EdgeHTTPServer {
                 break
             }
         }
-        if serving.worker.streamsBodies && HTTPMapping.isWebSocketUpgrade(head) { return dispatchWorkerTunnel(connection, request) }
+        if serving.worker.streamsBodies && (HTTPMapping.isWebSocketUpgrade(head) || head.isConnect) {
+            return dispatchWorkerTunnel(connection, request)
+        }
         runWorker(connection, request)
     }
 
@@ -769,7 +775,9 @@ final class EdgeHTTPServer {
     func beginWorkerStream(token: Int, exchange number: UInt64, with response: EdgeResponse, gate: CreditGate, span: WorkerSpan?) {
         guard let connection = connections[token], connection.exchange == number, case .worker? = connection.open else { return gate.close() }
         let request = connection.request
-        let switched = response.status == 101 && connection.upload?.tunnel == true
+        // The answer that opens a tunnel: a WebSocket's 101, a CONNECT's 2xx.
+        let opens = response.status == 101 || (request?.isConnect == true && (200..<300).contains(response.status))
+        let switched = opens && connection.upload?.tunnel == true
         guard switched || (HTTPMapping.bodyAllowed(status: response.status) && request?.isHead != true) else {
             gate.close()
             connection.open = nil
@@ -782,7 +790,7 @@ final class EdgeHTTPServer {
         }
         connection.streamGate = gate
         // The app's side of a WebSocket, followed frame by frame: cut between two frames, it is closed with 1011.
-        connection.webSocket = switched ? WebSocketFrameScanner() : nil
+        connection.webSocket = switched && response.status == 101 ? WebSocketFrameScanner() : nil
         if let span { workerStreams[token] = WorkerStream(span: span, response: response, exchange: number, lastEvent: .now) }
         let stream = ResponseStream(id: 0, length: response.body.length, minorVersion: request?.minorVersion ?? 1, switched: switched)
         writeHead(connection, of: response, streaming: stream)

@@ -43,7 +43,7 @@ public struct EdgeService: Service {
         let serving = EdgeHTTPServer.Serving(
             worker: worker, maxBodyBytes: configuration.maxBodyBytes, maxStreamedBodyBytes: configuration.maxStreamedBodyBytes,
             maxBufferedBytes: configuration.maxBufferedBytes,
-            idleTimeout: configuration.idleTimeout, headerTimeout: configuration.headerTimeout, logger: logger
+            idleTimeout: configuration.idleTimeout, headerTimeout: configuration.headerTimeout, tunnels: configuration.tunnels, logger: logger
         )
         let ids = RequestIDs()
         let bus = BusLoop<EdgeBus>(name: "berth-edge") { loop, descriptors in

@@ -16,6 +16,12 @@ enum HTTPMapping {
         }
         var headers = head.headers
         if let host = headers.firstIndex(where: { $0.name.caseInsensitiveEquals("host") }) { headers.remove(at: host) }
+        // A CONNECT's target is the authority it asks a tunnel to; it has no path.
+        guard !head.isConnect else {
+            var request = EdgeRequest(method: head.method, path: "", headers: headers, body: Body(frames: body))
+            request.authority = head.target
+            return request
+        }
         var request = EdgeRequest(method: head.method, path: String(path), query: String(query), headers: headers, body: Body(frames: body))
         request.authority = authority(head.target).map(String.init)
         return request
@@ -81,12 +87,14 @@ enum HTTPMapping {
         bytes.append(contentsOf: reasonPhrase(response.status).utf8)
         bytes.append(contentsOf: "\r\n".utf8)
         var connection: String?
-        // Without a body the length is the one the answer names (a HEAD's is the GET's); with one, the body's own.
-        let writesBody = bodyAllowed(status: response.status) && request?.isHead != true
+        // Without a body the length is the one the answer names (a HEAD's is the GET's); with one, the body's own. A
+        // CONNECT's 2xx has neither: the connection is the tunnel's from here on (RFC 9110 §9.3.6).
+        let opensTunnel = request?.isConnect == true && (200..<300).contains(response.status)
+        let writesBody = bodyAllowed(status: response.status) && request?.isHead != true && !opensTunnel
         for header in response.headers {
             guard HTTPSyntax.isToken(header.name) else { continue }
             switch header.name.utf8.count {
-            case 14 where writesBody && header.name.caseInsensitiveEquals("content-length"): continue
+            case 14 where (writesBody || opensTunnel) && header.name.caseInsensitiveEquals("content-length"): continue
             case 17 where header.name.caseInsensitiveEquals("transfer-encoding"): continue
             case 10 where header.name.caseInsensitiveEquals("connection"):
                 connection = header.value
@@ -105,9 +113,9 @@ enum HTTPMapping {
             }
         }
         if let connection, connection.utf8.count >= 5 && connection.lowercased().contains("close") { keepAlive = false }
-        if response.status == 101 {
-            // The connection is the new protocol's from here on (RFC 9110 §15.2.2).
-            bytes.appendHeader("connection", "upgrade")
+        if response.status == 101 || opensTunnel {
+            // The connection is the new protocol's from here on (RFC 9110 §15.2.2), or the tunnel's.
+            if response.status == 101 { bytes.appendHeader("connection", "upgrade") }
             bytes.append(contentsOf: "\r\n".utf8)
             return (bytes, true)
         }

@@ -5,6 +5,7 @@ import BerthWire
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 
 /// Everything a sidecar's egress listener is told besides where it listens (its `EgressListener`): the routers it
@@ -66,6 +67,7 @@ public struct EgressService: Service {
         edge.spans = sidecar.spans
         edge.security = sidecar.security
         edge.followsRoutersFromFirstRequest = true
+        edge.tunnels = true
         internet = configuration.policy.internet ? HTTPClient(eventLoopGroupProvider: .singleton) : nil
         var logger = logger
         logger[metadataKey: "berth.egress"] = "\(listener.url)"
@@ -98,7 +100,14 @@ struct EgressWorker: DirectWorker {
     var streamsBodies: Bool { true }
 
     func decide(_ request: EdgeRequest) -> DirectDecision {
-        switch policy.decide(authority: request.authority, path: request.path) {
+        let decision = policy.decide(authority: request.authority, path: request.path)
+        if request.method == "CONNECT", case .mesh(let className, _, _) = decision {
+            return .answer(.failure(MeshError(
+                code: .badRequest,
+                message: "CONNECT makes tunnels out of the mesh only; call \(className) with plain HTTP (\(Self.proxyHint))", component: "sidecar"
+            )))
+        }
+        switch decision {
         case .denied(let rule):
             return .answer(.text("berth sidecar: egress denied: \(rule)\n", status: 403).with(header: Header(Failures.errorHeader, "egress-denied")))
         case .invalid(let why):
@@ -136,8 +145,50 @@ struct EgressWorker: DirectWorker {
         }
         let destination = Endpoint(className: EventNames.internetClass, instanceID: "\(host):\(port)", port: UInt32(port))
         return await env.outside(request, to: destination) { request in
-            await send(request, to: host, port: port, path: path, over: internet)
+            if request.method == "CONNECT" { return await tunnel(request, to: host, port: port) }
+            return await send(request, to: host, port: port, path: path, over: internet)
         }
+    }
+
+    static let proxyHint = "http_proxy=$BERTH_URL, or $BERTH_URL/CLASS/PATH"
+
+    /// A TCP tunnel out of the mesh (CONNECT host:port, as HTTPS through a proxy asks): 200 once the connection is made,
+    /// then the client's bytes go to it and its bytes come back, each way as the other side takes them, until both
+    /// sides are done. The bytes are not looked at.
+    private func tunnel(_ request: EdgeRequest, to host: String, port: Int) async -> EdgeResponse {
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.milliseconds(timeout.milliseconds))
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                    }
+                }
+        } catch {
+            return .failure(MeshError(code: .appUnreachable, message: "the tunnel to \(host):\(port) outside the mesh failed: \(error)", component: "sidecar"))
+        }
+        let (body, writer) = Body.makeStream()
+        Task {
+            do {
+                try await channel.executeThenClose { inbound, outbound in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            // The client's side: when it closes its half, so does the tunnel.
+                            for try await piece in request.body { try await outbound.write(piece) }
+                            outbound.finish()
+                        }
+                        for try await piece in inbound { try await writer.write(piece) }
+                        writer.finish()
+                        group.cancelAll()
+                    }
+                }
+            } catch {
+                writer.fail("the tunnel to \(host):\(port) broke: \(error)")
+            }
+        }
+        return EdgeResponse(status: 200, body: body)
     }
 
     /// An HTTP/1.1 request out of the mesh.

@@ -117,6 +117,23 @@ struct BodyStreamTests {
         await #expect(throws: CancellationError.self) { try await reading.value }
     }
 
+    /// A body made with a writer: writes wait while the reader is a window behind, and fail once it has gone.
+    @Test func aWriterWaitsForItsReaderAndStopsWhenItGoes() async throws {
+        let (body, writer) = Body.makeStream()
+        let big = ByteBuffer(repeating: 0x61, count: 3 << 20)
+        let writing = Task {
+            try await writer.write(big)
+            writer.finish()
+        }
+        #expect(try await body.collect(upTo: 4 << 20).readableBytes == 3 << 20)
+        try await writing.value
+
+        var (dropped, orphan): (Body?, BodyWriter) = Body.makeStream()
+        _ = dropped?.isStream
+        dropped = nil
+        await #expect(throws: BodyError.self) { try await orphan.write(big) }
+    }
+
     /// A pump sends no piece larger than its credit, waits for more, and ends with an empty final piece.
     @Test func aPumpSendsWithinItsCredit() async throws {
         let gate = CreditGate(initial: 4 << 10)

@@ -94,6 +94,31 @@ struct StrictRequestTests {
         }
     }
 
+    /// A proxy that makes tunnels (a sidecar's egress listener) reads CONNECT host:port, with no body: the bytes after
+    /// its head are the tunnel's. Any other target, or a body, is refused.
+    @Test func aProxyThatMakesTunnelsReadsConnect() throws {
+        func read(_ wire: String) throws -> (HTTPRequestHead, Int) {
+            var reader = HTTPRequestReader(maxBodyBytes: 1 << 20, tunnels: true)
+            let taken = try Array(wire.utf8).withUnsafeBytes { try reader.consume($0) }
+            let head = try #require(reader.head)
+            #expect(reader.isComplete)
+            return (head, taken)
+        }
+        let wire = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+        let (head, taken) = try read(wire + "tunnel bytes")
+        #expect(head.isConnect && head.target == "example.com:443")
+        #expect(taken == wire.utf8.count, "the tunnel's bytes are not the request's")
+        #expect(try read("CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n").0.target == "[::1]:8443")
+        for (target, why) in [("/path", "to something other than host:port"), ("example.com", "to something other than host:port"),
+                              ("example.com:0", "to something other than host:port"), ("a:b@example.com:443", "to something other than host:port")] {
+            #expect(throws: HTTPMessageError.self, "\(target) (\(why))") { try read("CONNECT \(target) HTTP/1.1\r\nHost: h\r\n\r\n") }
+        }
+        let body = #expect(throws: HTTPMessageError.self) {
+            try read("CONNECT example.com:443 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")
+        }
+        #expect(body?.description.contains("which CONNECT has not got") == true)
+    }
+
     /// What a limit on the memory of all bodies counts: a body of known length from its head on, a chunked one as
     /// its chunks are announced.
     @Test func theBytesABodyHoldsAreCountedFromItsHead() throws {

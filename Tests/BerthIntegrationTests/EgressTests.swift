@@ -156,6 +156,33 @@ struct EgressTests {
         }
     }
 
+    /// HTTPS through the sidecar as a proxy: CONNECT host:port opens a tunnel out of the mesh when the policy allows
+    /// the internet, and the bytes go through it both ways as they are, each side's end closing the other's; refused
+    /// (403) when it does not, and 400 for a class of the mesh, which is called over plain HTTP.
+    @Test func connectTunnelsOutOfTheMeshWhenTheInternetIsAllowed() async throws {
+        let outsidePort = freePort()
+        // A TCP echo server that answers the bytes it got, upper-cased, once the client has closed its half.
+        let echo = "import socket; s = socket.create_server(('127.0.0.1', \(outsidePort)))\nwhile True:\n c, _ = s.accept(); d = b''\n while (p := c.recv(4096)): d += p\n c.sendall(d.upper()); c.close()"
+        let outside = try ChildProcess(name: "outside", executable: URL(fileURLWithPath: "/usr/bin/env"), arguments: ["python3", "-c", echo])
+        defer { outside.stop() }
+        try awaitPort(outsidePort)
+        try await withMesh { mesh in
+            try await Self.start(mesh, egress: ["--egress", "ContainerB"])
+            let (_, refused) = try await mesh.get("/a/tunnel?to=127.0.0.1:\(outsidePort)&send=secret")
+            #expect(refused.contains(" 403 ") && refused.contains("internet: false"), "\(refused)")
+        }
+        try await withMesh { mesh in
+            try await Self.start(mesh, egress: ["--internet"])
+            let (response, body) = try await mesh.get("/a/tunnel?to=127.0.0.1:\(outsidePort)&send=hello%20through%20the%20tunnel")
+            #expect(response.status == .ok && body.contains("HTTP/1.1 200 ") && body.contains("\"received\": \"HELLO THROUGH THE TUNNEL\""), "\(body)")
+            #expect(!body.lowercased().contains("transfer-encoding") && !body.lowercased().contains("content-length"), "a tunnel's 200 has no body framing: \(body)")
+            let (_, unreachable) = try await mesh.get("/a/tunnel?to=127.0.0.1:\(freePort())&send=x")
+            #expect(unreachable.contains(" 502 ") && unreachable.contains("the tunnel to 127.0.0.1:"), "\(unreachable)")
+            let (_, mesh400) = try await mesh.get("/a/tunnel?to=ContainerB:80&send=x")
+            #expect(mesh400.contains(" 400 ") && mesh400.contains("CONNECT makes tunnels out of the mesh only"), "\(mesh400)")
+        }
+    }
+
     /// Compose/egress.yaml's containers, under `berth up`: A posts to B through its own sidecar, with the port of its
     /// egress listener fixed in its network namespace, or chosen per instance where instances share the network.
     @Test(arguments: ["netns", "port"])

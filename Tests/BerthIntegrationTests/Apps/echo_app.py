@@ -18,6 +18,8 @@ GET /echo...        -> 200, JSON: method, path, query, headers (in order), body 
 /call?url=U         -> the same for the absolute URL U, with $BERTH_URL as its HTTP proxy
 /call?...&digest=1  -> reads the callee's body as it comes and answers JSON: its length and sha256
 /call?...&post=N    -> POSTs N bytes of "x" to the callee instead of a GET
+/tunnel?to=H:P&send=T -> asks $BERTH_URL for a tunnel (CONNECT H:P), sends T through it, half-closes, and answers
+                       JSON: the proxy's status line and everything that came back through the tunnel
 /raw/NAME           -> a hand-written answer, then the connection closes: `garbage` (not HTTP), `unframed` (a body
                        that ends with the connection), `continue` (a 100 first), `conflict` (two Content-Lengths)
 
@@ -128,6 +130,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif parts[0] == "call":
             self.call(parse_qs(url.query))
+        elif parts[0] == "tunnel":
+            self.tunnel(parse_qs(url.query))
         elif parts[0] == "log":
             print(parse_qs(url.query).get("line", [""])[0], flush=True)
             self.send(200, b"logged\n", [("content-type", "text/plain")])
@@ -173,6 +177,28 @@ class Handler(BaseHTTPRequestHandler):
         except urllib.error.HTTPError as failed:
             status, error, body = failed.code, failed.headers.get("x-berth-error"), failed.read()
         self.send(status, body, [("content-type", "text/plain")] + ([("x-berth-error", error)] if error else []))
+
+    def tunnel(self, query):
+        import socket
+        proxy = urlsplit(os.environ.get("BERTH_URL", ""))
+        to, text = query["to"][0], query.get("send", [""])[0].encode()
+        with socket.create_connection((proxy.hostname, proxy.port), timeout=10) as sock:
+            sock.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (to.encode(), to.encode()))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                piece = sock.recv(4096)
+                if not piece:
+                    break
+                head += piece
+            head, _, rest = head.partition(b"\r\n\r\n")
+            status = head.split(b"\r\n")[0].decode("latin-1")
+            if " 200 " in status + " ":
+                sock.sendall(text)
+                sock.shutdown(socket.SHUT_WR)
+            while piece := sock.recv(65536):
+                rest += piece
+        answer = {"status": status, "head": head.decode("latin-1"), "received": rest.decode("latin-1")}
+        self.send(200, json.dumps(answer).encode(), [("content-type", "application/json")])
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 
