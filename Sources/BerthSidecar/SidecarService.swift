@@ -181,17 +181,27 @@ private final class Exchanges: Sendable {
             // A body that streamed in is counted as it came; a whole one came with the request.
             stream.bytesIn = request.request.bodyStreams ? sidecar.streamedIn(key) ?? 0 : outcome.bytesIn
             guard outcome.response.bodyStreams else {
-                sidecar.forgetStream(key)
+                if request.request.bodyStreams { sidecar.forgetStream(key) }
+                stream.handle = nil
                 done()
                 var outcome = outcome
                 outcome.bytesIn = stream.bytesIn
                 return self.answer(request, outcome, span: span, started: started, on: sidecar)
             }
             stream.status = outcome.response.status
+            stream.streaming = true
+            // Registered only now that it streams (or from the start, for a body that streams in): an answer that
+            // comes whole, most of them, costs no look-up on the way in and out.
+            if !request.request.bodyStreams, let handle = stream.handle { sidecar.openStream(key, handle) }
             sidecar.respond(to: request, outcome.response, body: [], streams: true)
             if outcome.response.status == 101 { done() }
         }
-        if let handle { sidecar.openStream(key, handle) }
+        guard let handle else { return }
+        if request.request.bodyStreams || stream.streaming {
+            sidecar.openStream(key, handle)
+        } else {
+            stream.handle = handle
+        }
     }
 
     /// On the bus thread: the last piece of a streamed answer to the edge, clean or failed, and its traffic event.
@@ -263,6 +273,10 @@ private final class StreamTally {
     var status: UInt32 = 0
     var bytesIn = 0
     var bytesOut = 0
+    /// The answer's head said it streams.
+    var streaming = false
+    /// The exchange, until its answer turns out to stream (then the bus holds it) or comes whole.
+    var handle: AppExchangeHandle?
 }
 
 /// The sidecar's request metrics, with the handles for each status made once.

@@ -40,9 +40,27 @@ public struct TraceParent: Sendable, Hashable, CustomStringConvertible {
         self.init(traceID: String(decoding: trace, as: UTF8.self), spanID: String(decoding: span, as: UTF8.self), flags: UInt8(flags))
     }
 
-    /// The header value, version 00.
+    /// The header value, version 00: written in one buffer, as it is made for every request at every hop.
     public var value: String {
-        "00-\(traceID)-\(spanID)-" + Self.hex(UInt64(flags), digits: 2)
+        let trace = traceID.utf8, span = spanID.utf8
+        let count = 3 + trace.count + 1 + span.count + 3
+        return String(unsafeUninitializedCapacity: count) { buffer in
+            var index = 0
+            func put(_ byte: UInt8) {
+                buffer[index] = byte
+                index += 1
+            }
+            put(UInt8(ascii: "0"))
+            put(UInt8(ascii: "0"))
+            put(UInt8(ascii: "-"))
+            for byte in trace { put(byte) }
+            put(UInt8(ascii: "-"))
+            for byte in span { put(byte) }
+            put(UInt8(ascii: "-"))
+            put(Self.hexDigit(flags >> 4))
+            put(Self.hexDigit(flags & 0xF))
+            return index
+        }
     }
 
     public var description: String { value }
@@ -77,13 +95,29 @@ public struct TraceParent: Sendable, Hashable, CustomStringConvertible {
 
     /// `value` as `digits` lowercase hex digits, zero-padded.
     static func hex(_ value: UInt64, digits: Int) -> String {
-        let alphabet = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: digits) { buffer in
+        String(unsafeUninitializedCapacity: digits) { buffer in
             for index in 0..<digits {
-                buffer[index] = alphabet[Int(value >> (UInt64(digits - 1 - index) * 4) & 0xF)]
+                buffer[index] = hexDigit(UInt8(truncatingIfNeeded: value >> (UInt64(digits - 1 - index) * 4)) & 0xF)
             }
             return digits
         }
+    }
+
+    /// `high` then `low`, 16 hex digits each.
+    static func hex(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            for index in 0..<16 {
+                let shift = UInt64(15 - index) * 4
+                buffer[index] = hexDigit(UInt8(truncatingIfNeeded: high >> shift) & 0xF)
+                buffer[16 + index] = hexDigit(UInt8(truncatingIfNeeded: low >> shift) & 0xF)
+            }
+            return 32
+        }
+    }
+
+    /// The lowercase hex digit of `nibble` (0-15).
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
 
@@ -106,7 +140,7 @@ public final class TraceIDs: Sendable {
     /// A new trace id: 32 hex digits, never all zero.
     public func traceID() -> String {
         let count = next()
-        return TraceParent.hex(nonZero(Self.mix(count ^ keys.0)), digits: 16) + TraceParent.hex(Self.mix(count ^ keys.1), digits: 16)
+        return TraceParent.hex(nonZero(Self.mix(count ^ keys.0)), Self.mix(count ^ keys.1))
     }
 
     /// A new trace, with a first span as its sender, sampled.
