@@ -92,7 +92,7 @@ public struct MeshPlan: Sendable {
     public var everywhere: [Service]
     /// This machine's host, in a multi-host file.
     public var host: String?
-    /// Where subscribers (berth tap, berth ps) reach the event stream.
+    /// Where subscribers (berth tap, berth ps) reach the event stream: every router's events-out, comma-separated.
     public var eventsOut: String
     /// Where clients reach the routers for the directory (`berth ps` across hosts).
     public var routerFrontends: [String]
@@ -120,7 +120,8 @@ public struct MeshPlan: Sendable {
         }
 
         let replicas = Self.routers(of: compose)
-        eventsOut = replicas[0].eventsOut
+        // Subscribers follow every replica, so that the event stream outlives any one router.
+        eventsOut = replicas.map(\.eventsOut).joined(separator: ",")
         routerFrontends = replicas.map(\.frontend)
         var services: [Service] = []
         for (index, replica) in replicas.enumerated() {

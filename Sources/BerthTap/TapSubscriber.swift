@@ -62,7 +62,9 @@ public enum TapItem: Sendable, Equatable {
 
 /// Where and what a `TapSubscriber` listens to.
 public struct TapConfiguration: Sendable {
-    /// The router's events-out endpoint (XPUB), e.g. `tcp://10.0.0.5:7703`.
+    /// The routers' events-out endpoints (XPUB), comma-separated, e.g. `tcp://10.0.0.5:7703,tcp://10.0.0.6:7703`:
+    /// every router of a mesh proxies every event, so following them all keeps the stream while any one lives, and
+    /// the copies that come from the others are dropped (`DuplicateFilter`).
     public var endpoint: String
     /// ZeroMQ subscription prefixes; `[""]` is everything.
     public var topics: [String]
@@ -79,7 +81,7 @@ public struct TapConfiguration: Sendable {
     }
 }
 
-/// Subscribes to the mesh's event stream: a SUB socket on its own bus thread, connected to events-out.
+/// Subscribes to the mesh's event stream: a SUB socket on its own bus thread, connected to every router's events-out.
 ///
 /// ```swift
 /// let tap = TapSubscriber(configuration: TapConfiguration(topics: ["traffic."]), logger: logger)
@@ -135,6 +137,8 @@ final class TapLoopBody: BusLoopBody {
     private let logger: Logger
     private var malformed = 0
     private var dropped = 0
+    /// With more than one router, each event comes once per router: the later copies are dropped.
+    private var duplicates: DuplicateFilter?
     let sockets: [Socket]
 
     init(configuration: TapConfiguration, logger: Logger, output: AsyncThrowingStream<TapItem, any Error>.Continuation) throws(BusError) {
@@ -146,7 +150,9 @@ final class TapLoopBody: BusLoopBody {
         options.curve = configuration.security?.toRouter
         subscriber = try Socket(.sub, options: options)
         Authenticator.running()?.watch(subscriber)
-        try subscriber.connect(configuration.endpoint)
+        let endpoints = configuration.endpoint.split(separator: ",").map { String($0) }
+        for endpoint in endpoints { try subscriber.connect(endpoint) }
+        duplicates = endpoints.count > 1 ? DuplicateFilter() : nil
         sockets = [subscriber]
         self.output = output
         self.logger = logger
@@ -160,6 +166,10 @@ final class TapLoopBody: BusLoopBody {
         }
         guard let topic else {
             return reject(.invalidTopic, topic: nil)
+        }
+        if duplicates != nil {
+            let new = frames[0].withUnsafeBytes { topic in frames[1].withUnsafeBytes { duplicates!.isNew(topic: topic, payload: $0) } }
+            guard new else { return }
         }
         let event: Event
         do {

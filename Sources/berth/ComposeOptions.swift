@@ -34,7 +34,7 @@ struct ComposeOptions: ParsableArguments {
     /// What a client of the mesh (tap, logs, ps) needs from the file: the routers' events-out, and the mesh's CURVE
     /// settings under the `client` key, with this process's handshake watcher started.
     static func client(of compose: ComposeFile, logger: Logger) throws -> (eventsOut: String, security: BusSecurity?) {
-        let eventsOut = MeshPlan.routers(of: compose)[0].eventsOut
+        let eventsOut = MeshPlan.routers(of: compose).map(\.eventsOut).joined(separator: ",")
         guard let spec = compose.security else { return (eventsOut, nil) }
         do {
             return (eventsOut, try MeshKeys.start(spec, role: "client", logger: logger))

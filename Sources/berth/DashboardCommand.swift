@@ -20,7 +20,7 @@ struct Dashboard: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The address to serve the page on (default: 127.0.0.1:8788).", valueName: "host:port"))
     var listen: HostPort?
 
-    @Option(name: .customLong("events-out"), help: "The router's events-out endpoint (XPUB).")
+    @Option(name: .customLong("events-out"), help: "The routers' events-out endpoints (XPUB), comma-separated: each event is counted once.")
     var eventsOut = "tcp://127.0.0.1:7703"
 
     @Option(help: "The edge's base URL, for the page's \"send a request\" button.")

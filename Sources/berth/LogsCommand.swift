@@ -20,7 +20,7 @@ struct Logs: AsyncParsableCommand {
     // `-f` is --follow here, as in docker compose logs.
     @Option(name: .customLong("file"), help: "The compose file.") var file = "Compose/demo.yaml"
     @Flag(name: .shortAndLong, help: "Follow: keep printing new lines.") var follow = false
-    @Option(help: "Follow over the bus from this events-out endpoint, e.g. tcp://10.0.0.5:7703.") var eventsOut: String?
+    @Option(help: "Follow over the bus from these events-out endpoints (comma-separated), e.g. tcp://10.0.0.5:7703.") var eventsOut: String?
     @Option(help: "Exit after this many lines (for scripts).") var count: Int?
     @Argument(help: "CLASS or CLASS/INSTANCE (or router, edge); all when left out.") var service: String?
     @OptionGroup var common: CommonOptions

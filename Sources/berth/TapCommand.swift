@@ -28,7 +28,7 @@ struct Tap: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .customLong("events-out"), help: "The router's events-out endpoint (XPUB) (default: the compose file's, or tcp://127.0.0.1:7703).")
+    @Option(name: .customLong("events-out"), help: "The routers' events-out endpoints (XPUB), comma-separated: each event is shown once (default: the compose file's, or tcp://127.0.0.1:7703).")
     var eventsOut: String?
 
     @Option(name: .shortAndLong, help: "A compose file: tap its mesh, on whichever host it runs, with its keys.")

@@ -19,11 +19,13 @@ struct EventStreamTests {
     }
 
     /// Runs `body` with a subscription to `topics`, giving up after `timeout`.
+    /// `endpoint`: the events-out endpoints to follow (the mesh's first router's unless given).
     static func withSubscription<T: Sendable>(
-        _ mesh: TestMesh, topics: [String] = [""], timeout: Duration = .seconds(20),
+        _ mesh: TestMesh, topics: [String] = [""], timeout: Duration = .seconds(20), endpoint: String? = nil,
         _ body: @escaping @Sendable (AsyncThrowingStream<TapItem, any Error>) async throws -> T
     ) async throws -> T {
-        let subscriber = TapSubscriber(configuration: TapConfiguration(endpoint: mesh.eventsOut, topics: topics), logger: Logger(label: "test"))
+        let configuration = TapConfiguration(endpoint: endpoint ?? mesh.eventsOut, topics: topics)
+        let subscriber = TapSubscriber(configuration: configuration, logger: Logger(label: "test"))
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await subscriber.withEvents(body) }
             group.addTask {
@@ -33,6 +35,58 @@ struct EventStreamTests {
             let first = try await group.next()!
             group.cancelAll()
             return try #require(first, "timed out waiting for events")
+        }
+    }
+
+    /// A subscriber that follows both router replicas sees each event once while both run, and keeps seeing events
+    /// after the first router is killed.
+    @Test func aSubscriberFollowingEveryRouterSeesEachEventOnceAndOutlivesOne() async throws {
+        try await withMesh { mesh in
+            try await mesh.startInstances(1, routers: 2)
+            let both = "\(mesh.eventsOut),\(mesh.replicaEndpoints.eventsOut)"
+            let counts: [String: Int] = try await Self.withSubscription(mesh, topics: ["traffic."], timeout: .seconds(40), endpoint: both) { items in
+                // Subscriptions reach the publishers through the routers: requests go on until their events come.
+                let sending = Task {
+                    var index = 0
+                    while !Task.isCancelled {
+                        _ = try? await mesh.get("/a/instance", headers: [("x-request-id", "warm-\(index)")])
+                        index += 1
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+                var counts: [String: Int] = [:]
+                var phase = 0
+                for try await item in items {
+                    guard case .event(let tapped) = item, case .traffic(let event) = tapped.event else { continue }
+                    let key = "\(event.xRequestID) \(event.kind)"
+                    counts[key, default: 0] += 1
+                    if phase == 0 {
+                        // Both routers pass events on: twenty requests, each counted, then the first router dies.
+                        phase = 1
+                        sending.cancel()
+                        Task {
+                            for index in 0..<20 { _ = try await mesh.get("/a/instance", headers: [("x-request-id", "once-\(index)")]) }
+                            _ = try await mesh.get("/a/instance", headers: [("x-request-id", "marker")])
+                        }
+                    } else if phase == 1 && event.xRequestID == "marker" {
+                        phase = 2
+                        mesh.killRouter()
+                        Task {
+                            for index in 0..<200 {
+                                _ = try? await mesh.get("/a/instance", headers: [("x-request-id", "after-\(index)")])
+                                try await Task.sleep(for: .milliseconds(100))
+                            }
+                        }
+                    } else if phase == 2 && event.xRequestID.hasPrefix("after-") {
+                        return counts
+                    }
+                }
+                return counts
+            }
+            let once = counts.filter { $0.key.hasPrefix("once-") }
+            #expect(once.count == 40, "each of 20 requests has an edge and a sidecar event: \(once.keys.sorted())")
+            #expect(once.values.allSatisfy { $0 == 1 }, "an event came twice: \(once.filter { $0.value > 1 })")
+            #expect(counts.keys.contains { $0.hasPrefix("after-") }, "no event after the first router died")
         }
     }
 

@@ -38,7 +38,8 @@ import Testing
         #expect(Self.argument("--endpoint", of: sidecar) == "tcp://10.77.0.3:*")
         #expect(Self.argument("--router", of: sidecar) == "tcp://10.77.0.1:7701,tcp://10.77.0.1:7711")
         #expect(Self.argument("--port", of: sidecar) == "8080", "every instance on the configured port in its own namespace")
-        #expect(h1.eventsOut == "tcp://10.77.0.1:7703" && h1.edgeURL == "http://10.77.0.1:8787")
+        #expect(h1.eventsOut == "tcp://10.77.0.1:7703,tcp://10.77.0.1:7713", "subscribers follow every replica")
+        #expect(h1.edgeURL == "http://10.77.0.1:8787")
     }
 
     @Test func everyProcessGetsItsRolesKeyAndTheMeshsFolder() {
