@@ -6,13 +6,18 @@ import Logging
 extension Envelope {
     /// Decodes a bus message's envelope frame; what is malformed is logged, naming `peer`, and gives nil.
     public static func decode(_ frame: Frame, from peer: String, logger: Logger) -> Envelope? {
+        try? decoding(frame, from: peer, logger: logger).get()
+    }
+
+    /// The envelope, or why it is none (logged): for a receiver that answers the sender with the reason.
+    public static func decoding(_ frame: Frame, from peer: String, logger: Logger) -> Result<Envelope, WireError> {
         do {
-            return try frame.withUnsafeBytes { bytes throws(WireError) in try Envelope(decoding: bytes) }
+            return .success(try frame.withUnsafeBytes { bytes throws(WireError) in try Envelope(decoding: bytes) })
         } catch {
             logger.warning("rejected malformed envelope", metadata: [
                 "berth.peer": "\(peer)", "berth.error": "\(error)", "berth.bytes": "\(frame.count)",
             ])
-            return nil
+            return .failure(error)
         }
     }
 

@@ -76,8 +76,21 @@ final class RouterCore: BusLoopBody {
             ])
             return nil
         }
-        guard let envelope = Envelope.decode(frames[1], from: side, logger: logger) else { return nil }
-        return (frames[0].bytes, envelope)
+        switch Envelope.decoding(frames[1], from: side, logger: logger) {
+        case .success(let envelope):
+            return (frames[0].bytes, envelope)
+        case .failure(let error):
+            // Said to the sender, which may be a stranger that cannot read our logs: a sidecar hears it in a
+            // Disconnect (its READY is refused), an edge in a Response with no id.
+            let reason = "the router could not read your message: \(error)"
+            if side == "sidecar" {
+                send(.disconnect(Disconnect(reason: reason)), to: frames[0].bytes, on: backend)
+            } else {
+                send(.response(Response(id: 0, status: 0, error: MeshError(code: .badRequest, message: reason, component: "router"))),
+                     to: frames[0].bytes, on: frontend)
+            }
+            return nil
+        }
     }
 
     private func fromEdge(_ frames: [Frame]) {

@@ -114,7 +114,15 @@ final class SidecarBus: BusLoopBody {
             logger.warning("rejected message from an edge: expected a routing id and an envelope", metadata: ["berth.frames": "\(frames.count)"])
             return
         }
-        guard let envelope = Envelope.decode(frames[1], from: "edge", logger: logger) else { return }
+        let envelope: Envelope
+        switch Envelope.decoding(frames[1], from: "edge", logger: logger) {
+        case .success(let decoded): envelope = decoded
+        case .failure(let error):
+            // Answered, so that a sender in another language learns what it got wrong; with no id, since none was read.
+            let refusal = MeshError(code: .badRequest, message: "the sidecar could not read your message: \(error)", component: "sidecar")
+            _ = send(.response(Response(id: 0, status: 0, error: refusal)), to: frames[0])
+            return
+        }
         switch envelope {
         case .request(let request):
             switch core.request(request) {

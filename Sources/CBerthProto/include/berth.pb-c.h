@@ -175,6 +175,11 @@ struct  Berth__Header
 struct  Berth__Ready
 {
   ProtobufCMessage base;
+  /*
+   * The version of this file's protocol: 2. A router refuses a Ready of another version with a Disconnect that says so.
+   * (Any message a receiver cannot read is answered so: a Disconnect from a router to a sidecar, a Response with id 0
+   * and an Error to an edge; the reason names what was wrong.)
+   */
   uint32_t protocol_version;
   char *class_name;
   char *instance_id;
